@@ -1,0 +1,224 @@
+//! Command-line definitions (clap) and their translation into validated configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{ConfigError, ConnectTo, ProxyConfig, UpstreamProxy};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "modscope",
+    version,
+    about = "An intercepting HTTPS proxy that shows, records and explains what the go command does on the network",
+    after_help = "Quick start:\n  modscope demo                       offline demonstration with synthetic modules\n  modscope run -- go mod download     run go through the proxy and see every request\n  modscope proxy                      a long-running proxy; eval the printed export lines"
+)]
+pub struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the intercepting proxy until Ctrl-C.
+    Proxy(ProxyArgs),
+    /// Run a command (e.g. `go mod download`) with its traffic going through modscope.
+    Run(RunArgs),
+    /// Manage the modscope certificate authority.
+    Ca {
+        #[command(subcommand)]
+        action: CaAction,
+        /// Where the CA lives [default: $MODSCOPE_HOME or ~/.local/share/modscope].
+        #[arg(long, global = true, value_name = "DIR")]
+        ca_dir: Option<PathBuf>,
+    },
+    /// Offline demonstration: a synthetic GOPROXY, go (or a built-in client) through modscope.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaAction {
+    /// Create the CA if it does not exist yet, and print where it is.
+    Init,
+    /// Print the path of the CA certificate (PEM).
+    Path,
+    /// Print subject, SHA-256 fingerprint and validity of the CA.
+    Show,
+    /// Write the CA certificate to stdout (or -o FILE), PEM or DER.
+    Export {
+        #[arg(long)]
+        der: bool,
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Write system roots + the CA into one PEM (for SSL_CERT_FILE) and print its path.
+    Bundle {
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Options shared by every command that runs the proxy.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Where the CA lives [default: $MODSCOPE_HOME or ~/.local/share/modscope].
+    #[arg(long, value_name = "DIR")]
+    pub ca_dir: Option<PathBuf>,
+    /// Also trust this PEM file (CA or self-signed cert) for upstream connections. Repeatable.
+    #[arg(long, value_name = "PEM")]
+    pub upstream_ca: Vec<PathBuf>,
+    /// Connect to ADDR:PORT when HOST:PORT is asked (curl semantics; TLS still checks HOST). Repeatable.
+    #[arg(long, value_name = "HOST:PORT:ADDR:PORT")]
+    pub connect_to: Vec<String>,
+    /// Chain through a parent proxy: http://[user:pass@]host:port.
+    #[arg(long, value_name = "URL")]
+    pub upstream_proxy: Option<String>,
+    /// Tunnel hosts matching this glob untouched (no interception, no recording). Repeatable.
+    #[arg(long, value_name = "HOST_GLOB")]
+    pub no_intercept: Vec<String>,
+    /// Do not print a line per exchange.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Most client connections served at once; more wait in the accept queue.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request head (or a TLS ClientHello).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub header_timeout: u64,
+    /// Seconds without any traffic before a client connection is closed.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub idle_timeout: u64,
+    /// Seconds allowed for each of DNS and TCP connect upstream.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub connect_timeout: u64,
+    /// Seconds allowed for the upstream TLS handshake.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub tls_timeout: u64,
+    /// Seconds in-flight exchanges get to finish after SIGINT/SIGTERM.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub shutdown_grace: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Allow listening on a non-loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Use the built-in client even when go is installed.
+    #[arg(long)]
+    pub no_go: bool,
+    /// Keep the demo's working directory (GOMODCACHE, app) instead of deleting it.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl CommonArgs {
+    /// A validated proxy configuration listening on `listen`.
+    pub fn to_config(
+        &self,
+        listen: SocketAddr,
+        allow_remote: bool,
+        color: bool,
+    ) -> Result<ProxyConfig, ConfigError> {
+        let connect_to = self
+            .connect_to
+            .iter()
+            .map(|s| ConnectTo::parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let upstream_proxy = self
+            .upstream_proxy
+            .as_deref()
+            .map(UpstreamProxy::parse)
+            .transpose()?;
+        let config = ProxyConfig {
+            listen,
+            allow_remote,
+            ca_dir: self
+                .ca_dir
+                .clone()
+                .unwrap_or_else(crate::ca::default_ca_dir),
+            upstream_ca: self.upstream_ca.clone(),
+            connect_to,
+            upstream_proxy,
+            no_intercept: self.no_intercept.clone(),
+            max_connections: self.max_connections.max(1),
+            header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
+            connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
+            tls_timeout: Duration::from_secs(self.tls_timeout.max(1)),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            quiet: self.quiet,
+            color,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_the_command_after_double_dash() {
+        let cli = Cli::try_parse_from([
+            "modscope",
+            "run",
+            "--connect-to",
+            "proxy.golang.org:443:127.0.0.1:9",
+            "--",
+            "go",
+            "mod",
+            "download",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.command, ["go", "mod", "download"]);
+        assert_eq!(run.common.connect_to.len(), 1);
+    }
+
+    #[test]
+    fn bad_connect_to_is_refused_with_the_reason() {
+        let cli = Cli::try_parse_from(["modscope", "proxy", "--connect-to", "nonsense"]).unwrap();
+        let Command::Proxy(p) = cli.command else {
+            panic!("not proxy")
+        };
+        let err = p
+            .common
+            .to_config(p.listen, false, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs 4"), "{err}");
+    }
+}

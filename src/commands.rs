@@ -1,0 +1,194 @@
+//! The `proxy` and `ca` commands, and the start-up steps every proxy-running command shares.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use crate::ca::{describe_cert, CaFiles, CertAuthority};
+use crate::cli::{CaAction, CommonArgs, ProxyArgs};
+use crate::config::ProxyConfig;
+use crate::console::{use_color, ConsoleObserver};
+use crate::proxy::{self, Observer, RunningProxy};
+use crate::tls::{certs_to_pem, system_roots, UpstreamTrust};
+
+/// Colour for stderr output.
+pub fn stderr_color() -> bool {
+    use_color(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    )
+}
+
+/// Everything a proxy needs, loaded from the common options.
+pub struct Prepared {
+    pub config: ProxyConfig,
+    pub ca: Arc<CertAuthority>,
+    pub trust: UpstreamTrust,
+    pub bundle: PathBuf,
+}
+
+pub fn prepare(
+    common: &CommonArgs,
+    listen: std::net::SocketAddr,
+    allow_remote: bool,
+) -> Result<Prepared> {
+    let config = common.to_config(listen, allow_remote, stderr_color())?;
+    let ca = Arc::new(
+        CertAuthority::load_or_create(&config.ca_dir).with_context(|| {
+            format!(
+                "cannot set up the modscope CA in {}",
+                config.ca_dir.display()
+            )
+        })?,
+    );
+    let trust =
+        UpstreamTrust::new(&config.upstream_ca).context("cannot load upstream trust roots")?;
+    let bundle = write_bundle(&ca, &CaFiles::new(&config.ca_dir).bundle_path())?;
+    Ok(Prepared {
+        config,
+        ca,
+        trust,
+        bundle,
+    })
+}
+
+/// Writes system roots + the modscope CA to `path` (go's SSL_CERT_FILE replaces the system
+/// bundle, so it needs both).
+pub fn write_bundle(ca: &CertAuthority, path: &Path) -> Result<PathBuf> {
+    let roots = system_roots();
+    let mut pem = certs_to_pem(roots.iter());
+    pem.push_str(ca.cert_pem());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    crate::ca::write_atomic(path, pem.as_bytes(), 0o644)
+        .with_context(|| format!("cannot write the CA bundle {}", path.display()))?;
+    Ok(path.to_path_buf())
+}
+
+/// The observers a command runs with.
+pub fn observers(config: &ProxyConfig) -> Vec<Arc<dyn Observer>> {
+    let mut list: Vec<Arc<dyn Observer>> = Vec::new();
+    if !config.quiet {
+        list.push(Arc::new(ConsoleObserver::new(config.color)));
+    }
+    list
+}
+
+/// The lines a shell needs to send go through the proxy.
+pub fn export_lines(proxy_url: &str, bundle: &Path) -> String {
+    format!(
+        "export HTTPS_PROXY={proxy_url} HTTP_PROXY={proxy_url}\nexport SSL_CERT_FILE={b} GIT_SSL_CAINFO={b}\n",
+        b = bundle.display()
+    )
+}
+
+pub async fn proxy(args: ProxyArgs) -> Result<i32> {
+    let prepared = prepare(&args.common, args.listen, args.allow_remote)?;
+    if !prepared.config.listen.ip().is_loopback() {
+        eprintln!(
+            "modscope: WARNING: listening on {} — anyone who can reach it can use this proxy and read the traffic it intercepts",
+            prepared.config.listen
+        );
+    }
+    let observers = observers(&prepared.config);
+    let running = proxy::start(
+        prepared.config.clone(),
+        prepared.ca.clone(),
+        prepared.trust.clone(),
+        observers,
+    )
+    .await
+    .context("cannot start the proxy")?;
+    let url = proxy::proxy_url(running.addr);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "modscope: listening on {url}")?;
+    write!(out, "{}", export_lines(&url, &prepared.bundle))?;
+    out.flush()?;
+    drop(out);
+    wait_for_signal_then_shutdown(running).await
+}
+
+/// Waits for SIGINT/SIGTERM, then drains; a second signal exits at once.
+async fn wait_for_signal_then_shutdown(running: RunningProxy) -> Result<i32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!(
+        "modscope: shutting down (in-flight exchanges may finish; press Ctrl-C again to quit now)"
+    );
+    let handle = running.handle();
+    handle.shutdown();
+    tokio::select! {
+        report = running.wait() => {
+            if report.abandoned > 0 {
+                eprintln!("modscope: {} connection(s) were cut at the drain deadline", report.abandoned);
+            }
+            Ok(0)
+        }
+        _ = int.recv() => Ok(130),
+        _ = term.recv() => Ok(143),
+    }
+}
+
+pub fn ca(action: CaAction, ca_dir: Option<PathBuf>) -> Result<i32> {
+    let dir = ca_dir.unwrap_or_else(crate::ca::default_ca_dir);
+    let files = CaFiles::new(&dir);
+    let load = || {
+        CertAuthority::load_or_create(&dir)
+            .with_context(|| format!("cannot set up the modscope CA in {}", dir.display()))
+    };
+    match action {
+        CaAction::Init => {
+            let existed = files.exists();
+            load()?;
+            println!(
+                "{} {}",
+                if existed {
+                    "modscope CA already exists:"
+                } else {
+                    "created modscope CA:"
+                },
+                files.cert_path().display()
+            );
+        }
+        CaAction::Path => {
+            load()?;
+            println!("{}", files.cert_path().display());
+        }
+        CaAction::Show => {
+            let ca = load()?;
+            print!(
+                "file:        {}\n{}",
+                files.cert_path().display(),
+                describe_cert(ca.cert_der())
+            );
+        }
+        CaAction::Export { der, output } => {
+            let ca = load()?;
+            let bytes = if der {
+                ca.cert_der().to_vec()
+            } else {
+                ca.cert_pem().as_bytes().to_vec()
+            };
+            match output {
+                Some(path) => std::fs::write(&path, bytes)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => std::io::stdout().write_all(&bytes)?,
+            }
+        }
+        CaAction::Bundle { output } => {
+            let ca = load()?;
+            let path = output.unwrap_or_else(|| files.bundle_path());
+            let written = write_bundle(&ca, &path)?;
+            println!("{}", written.display());
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,337 @@
+//! Validated run-time configuration shared by the commands: connect-to rules, the parent
+//! proxy, interception exclusions and limits. Parsing here is pure; no env reads.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("--connect-to {spec:?}: {reason} (expected HOST:PORT:ADDR:PORT, e.g. proxy.golang.org:443:127.0.0.1:8443)")]
+    ConnectTo { spec: String, reason: String },
+    #[error("--upstream-proxy {spec:?}: {reason} (expected http://[user:pass@]host:port)")]
+    UpstreamProxy { spec: String, reason: String },
+    #[error("refusing to listen on {addr}: an open intercepting proxy lets anyone who reaches it read and change your traffic; pass --allow-remote if you really mean it")]
+    RemoteListen { addr: SocketAddr },
+}
+
+/// curl's `--connect-to HOST1:PORT1:HOST2:PORT2`: empty HOST1/PORT1 match anything, empty
+/// HOST2/PORT2 keep the original.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectTo {
+    pub from_host: Option<String>,
+    pub from_port: Option<u16>,
+    pub to_host: Option<String>,
+    pub to_port: Option<u16>,
+}
+
+impl ConnectTo {
+    pub fn parse(spec: &str) -> Result<Self, ConfigError> {
+        let err = |reason: &str| ConfigError::ConnectTo {
+            spec: spec.to_string(),
+            reason: reason.to_string(),
+        };
+        let fields = split_host_port_fields(spec)
+            .ok_or_else(|| err("unbalanced [ ] around an IPv6 address"))?;
+        if fields.len() != 4 {
+            return Err(err(&format!("has {} fields, needs 4", fields.len())));
+        }
+        let host = |s: &str| (!s.is_empty()).then(|| s.to_ascii_lowercase());
+        let port = |s: &str| -> Result<Option<u16>, ConfigError> {
+            if s.is_empty() {
+                return Ok(None);
+            }
+            s.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .map(Some)
+                .ok_or_else(|| err(&format!("{s:?} is not a port")))
+        };
+        Ok(ConnectTo {
+            from_host: host(&fields[0]),
+            from_port: port(&fields[1])?,
+            to_host: host(&fields[2]),
+            to_port: port(&fields[3])?,
+        })
+    }
+}
+
+/// Splits on ':' outside of `[...]`, dropping the brackets.
+fn split_host_port_fields(spec: &str) -> Option<Vec<String>> {
+    let mut fields = vec![String::new()];
+    let mut in_brackets = false;
+    for c in spec.chars() {
+        match c {
+            '[' if !in_brackets => in_brackets = true,
+            ']' if in_brackets => in_brackets = false,
+            ':' if !in_brackets => fields.push(String::new()),
+            c => fields.last_mut()?.push(c),
+        }
+    }
+    (!in_brackets).then_some(fields)
+}
+
+/// The first matching rule decides where `host:port` is dialled.
+pub fn apply_connect_to(rules: &[ConnectTo], host: &str, port: u16) -> (String, u16) {
+    for rule in rules {
+        let host_ok = rule
+            .from_host
+            .as_deref()
+            .is_none_or(|h| h.eq_ignore_ascii_case(host));
+        let port_ok = rule.from_port.is_none_or(|p| p == port);
+        if host_ok && port_ok {
+            return (
+                rule.to_host.clone().unwrap_or_else(|| host.to_string()),
+                rule.to_port.unwrap_or(port),
+            );
+        }
+    }
+    (host.to_string(), port)
+}
+
+/// A parent proxy to chain through (`--upstream-proxy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamProxy {
+    pub host: String,
+    pub port: u16,
+    /// Ready `Proxy-Authorization` value (`Basic ...`).
+    pub authorization: Option<String>,
+    pub user: Option<String>,
+}
+
+impl UpstreamProxy {
+    pub fn parse(spec: &str) -> Result<Self, ConfigError> {
+        let err = |reason: &str| ConfigError::UpstreamProxy {
+            spec: redact_userinfo(spec),
+            reason: reason.to_string(),
+        };
+        let rest = spec
+            .strip_prefix("http://")
+            .ok_or_else(|| err("only http:// parent proxies are supported"))?;
+        let rest = rest.trim_end_matches('/');
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let fields = split_host_port_fields(hostport).ok_or_else(|| err("unbalanced [ ]"))?;
+        let (host, port) = match fields.as_slice() {
+            [h, p] if !h.is_empty() => (
+                h.clone(),
+                p.parse::<u16>()
+                    .map_err(|_| err(&format!("{p:?} is not a port")))?,
+            ),
+            [h] if !h.is_empty() => (h.clone(), 8080),
+            _ => return Err(err("missing host")),
+        };
+        let (authorization, user) = match userinfo {
+            Some(u) => {
+                let (decoded, _) = crate::gomod::url::percent_decode(u);
+                let user = decoded.split(':').next().unwrap_or("").to_string();
+                (
+                    Some(format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(decoded.as_bytes())
+                    )),
+                    Some(user),
+                )
+            }
+            None => (None, None),
+        };
+        Ok(UpstreamProxy {
+            host,
+            port,
+            authorization,
+            user,
+        })
+    }
+
+    /// `http://user@host:port` without the password.
+    pub fn display(&self) -> String {
+        match &self.user {
+            Some(u) => format!("http://{u}@{}:{}", self.host, self.port),
+            None => format!("http://{}:{}", self.host, self.port),
+        }
+    }
+}
+
+fn redact_userinfo(spec: &str) -> String {
+    match (spec.find("://"), spec.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}[redacted]{}", &spec[..s + 3], &spec[at..]),
+        _ => spec.to_string(),
+    }
+}
+
+/// Case-insensitive glob on host names: `*` matches any run of characters (dots included),
+/// `?` one character.
+pub fn host_glob_matches(glob: &str, host: &str) -> bool {
+    fn matches(p: &[u8], s: &[u8]) -> bool {
+        let (mut pi, mut si) = (0, 0);
+        let (mut star, mut mark) = (None, 0);
+        while si < s.len() {
+            if pi < p.len() && (p[pi] == b'?' || p[pi].eq_ignore_ascii_case(&s[si])) {
+                pi += 1;
+                si += 1;
+            } else if pi < p.len() && p[pi] == b'*' {
+                star = Some(pi);
+                mark = si;
+                pi += 1;
+            } else if let Some(st) = star {
+                pi = st + 1;
+                mark += 1;
+                si = mark;
+            } else {
+                return false;
+            }
+        }
+        while pi < p.len() && p[pi] == b'*' {
+            pi += 1;
+        }
+        pi == p.len()
+    }
+    matches(glob.as_bytes(), host.as_bytes())
+}
+
+/// Everything the proxy core needs, validated.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub listen: SocketAddr,
+    pub allow_remote: bool,
+    pub ca_dir: PathBuf,
+    pub upstream_ca: Vec<PathBuf>,
+    pub connect_to: Vec<ConnectTo>,
+    pub upstream_proxy: Option<UpstreamProxy>,
+    pub no_intercept: Vec<String>,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub tls_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub quiet: bool,
+    pub color: bool,
+}
+
+impl ProxyConfig {
+    /// Defaults suitable for tests and embedding: loopback, port 0, quiet.
+    pub fn for_tests(ca_dir: PathBuf) -> Self {
+        ProxyConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            allow_remote: false,
+            ca_dir,
+            upstream_ca: Vec::new(),
+            connect_to: Vec::new(),
+            upstream_proxy: None,
+            no_intercept: Vec::new(),
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+            tls_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+            quiet: true,
+            color: false,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.listen.ip().is_loopback() && !self.allow_remote {
+            return Err(ConfigError::RemoteListen { addr: self.listen });
+        }
+        Ok(())
+    }
+
+    pub fn intercepts(&self, host: &str) -> bool {
+        !self.no_intercept.iter().any(|g| host_glob_matches(g, host))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_to_parsing() {
+        let table = [
+            (
+                "proxy.golang.org:443:127.0.0.1:8443",
+                Some(("proxy.golang.org", 443, "127.0.0.1", 8443)),
+            ),
+            ("::127.0.0.1:", Some(("", 0, "127.0.0.1", 0))),
+            (
+                "a.example:443:[::1]:9000",
+                Some(("a.example", 443, "::1", 9000)),
+            ),
+        ];
+        for (spec, want) in table {
+            let got = ConnectTo::parse(spec).unwrap();
+            let (fh, fp, th, tp) = want.unwrap();
+            assert_eq!(got.from_host.as_deref().unwrap_or(""), fh, "{spec}");
+            assert_eq!(got.from_port.unwrap_or(0), fp, "{spec}");
+            assert_eq!(got.to_host.as_deref().unwrap_or(""), th, "{spec}");
+            assert_eq!(got.to_port.unwrap_or(0), tp, "{spec}");
+        }
+        for bad in ["a:b", "a:443:b:notaport", "[::1:443:a:1", "a:0:b:1"] {
+            assert!(ConnectTo::parse(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn connect_to_first_match_wins() {
+        let rules = vec![
+            ConnectTo::parse("proxy.golang.org:443:127.0.0.1:8443").unwrap(),
+            ConnectTo::parse("::127.0.0.2:").unwrap(),
+        ];
+        assert_eq!(
+            apply_connect_to(&rules, "PROXY.golang.org", 443),
+            ("127.0.0.1".into(), 8443)
+        );
+        assert_eq!(
+            apply_connect_to(&rules, "proxy.golang.org", 80),
+            ("127.0.0.2".into(), 80)
+        );
+        assert_eq!(
+            apply_connect_to(&[], "x.example", 1),
+            ("x.example".into(), 1)
+        );
+    }
+
+    #[test]
+    fn upstream_proxy_parsing() {
+        let p = UpstreamProxy::parse("http://alice:s%40cret@corp-proxy:3128").unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("corp-proxy", 3128));
+        assert_eq!(p.authorization.as_deref(), Some("Basic YWxpY2U6c0BjcmV0"));
+        assert_eq!(p.display(), "http://alice@corp-proxy:3128");
+        let err = UpstreamProxy::parse("socks5://alice:pw@h:1")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("pw"), "password leaked in {err}");
+        assert!(UpstreamProxy::parse("http://:3128").is_err());
+    }
+
+    #[test]
+    fn host_globs() {
+        let table = [
+            ("*.corp.example", "git.corp.example", true),
+            ("*.corp.example", "corp.example", false),
+            ("*", "anything", true),
+            ("sum.golang.org", "SUM.golang.org", true),
+            ("proxy.*.org", "proxy.golang.org", true),
+            ("a?c", "abc", true),
+            ("a?c", "abbc", false),
+        ];
+        for (glob, host, want) in table {
+            assert_eq!(host_glob_matches(glob, host), want, "{glob} vs {host}");
+        }
+    }
+
+    #[test]
+    fn remote_listen_needs_consent() {
+        let mut c = ProxyConfig::for_tests(PathBuf::from("/tmp/x"));
+        c.listen = "0.0.0.0:8080".parse().unwrap();
+        assert!(c.validate().is_err());
+        c.allow_remote = true;
+        assert!(c.validate().is_ok());
+    }
+}

@@ -1,0 +1,134 @@
+//! Live console output: one concise line per finished exchange, coloured on a terminal.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::exchange::Exchange;
+use crate::proxy::Observer;
+
+/// Whether to colour output: never with `NO_COLOR`, else when the stream is a terminal.
+pub fn use_color(stream_is_terminal: bool, no_color_env: bool) -> bool {
+    stream_is_terminal && !no_color_env
+}
+
+/// Prints each exchange to stderr.
+pub struct ConsoleObserver {
+    color: bool,
+    pub printed: AtomicU64,
+}
+
+impl ConsoleObserver {
+    pub fn new(color: bool) -> Self {
+        ConsoleObserver {
+            color,
+            printed: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Observer for ConsoleObserver {
+    fn on_exchange(&self, ex: &Exchange) {
+        let line = exchange_line(ex, self.color);
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        self.printed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `200 GET https://host/path  1.2 KiB  12 ms  [zip example.com/m@v1.0.0]`
+pub fn exchange_line(ex: &Exchange, color: bool) -> String {
+    let status = ex.response.as_ref().map(|r| r.status).unwrap_or(0);
+    let status_text = if status == 0 {
+        "ERR".to_string()
+    } else {
+        status.to_string()
+    };
+    let paint = |code: &str, text: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    };
+    let status_col = match status {
+        200..=299 => paint("32", &status_text),
+        300..=399 => paint("36", &status_text),
+        400..=499 => paint("33", &status_text),
+        _ => paint("31", &status_text),
+    };
+    let bytes = ex.response.as_ref().map(|r| r.body.size).unwrap_or(0);
+    let total: f64 = [
+        ex.timings.blocked,
+        ex.timings.dns,
+        ex.timings.tcp,
+        ex.timings.tls,
+        ex.timings.send,
+        ex.timings.wait,
+        ex.timings.receive,
+    ]
+    .into_iter()
+    .flatten()
+    .sum();
+    let mut line = format!(
+        "{status_col} {} {}  {}  {}",
+        ex.request.method,
+        ex.request.url,
+        human_bytes(bytes),
+        human_ms(total)
+    );
+    if let Some(err) = &ex.error {
+        line.push_str(&format!(
+            "  {}",
+            paint("31", &format!("{}: {}", err.kind, err.message))
+        ));
+    }
+    if let Some(fault) = &ex.fault {
+        line.push_str(&format!(
+            "  {}",
+            paint("35", &format!("[fault {}: {}]", fault.rule, fault.action))
+        ));
+    }
+    line
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+pub fn human_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_times() {
+        assert_eq!(human_bytes(12), "12 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
+        assert_eq!(human_ms(12.34), "12.3 ms");
+        assert_eq!(human_ms(1500.0), "1.50 s");
+    }
+
+    #[test]
+    fn colour_only_on_terminals_without_no_color() {
+        assert!(use_color(true, false));
+        assert!(!use_color(true, true));
+        assert!(!use_color(false, false));
+    }
+}

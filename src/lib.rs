@@ -1,0 +1,15 @@
+//! modscope: an intercepting HTTPS proxy that knows how the go command talks to the network.
+
+pub mod ca;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod console;
+pub mod demo;
+pub mod exchange;
+pub mod gomod;
+pub mod proxy;
+pub mod run;
+pub mod testkit;
+pub mod tls;
+pub mod trace;

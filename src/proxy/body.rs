@@ -1,0 +1,317 @@
+//! Streaming body wrapper: counts bytes, feeds an optional capture with backpressure, and
+//! reports exactly once how the body ended (complete, failed, or dropped half-way).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use super::BoxError;
+
+/// Receives the bytes of a body as they stream (the trace recorder implements it).
+pub trait BodyCapture: Send + 'static {
+    /// Ready for another chunk; `Pending` applies backpressure to the stream.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+    fn chunk(&mut self, data: &Bytes);
+    /// The body ended; `complete` is false when it was cut short.
+    fn end(self: Box<Self>, complete: bool);
+}
+
+/// How a body ended.
+#[derive(Debug, Clone)]
+pub struct BodyOutcome {
+    pub bytes: u64,
+    pub complete: bool,
+    /// Why the stream failed; `None` with `complete == false` means the reader abandoned it.
+    pub error: Option<String>,
+    pub first_byte: Option<Instant>,
+    pub ended: Instant,
+    pub trailers: Option<HeaderMap>,
+}
+
+pub type OnDone = Box<dyn FnOnce(BodyOutcome) + Send + 'static>;
+
+pin_project! {
+    /// Wraps a body; see the module docs.
+    pub struct TapBody<B> {
+        #[pin]
+        inner: B,
+        bytes: u64,
+        first_byte: Option<Instant>,
+        trailers: Option<HeaderMap>,
+        // The inner body said it has nothing more (hyper may then stop polling before None).
+        inner_done: bool,
+        capture: Option<Box<dyn BodyCapture>>,
+        on_done: Option<OnDone>,
+        on_chunk: Option<Box<dyn FnMut(&mut Bytes, u64) -> ChunkVerdict + Send>>,
+    }
+
+    impl<B> PinnedDrop for TapBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if this.on_done.is_some() {
+                // hyper may stop polling once the length is satisfied, without a final None.
+                // An abandoned body has no error of its own: the reader (client) went away.
+                let complete = *this.inner_done;
+                finish(this.capture, this.on_done, *this.bytes, *this.first_byte, this.trailers.take(), complete, None);
+            }
+        }
+    }
+}
+
+/// What a chunk hook decided for the stream (faults use it to cut bodies).
+pub enum ChunkVerdict {
+    Pass,
+    /// Deliver this chunk (possibly shortened by the hook), then end cleanly.
+    EndAfter,
+    /// Fail the stream with this message instead of delivering the chunk.
+    Fail(String),
+}
+
+impl<B> TapBody<B> {
+    pub fn new(inner: B, on_done: OnDone) -> Self {
+        TapBody {
+            inner,
+            bytes: 0,
+            first_byte: None,
+            trailers: None,
+            inner_done: false,
+            capture: None,
+            on_done: Some(on_done),
+            on_chunk: None,
+        }
+    }
+
+    pub fn with_capture(mut self, capture: Option<Box<dyn BodyCapture>>) -> Self {
+        self.capture = capture;
+        self
+    }
+
+    /// A hook that may rewrite or cut each data chunk; gets the absolute offset of the chunk.
+    pub fn with_chunk_hook(
+        mut self,
+        hook: Box<dyn FnMut(&mut Bytes, u64) -> ChunkVerdict + Send>,
+    ) -> Self {
+        self.on_chunk = Some(hook);
+        self
+    }
+}
+
+fn finish(
+    capture: &mut Option<Box<dyn BodyCapture>>,
+    on_done: &mut Option<OnDone>,
+    bytes: u64,
+    first_byte: Option<Instant>,
+    trailers: Option<HeaderMap>,
+    complete: bool,
+    error: Option<String>,
+) {
+    if let Some(c) = capture.take() {
+        c.end(complete);
+    }
+    if let Some(done) = on_done.take() {
+        done(BodyOutcome {
+            bytes,
+            complete,
+            error,
+            first_byte,
+            ended: Instant::now(),
+            trailers,
+        });
+    }
+}
+
+impl<B> Body for TapBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        if this.on_done.is_none() {
+            // Already ended (a hook cut the body): stay ended.
+            return Poll::Ready(None);
+        }
+        if let Some(capture) = this.capture.as_mut() {
+            if capture.poll_ready(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        let polled = this.inner.as_mut().poll_frame(cx);
+        *this.inner_done = this.inner.is_end_stream();
+        match polled {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(frame))) => {
+                let frame = match frame.into_data() {
+                    Ok(mut data) => {
+                        let mut end_after = false;
+                        if let Some(hook) = this.on_chunk.as_mut() {
+                            match hook(&mut data, *this.bytes) {
+                                ChunkVerdict::Pass => {}
+                                ChunkVerdict::EndAfter => end_after = true,
+                                ChunkVerdict::Fail(message) => {
+                                    finish(
+                                        this.capture,
+                                        this.on_done,
+                                        *this.bytes,
+                                        *this.first_byte,
+                                        this.trailers.take(),
+                                        false,
+                                        Some(message.clone()),
+                                    );
+                                    return Poll::Ready(Some(Err(message.into())));
+                                }
+                            }
+                        }
+                        if !data.is_empty() && this.first_byte.is_none() {
+                            *this.first_byte = Some(Instant::now());
+                        }
+                        *this.bytes += data.len() as u64;
+                        if let Some(capture) = this.capture.as_mut() {
+                            capture.chunk(&data);
+                        }
+                        if end_after {
+                            finish(
+                                this.capture,
+                                this.on_done,
+                                *this.bytes,
+                                *this.first_byte,
+                                this.trailers.take(),
+                                false,
+                                Some("body truncated".into()),
+                            );
+                        }
+                        Frame::data(data)
+                    }
+                    Err(frame) => {
+                        if let Some(t) = frame.trailers_ref() {
+                            this.trailers
+                                .get_or_insert_with(HeaderMap::new)
+                                .extend(t.clone());
+                        }
+                        frame
+                    }
+                };
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let e: BoxError = e.into();
+                finish(
+                    this.capture,
+                    this.on_done,
+                    *this.bytes,
+                    *this.first_byte,
+                    this.trailers.take(),
+                    false,
+                    Some(error_chain(e.as_ref())),
+                );
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                finish(
+                    this.capture,
+                    this.on_done,
+                    *this.bytes,
+                    *this.first_byte,
+                    this.trailers.take(),
+                    true,
+                    None,
+                );
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.on_done.is_none() || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.on_chunk.is_some() {
+            // A hook may shorten the body, so the length must not be promised.
+            let mut hint = SizeHint::new();
+            hint.set_lower(0);
+            return hint;
+        }
+        self.inner.size_hint()
+    }
+}
+
+/// `outer: inner: innermost` for an error and its sources.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full, StreamBody};
+    use std::sync::{Arc, Mutex};
+
+    fn collector() -> (Arc<Mutex<Option<BodyOutcome>>>, OnDone) {
+        let slot = Arc::new(Mutex::new(None));
+        let s = slot.clone();
+        (slot, Box::new(move |o| *s.lock().unwrap() = Some(o)))
+    }
+
+    #[tokio::test]
+    async fn counts_and_reports_completion_once() {
+        let (slot, done) = collector();
+        let body = TapBody::new(Full::new(Bytes::from_static(b"hello world")), done);
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..], b"hello world");
+        let outcome = slot.lock().unwrap().clone().unwrap();
+        assert_eq!(outcome.bytes, 11);
+        assert!(outcome.complete);
+    }
+
+    #[tokio::test]
+    async fn dropped_midway_is_incomplete() {
+        let (slot, done) = collector();
+        let chunks: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"abc"))),
+            Ok(Frame::data(Bytes::from_static(b"def"))),
+        ];
+        let stream = futures_util::stream::iter(chunks);
+        let mut body = TapBody::new(StreamBody::new(stream), done);
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), Bytes::from_static(b"abc"));
+        drop(body);
+        let outcome = slot.lock().unwrap().clone().unwrap();
+        assert_eq!(outcome.bytes, 3);
+        assert!(!outcome.complete);
+    }
+
+    #[tokio::test]
+    async fn hook_can_truncate() {
+        let (slot, done) = collector();
+        let body = TapBody::new(Full::new(Bytes::from_static(b"0123456789")), done)
+            .with_chunk_hook(Box::new(|data, _offset| {
+                data.truncate(4);
+                ChunkVerdict::EndAfter
+            }));
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..], b"0123");
+        assert_eq!(slot.lock().unwrap().clone().unwrap().bytes, 4);
+    }
+}

@@ -1,0 +1,291 @@
+//! The first hop of a client connection: HTTP/1.1 proxy requests (CONNECT or absolute-form),
+//! then, for CONNECT, a peek that routes the tunnel to TLS interception, plain HTTP, or a
+//! blind byte pipe.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, OwnedSemaphorePermit};
+
+use super::forward::{self, text_response, ConnCtx, ConnMode};
+use super::io::{drive, Activity, ActivityClock, Rewind};
+use super::upstream::{ConnTimings, Target, UpstreamSlot};
+use super::{intercept, ProxyBody, Shared};
+
+/// Largest request head accepted from clients; larger heads get 431.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// What a CONNECT turned into, handed from the hyper service to the connection task.
+enum Tunnel {
+    Inspect(Target, hyper::upgrade::OnUpgrade),
+    Blind(TcpStream, hyper::upgrade::OnUpgrade),
+}
+
+pub async fn serve_client(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    stop: watch::Receiver<bool>,
+) {
+    let clock = ActivityClock::new();
+    let io = Activity::new(tcp, clock.clone());
+    let idle = shared.config.idle_timeout;
+    tokio::select! {
+        _ = client_lifecycle(shared, io, peer, stop) => {}
+        _ = clock.idle(idle) => tracing::debug!("{peer}: closing after {idle:?} without traffic"),
+    }
+    drop(permit);
+}
+
+async fn client_lifecycle(
+    shared: Arc<Shared>,
+    io: Activity<TcpStream>,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+) {
+    let tunnel: Arc<Mutex<Option<Tunnel>>> = Arc::new(Mutex::new(None));
+    let forward_ctx = Arc::new(ConnCtx {
+        shared: shared.clone(),
+        client_addr: peer,
+        mode: ConnMode::ForwardProxy,
+        slot: UpstreamSlot::default(),
+        alpn: Vec::new(),
+    });
+    let service = {
+        let tunnel = tunnel.clone();
+        let stop = stop.clone();
+        service_fn(move |req| first_hop(req, forward_ctx.clone(), tunnel.clone(), stop.clone()))
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    if let Err(e) = drive(conn, stop.clone()).await {
+        log_client_error(peer, &e);
+    }
+    let pending = tunnel.lock().ok().and_then(|mut t| t.take());
+    match pending {
+        Some(Tunnel::Inspect(target, upgrade)) => match upgrade.await {
+            Ok(upgraded) => {
+                inspect_tunnel(shared, TokioIo::new(upgraded), target, peer, stop).await
+            }
+            Err(e) => tracing::debug!("{peer}: CONNECT upgrade failed: {e}"),
+        },
+        Some(Tunnel::Blind(mut upstream, upgrade)) => match upgrade.await {
+            Ok(upgraded) => {
+                let mut client = TokioIo::new(upgraded);
+                if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                    tracing::debug!("{peer}: tunnel ended: {e}");
+                }
+            }
+            Err(e) => tracing::debug!("{peer}: CONNECT upgrade failed: {e}"),
+        },
+        None => {}
+    }
+}
+
+fn log_client_error(peer: SocketAddr, e: &hyper::Error) {
+    if e.is_parse() || e.is_parse_too_large() {
+        tracing::warn!("{peer}: malformed request from client, answered 4xx and closed: {e}");
+    } else if e.is_timeout() {
+        tracing::warn!("{peer}: client did not send a complete request head in time; closed");
+    } else {
+        tracing::debug!("{peer}: client connection ended: {e}");
+    }
+}
+
+async fn first_hop(
+    req: Request<Incoming>,
+    ctx: Arc<ConnCtx>,
+    tunnel: Arc<Mutex<Option<Tunnel>>>,
+    stop: watch::Receiver<bool>,
+) -> Result<Response<ProxyBody>, std::convert::Infallible> {
+    if req.method() != Method::CONNECT {
+        return forward::handle(req, ctx).await;
+    }
+    if *stop.borrow() {
+        return Ok(text_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "modscope: shutting down, not accepting new tunnels",
+        ));
+    }
+    let target = match parse_connect_target(&req) {
+        Ok(t) => t,
+        Err(message) => {
+            tracing::warn!("{}: bad CONNECT: {message}", ctx.client_addr);
+            return Ok(text_response(StatusCode::BAD_REQUEST, &message));
+        }
+    };
+    let upgrade = hyper::upgrade::on(req);
+    let shared = &ctx.shared;
+    let next = if shared.config.intercepts(&target.host) {
+        Tunnel::Inspect(target, upgrade)
+    } else {
+        let mut timings = ConnTimings::default();
+        let mut ip = None;
+        match shared
+            .dialer
+            .dial_stream(&target, &mut timings, &mut ip)
+            .await
+        {
+            Ok(upstream) => Tunnel::Blind(upstream, upgrade),
+            Err(e) => return Ok(text_response(StatusCode::BAD_GATEWAY, &e.to_string())),
+        }
+    };
+    if let Ok(mut slot) = tunnel.lock() {
+        *slot = Some(next);
+    }
+    let mut resp = Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
+    *resp.status_mut() = StatusCode::OK;
+    Ok(resp)
+}
+
+/// `host:port` of a CONNECT request, validated.
+fn parse_connect_target(req: &Request<Incoming>) -> Result<Target, String> {
+    let raw = req.uri().to_string();
+    let authority = req
+        .uri()
+        .authority()
+        .ok_or_else(|| format!("modscope: CONNECT needs host:port, got {raw:?}"))?;
+    let port = authority.port_u16().ok_or_else(|| {
+        format!("modscope: CONNECT needs host:port (the port is missing in {raw:?})")
+    })?;
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if !valid_host(host) {
+        return Err(format!("modscope: CONNECT to an invalid host {host:?}"));
+    }
+    if port == 0 {
+        return Err("modscope: CONNECT to port 0".to_string());
+    }
+    Ok(Target {
+        host: host.to_ascii_lowercase(),
+        port,
+        tls: true,
+    })
+}
+
+fn valid_host(host: &str) -> bool {
+    if host.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// Reads the first bytes of a tunnel: a TLS handshake record is intercepted, anything else
+/// is served as plain HTTP to the CONNECT target.
+async fn inspect_tunnel<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    target: Target,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let mut buf = BytesMut::with_capacity(4096);
+    let read = tokio::time::timeout(shared.config.header_timeout, stream.read_buf(&mut buf)).await;
+    match read {
+        Ok(Ok(0)) => {
+            tracing::debug!(
+                "{peer}: closed the tunnel to {} without sending anything",
+                target.authority()
+            );
+            return;
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::debug!("{peer}: tunnel read failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(
+                "{peer}: sent nothing into the tunnel to {} within {:?}; closed",
+                target.authority(),
+                shared.config.header_timeout
+            );
+            return;
+        }
+    }
+    let stream = Rewind::new(buf.freeze(), stream);
+    // 0x16 is the TLS handshake record type that every ClientHello starts with.
+    if stream.peek_first() == Some(0x16) {
+        intercept::serve_tls(shared, stream, target, peer, stop).await;
+    } else {
+        let target = Target {
+            tls: false,
+            ..target
+        };
+        serve_plain_tunnel(shared, stream, target, peer, stop).await;
+    }
+}
+
+async fn serve_plain_tunnel<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    target: Target,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let ctx = Arc::new(ConnCtx {
+        shared: shared.clone(),
+        client_addr: peer,
+        mode: ConnMode::PlainTunnel { target },
+        slot: UpstreamSlot::default(),
+        alpn: Vec::new(),
+    });
+    let service = service_fn(move |req| forward::handle(req, ctx.clone()));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = drive(conn, stop).await {
+        log_client_error(peer, &e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_host;
+
+    #[test]
+    fn host_validation() {
+        for good in ["proxy.golang.org", "127.0.0.1", "::1", "a-b.example", "x"] {
+            assert!(valid_host(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a..b",
+            "a b",
+            "exa mple.com",
+            "<script>",
+            &"a".repeat(64),
+        ] {
+            assert!(!valid_host(bad), "{bad}");
+        }
+    }
+}

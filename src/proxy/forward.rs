@@ -1,0 +1,496 @@
+//! Per-request forwarding: resolve the target, stream the request up and the response down
+//! through body taps, and turn what happened into one `Exchange` for the observers.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+
+use super::body::{BodyOutcome, TapBody};
+use super::upstream::{send_via_slot, ConnInfo, SendError, Target, UpstreamError, UpstreamSlot};
+use super::{BodyKind, ProxyBody, Shared};
+use crate::exchange::{
+    BodyFacts, ClientTls, Exchange, ExchangeError, PhaseTimes, RequestFacts, ResponseFacts,
+    TlsFacts,
+};
+
+/// What kind of client connection a request arrived on.
+#[derive(Debug, Clone)]
+pub enum ConnMode {
+    /// TLS terminated by modscope after `CONNECT target`.
+    Intercepted {
+        target: Target,
+        client_tls: ClientTls,
+    },
+    /// Plain HTTP spoken inside a `CONNECT` tunnel.
+    PlainTunnel { target: Target },
+    /// Absolute-form `GET http://host/...` requests to the proxy itself.
+    ForwardProxy,
+}
+
+/// State shared by every request of one client connection.
+pub struct ConnCtx {
+    pub shared: Arc<Shared>,
+    pub client_addr: SocketAddr,
+    pub mode: ConnMode,
+    pub slot: UpstreamSlot,
+    /// ALPN to offer when the upstream connection has to be redialled.
+    pub alpn: Vec<Vec<u8>>,
+}
+
+/// Serves one request; never fails (failures become 4xx/5xx answers and trace entries).
+pub async fn handle(
+    req: Request<Incoming>,
+    ctx: Arc<ConnCtx>,
+) -> Result<Response<ProxyBody>, std::convert::Infallible> {
+    let started_wall = SystemTime::now();
+    let started = Instant::now();
+    let (target, url) = match resolve_target(&req, &ctx.mode) {
+        Ok(t) => t,
+        Err(message) => return Ok(text_response(StatusCode::BAD_REQUEST, &message)),
+    };
+    let id = ctx.shared.next_exchange_id();
+    let (parts, body) = req.into_parts();
+    let request_facts = RequestFacts {
+        method: parts.method.to_string(),
+        url: url.to_string(),
+        http_version: version_name(parts.version),
+        headers: header_pairs(&parts.headers),
+        body: BodyFacts::default(),
+    };
+    let client_tls = match &ctx.mode {
+        ConnMode::Intercepted { client_tls, .. } => Some(client_tls.clone()),
+        _ => None,
+    };
+    let pending = Pending {
+        shared: ctx.shared.clone(),
+        id,
+        started_wall,
+        started,
+        request: request_facts,
+        client_tls,
+        request_outcome: Arc::new(Mutex::new(None)),
+    };
+
+    let req_outcome = pending.request_outcome.clone();
+    let req_capture = ctx.shared.capture(id, BodyKind::Request);
+    let up_body = TapBody::new(
+        body,
+        Box::new(move |o| {
+            if let Ok(mut slot) = req_outcome.lock() {
+                *slot = Some(o);
+            }
+        }),
+    )
+    .with_capture(req_capture)
+    .boxed_unsync();
+
+    let mut up_headers = parts.headers.clone();
+    strip_hop_by_hop(&mut up_headers);
+    // The client already got (or will get) its 100 Continue from us; the origin must not
+    // send another interim answer.
+    up_headers.remove(http::header::EXPECT);
+    let mut up_req = Request::new(up_body);
+    *up_req.method_mut() = parts.method.clone();
+    *up_req.uri_mut() = url.clone();
+    *up_req.headers_mut() = up_headers;
+
+    let sent_at = Instant::now();
+    let sent = send_via_slot(&ctx.slot, &ctx.shared.dialer, &target, &ctx.alpn, up_req).await;
+    let head_at = Instant::now();
+    match sent {
+        Err(SendError::Connect(err)) => {
+            let answer = text_response(StatusCode::BAD_GATEWAY, &err.to_string());
+            pending.fail_connect(&err, head_at);
+            Ok(answer)
+        }
+        Err(SendError::Request(err, info)) => {
+            let message = super::body::error_chain(&err);
+            let kind = request_error_kind(&err);
+            let text = format!(
+                "modscope: request to {} failed before a response arrived: {message}",
+                target.authority()
+            );
+            pending.fail_request(&info, kind, &message, sent_at, head_at);
+            Ok(text_response(StatusCode::BAD_GATEWAY, &text))
+        }
+        Ok(sent) => {
+            let (mut head, body) = sent.response.into_parts();
+            let response_facts = ResponseFacts {
+                status: head.status.as_u16(),
+                http_version: version_name(head.version),
+                headers: header_pairs(&head.headers),
+                trailers: Vec::new(),
+                body: BodyFacts::default(),
+            };
+            strip_hop_by_hop(&mut head.headers);
+            let timing = Timing {
+                blocked: sent.waited,
+                sent_at: sent_at + sent.waited + sent.dialed,
+                head_at,
+            };
+            let info = sent.info.clone();
+            let fresh = sent.fresh;
+            let resp_capture = ctx.shared.capture(id, BodyKind::Response);
+            let body = TapBody::new(
+                body,
+                Box::new(move |outcome| {
+                    pending.finish(response_facts, outcome, &info, fresh, timing);
+                }),
+            )
+            .with_capture(resp_capture)
+            .boxed_unsync();
+            Ok(Response::from_parts(head, body))
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Timing {
+    blocked: Duration,
+    sent_at: Instant,
+    head_at: Instant,
+}
+
+/// Everything known about an exchange before its response body ends.
+struct Pending {
+    shared: Arc<Shared>,
+    id: u64,
+    started_wall: SystemTime,
+    started: Instant,
+    request: RequestFacts,
+    client_tls: Option<ClientTls>,
+    request_outcome: Arc<Mutex<Option<BodyOutcome>>>,
+}
+
+impl Pending {
+    fn request_body(&self) -> (BodyFacts, Option<Instant>) {
+        let outcome = self.request_outcome.lock().ok().and_then(|o| o.clone());
+        match outcome {
+            Some(o) => (
+                BodyFacts {
+                    size: o.bytes,
+                    sha256: None,
+                    complete: o.complete,
+                },
+                Some(o.ended),
+            ),
+            None => (BodyFacts::default(), None),
+        }
+    }
+
+    fn base(self, info: Option<&ConnInfo>, fresh: bool) -> (Exchange, Arc<Shared>) {
+        let (body, _) = self.request_body();
+        let mut request = self.request;
+        request.body = body;
+        let conn_timings = info
+            .filter(|_| fresh)
+            .map(|i| i.timings)
+            .unwrap_or_default();
+        let tls = TlsFacts {
+            client: self.client_tls,
+            upstream: info.and_then(|i| i.tls.clone()),
+        };
+        let has_tls = tls.client.is_some() || tls.upstream.is_some();
+        let ex = Exchange {
+            id: self.id,
+            started: self.started_wall,
+            request,
+            response: None,
+            timings: PhaseTimes {
+                blocked: None,
+                dns: conn_timings.dns.map(ms),
+                tcp: conn_timings.tcp.map(ms),
+                tls: conn_timings.tls.map(ms),
+                send: None,
+                wait: None,
+                receive: None,
+            },
+            connection_id: info.map(|i| i.id),
+            server_ip: info.and_then(|i| i.server_ip).map(|ip| ip.to_string()),
+            tls: has_tls.then_some(tls),
+            error: None,
+            fault: None,
+        };
+        (ex, self.shared)
+    }
+
+    fn fail_connect(self, err: &UpstreamError, at: Instant) {
+        let started = self.started;
+        let client_tls = self.client_tls.clone();
+        let (mut ex, shared) = self.base(None, false);
+        ex.timings.dns = err.timings.dns.map(ms);
+        ex.timings.tcp = err.timings.tcp.map(ms);
+        ex.timings.tls = err.timings.tls.map(ms);
+        let phases: Duration = [err.timings.dns, err.timings.tcp, err.timings.tls]
+            .into_iter()
+            .flatten()
+            .sum();
+        // Whatever is not a named phase was spent waiting for the failed connection.
+        ex.timings.blocked = Some(ms(at
+            .saturating_duration_since(started)
+            .saturating_sub(phases)));
+        ex.server_ip = err.server_ip.map(|ip| ip.to_string());
+        ex.tls = Some(TlsFacts {
+            client: client_tls,
+            upstream: err.tls.clone(),
+        });
+        ex.error = Some(ExchangeError {
+            phase: err.phase.to_string(),
+            kind: err.kind.to_string(),
+            message: format!("{}: {}", err.what, err.message),
+        });
+        shared.publish(ex);
+    }
+
+    fn fail_request(
+        self,
+        info: &ConnInfo,
+        kind: &str,
+        message: &str,
+        sent_at: Instant,
+        at: Instant,
+    ) {
+        let (mut ex, shared) = self.base(Some(info), false);
+        ex.timings.send = Some(0.0);
+        ex.timings.wait = Some(ms(at.saturating_duration_since(sent_at)));
+        ex.error = Some(ExchangeError {
+            phase: "response".into(),
+            kind: kind.into(),
+            message: message.into(),
+        });
+        shared.publish(ex);
+    }
+
+    fn finish(
+        self,
+        mut response: ResponseFacts,
+        outcome: BodyOutcome,
+        info: &ConnInfo,
+        fresh: bool,
+        timing: Timing,
+    ) {
+        let (_, request_ended) = self.request_body();
+        let (mut ex, shared) = self.base(Some(info), fresh);
+        let send_end = request_ended
+            .unwrap_or(timing.sent_at)
+            .clamp(timing.sent_at, timing.head_at);
+        ex.timings.blocked = Some(ms(timing.blocked));
+        ex.timings.send = Some(ms(send_end.saturating_duration_since(timing.sent_at)));
+        ex.timings.wait = Some(ms(timing.head_at.saturating_duration_since(send_end)));
+        ex.timings.receive = Some(ms(outcome.ended.saturating_duration_since(timing.head_at)));
+        response.body = BodyFacts {
+            size: outcome.bytes,
+            sha256: None,
+            complete: outcome.complete,
+        };
+        if let Some(trailers) = &outcome.trailers {
+            response.trailers = header_pairs(trailers);
+        }
+        if !outcome.complete {
+            ex.error = Some(match &outcome.error {
+                Some(message) => ExchangeError {
+                    phase: "body".into(),
+                    kind: "upstream-reset".into(),
+                    message: format!(
+                        "the response body failed after {} bytes: {message}",
+                        outcome.bytes
+                    ),
+                },
+                None => ExchangeError {
+                    phase: "body".into(),
+                    kind: "client-abort".into(),
+                    message: format!("the client stopped reading after {} bytes", outcome.bytes),
+                },
+            });
+        }
+        ex.response = Some(response);
+        shared.publish(ex);
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn request_error_kind(err: &hyper::Error) -> &'static str {
+    if err.is_incomplete_message() || err.is_closed() || err.is_canceled() {
+        "upstream-closed"
+    } else if err.is_timeout() {
+        "timeout"
+    } else if err.is_parse() {
+        "protocol"
+    } else {
+        "upstream-reset"
+    }
+}
+
+/// The upstream target and the absolute URL of a request, by connection mode.
+fn resolve_target(req: &Request<Incoming>, mode: &ConnMode) -> Result<(Target, Uri), String> {
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    match mode {
+        ConnMode::Intercepted { target, .. } | ConnMode::PlainTunnel { target } => {
+            let scheme = if target.tls { "https" } else { "http" };
+            let default_port = if target.tls { 443 } else { 80 };
+            // The URL names what the client asked for; the socket goes where CONNECT said.
+            let authority = req
+                .uri()
+                .authority()
+                .map(|a| a.to_string())
+                .or_else(|| {
+                    req.headers()
+                        .get(http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| target.authority());
+            let authority = authority
+                .strip_suffix(&format!(":{default_port}"))
+                .map(str::to_string)
+                .unwrap_or(authority);
+            let url = format!("{scheme}://{authority}{path}")
+                .parse::<Uri>()
+                .map_err(|e| {
+                    format!("modscope: cannot form a URL from {authority:?} and {path:?}: {e}")
+                })?;
+            Ok((target.clone(), url))
+        }
+        ConnMode::ForwardProxy => {
+            let uri = req.uri();
+            match (uri.scheme_str(), uri.host()) {
+                (Some("http"), Some(host)) => {
+                    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+                    let target = Target {
+                        host,
+                        port: uri.port_u16().unwrap_or(80),
+                        tls: false,
+                    };
+                    Ok((target, uri.clone()))
+                }
+                (Some(other), _) => Err(format!(
+                    "modscope: {other}:// URLs must be tunnelled with CONNECT, not sent as {} {}",
+                    req.method(),
+                    uri
+                )),
+                _ => Err(format!(
+                    "modscope is a proxy: it expected an absolute URL (GET http://host/path) or CONNECT host:port, got {} {}. Set HTTPS_PROXY/HTTP_PROXY to this address instead of requesting it directly.",
+                    req.method(),
+                    uri
+                )),
+            }
+        }
+    }
+}
+
+/// Connection-level headers that must not travel past a proxy (RFC 9110 §7.6.1).
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [
+        "connection",
+        "proxy-connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(name);
+    }
+    let keep_trailers = headers
+        .get(http::header::TE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
+    headers.remove(http::header::TE);
+    if keep_trailers {
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+pub fn version_name(v: Version) -> String {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/?",
+    }
+    .to_string()
+}
+
+/// A short `text/plain` answer; go prints such bodies as "server response".
+pub fn text_response(status: StatusCode, text: &str) -> Response<ProxyBody> {
+    let mut body = text.trim_end().to_string();
+    body.push('\n');
+    let mut resp = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp.headers_mut().insert(
+        HeaderName::from_static("x-modscope"),
+        HeaderValue::from_static("1"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
+        h.insert("te", HeaderValue::from_static("gzip, trailers"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut h);
+        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["accept", "te"]);
+        assert_eq!(h["te"], "trailers");
+    }
+}

@@ -1,0 +1,207 @@
+//! Client-side TLS interception: read the ClientHello, dial the origin offering the same
+//! ALPN, then finish the client handshake with the protocol the origin chose.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio::time::timeout;
+use tokio_rustls::LazyConfigAcceptor;
+
+use super::forward::{self, ConnCtx, ConnMode};
+use super::io::drive;
+use super::upstream::{Target, UpstreamError, UpstreamSlot, ALPN_H2, ALPN_HTTP11};
+use super::Shared;
+use crate::exchange::ClientTls;
+use crate::tls::{cipher_name, server_config, version_name};
+
+/// The whole upstream dial must fit in go's 10 s TLS handshake timeout, or go reports a
+/// timeout instead of modscope's explanation.
+const DIAL_BUDGET: Duration = Duration::from_secs(8);
+
+pub async fn serve_tls<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    target: Target,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let start = match timeout(shared.config.header_timeout, acceptor).await {
+        Ok(Ok(start)) => start,
+        Ok(Err(e)) => {
+            tracing::warn!(
+                "{peer}: bad TLS ClientHello in the tunnel to {}: {e}",
+                target.authority()
+            );
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(
+                "{peer}: no complete ClientHello within {:?}; closed",
+                shared.config.header_timeout
+            );
+            return;
+        }
+    };
+    let hello = start.client_hello();
+    let sni = hello.server_name().map(str::to_ascii_lowercase);
+    let offered: Vec<Vec<u8>> = hello
+        .alpn()
+        .map(|protocols| protocols.map(<[u8]>::to_vec).collect())
+        .unwrap_or_default();
+    let speakable: Vec<Vec<u8>> = offered
+        .iter()
+        .filter(|p| p.as_slice() == ALPN_H2 || p.as_slice() == ALPN_HTTP11)
+        .cloned()
+        .collect();
+    let upstream_alpn = if speakable.is_empty() {
+        vec![ALPN_HTTP11.to_vec()]
+    } else {
+        speakable.clone()
+    };
+
+    let dialed = match timeout(DIAL_BUDGET, shared.dialer.dial(&target, &upstream_alpn)).await {
+        Ok(result) => result,
+        Err(_) => Err(UpstreamError {
+            phase: "connect",
+            kind: "connect-timeout",
+            what: format!("connecting to {}", target.authority()),
+            message: format!("no connection within {DIAL_BUDGET:?}"),
+            timings: Default::default(),
+            server_ip: None,
+            tls: None,
+        }),
+    };
+    let (slot, upstream_choice) = match dialed {
+        Ok((sender, info)) => {
+            let choice = info.alpn.clone();
+            (
+                UpstreamSlot::with_live(target.clone(), sender, info),
+                choice,
+            )
+        }
+        Err(e) => {
+            tracing::info!("{peer}: {e}");
+            (UpstreamSlot::with_failure(e), None)
+        }
+    };
+    let client_alpn = pick_client_alpn(&speakable, upstream_choice.as_deref());
+
+    let leaf_host = sni.clone().unwrap_or_else(|| target.host.clone());
+    let leaf = match shared.ca.leaf_for(&leaf_host) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{peer}: cannot mint a certificate for {leaf_host}: {e}");
+            return;
+        }
+    };
+    let config = match server_config(leaf, client_alpn.into_iter().collect()) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            tracing::error!("{peer}: TLS server configuration failed: {e}");
+            return;
+        }
+    };
+    let tls = match timeout(shared.config.header_timeout, start.into_stream(config)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            // Typical: the client does not trust the modscope CA and aborts with an alert.
+            tracing::warn!("{peer}: TLS handshake with the client for {leaf_host} failed: {e} (does the client trust the modscope CA? see `modscope ca path`)");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!("{peer}: client TLS handshake for {leaf_host} timed out");
+            return;
+        }
+    };
+    let (_, state) = tls.get_ref();
+    let negotiated = state.alpn_protocol().map(<[u8]>::to_vec);
+    let client_tls = ClientTls {
+        sni,
+        alpn: offered
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect(),
+        version: state.protocol_version().map(version_name),
+        cipher: state.negotiated_cipher_suite().map(cipher_name),
+    };
+    let ctx = Arc::new(ConnCtx {
+        shared: shared.clone(),
+        client_addr: peer,
+        mode: ConnMode::Intercepted { target, client_tls },
+        slot,
+        alpn: upstream_alpn,
+    });
+    let service = service_fn(move |req| forward::handle(req, ctx.clone()));
+    let io = TokioIo::new(tls);
+    let result = if negotiated.as_deref() == Some(ALPN_H2) {
+        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .initial_stream_window_size(1 << 20)
+            .initial_connection_window_size(4 << 20)
+            .max_concurrent_streams(250)
+            .serve_connection(io, service);
+        drive(conn, stop).await
+    } else {
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(shared.config.header_timeout)
+            .max_buf_size(64 * 1024)
+            .serve_connection(io, service);
+        drive(conn, stop).await
+    };
+    if let Err(e) = result {
+        tracing::debug!("{peer}: intercepted connection ended: {e}");
+    }
+}
+
+/// The ALPN protocol to select for the client: the origin's choice when the client offered
+/// it, else HTTP/1.1 when offered (so a 502 explanation is readable), else whatever the
+/// client offered first that modscope speaks. `None` when the client offered nothing.
+fn pick_client_alpn(speakable: &[Vec<u8>], upstream: Option<&[u8]>) -> Option<Vec<u8>> {
+    if speakable.is_empty() {
+        return None;
+    }
+    if let Some(choice) = upstream {
+        if speakable.iter().any(|p| p.as_slice() == choice) {
+            return Some(choice.to_vec());
+        }
+    }
+    if speakable.iter().any(|p| p.as_slice() == ALPN_HTTP11) {
+        return Some(ALPN_HTTP11.to_vec());
+    }
+    speakable.first().cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alpn_mirrors_the_origin() {
+        let both = vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
+        let h2_only = vec![ALPN_H2.to_vec()];
+        let table: [(&[Vec<u8>], Option<&[u8]>, Option<&[u8]>); 6] = [
+            (&both, Some(ALPN_H2), Some(ALPN_H2)),
+            (&both, Some(ALPN_HTTP11), Some(ALPN_HTTP11)),
+            (&both, None, Some(ALPN_HTTP11)),
+            (&h2_only, None, Some(ALPN_H2)),
+            (&h2_only, Some(ALPN_HTTP11), Some(ALPN_H2)),
+            (&[], Some(ALPN_H2), None),
+        ];
+        for (offered, upstream, want) in table {
+            assert_eq!(
+                pick_client_alpn(offered, upstream).as_deref(),
+                want,
+                "{offered:?} {upstream:?}"
+            );
+        }
+    }
+}

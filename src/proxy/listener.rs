@@ -1,0 +1,148 @@
+//! Accept loop with a connection limit, and graceful shutdown with a drain deadline.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::{connect, Shared};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// Asks a running proxy to stop; cheap to clone.
+#[derive(Clone)]
+pub struct ProxyHandle {
+    stop: Arc<watch::Sender<bool>>,
+}
+
+impl ProxyHandle {
+    /// Stop accepting, let in-flight exchanges finish until the drain deadline.
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// How a shutdown went.
+#[derive(Debug, Clone, Copy)]
+pub struct ShutdownReport {
+    /// Connections still open when the drain deadline passed (0 = clean).
+    pub abandoned: usize,
+}
+
+/// A proxy serving in the background.
+pub struct RunningProxy {
+    pub addr: SocketAddr,
+    handle: ProxyHandle,
+    task: JoinHandle<ShutdownReport>,
+    pub shared: Arc<Shared>,
+}
+
+impl RunningProxy {
+    pub fn handle(&self) -> ProxyHandle {
+        self.handle.clone()
+    }
+
+    /// Shuts down and waits for the drain to end.
+    pub async fn shutdown(self) -> ShutdownReport {
+        self.handle.shutdown();
+        self.wait().await
+    }
+
+    /// Waits until someone calls `shutdown` on a handle and the drain ended.
+    pub async fn wait(self) -> ShutdownReport {
+        self.task.await.unwrap_or(ShutdownReport { abandoned: 0 })
+    }
+}
+
+pub async fn start(shared: Shared) -> Result<RunningProxy, ProxyError> {
+    shared.config.validate()?;
+    let listen = shared.config.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ProxyError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ProxyError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shared = Arc::new(shared);
+    let task = tokio::spawn(accept_loop(listener, shared.clone(), stop_rx));
+    Ok(RunningProxy {
+        addr,
+        handle: ProxyHandle {
+            stop: Arc::new(stop_tx),
+        },
+        task,
+        shared,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> ShutdownReport {
+    let max = shared.config.max_connections.max(1);
+    // Taking the permit before accept leaves surplus clients queued in the kernel backlog
+    // instead of holding a socket and a task for each.
+    let limit = Arc::new(Semaphore::new(max));
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                tokio::spawn(connect::serve_client(
+                    shared.clone(),
+                    tcp,
+                    peer,
+                    permit,
+                    stop.clone(),
+                ));
+            }
+            Err(e) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    let grace = shared.config.shutdown_grace;
+    let drained = tokio::time::timeout(grace, limit.acquire_many(max as u32)).await;
+    let abandoned = match drained {
+        Ok(_) => 0,
+        Err(_) => max - limit.available_permits(),
+    };
+    if abandoned > 0 {
+        tracing::warn!(
+            "{abandoned} connection(s) still open after the {grace:?} drain deadline; closing them"
+        );
+    }
+    ShutdownReport { abandoned }
+}

@@ -1,0 +1,188 @@
+//! `modscope run -- CMD`: a proxy on an ephemeral loopback port, and CMD run with the
+//! environment that sends its traffic through it; exits with CMD's exit code.
+
+use std::process::ExitStatus;
+
+use anyhow::{Context, Result};
+use tokio::process::Command;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::cli::RunArgs;
+use crate::commands::{observers, prepare};
+use crate::proxy::{self, proxy_url};
+
+pub async fn run(args: RunArgs) -> Result<i32> {
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let prepared = prepare(&args.common, listen, false)?;
+    let running = proxy::start(
+        prepared.config.clone(),
+        prepared.ca.clone(),
+        prepared.trust.clone(),
+        observers(&prepared.config),
+    )
+    .await
+    .context("cannot start the proxy")?;
+    let url = proxy_url(running.addr);
+
+    let goproxy = std::env::var("GOPROXY").unwrap_or_default();
+    let no_proxy = std::env::var("NO_PROXY")
+        .or_else(|_| std::env::var("no_proxy"))
+        .unwrap_or_default();
+    for host in bypassed_goproxy_hosts(&goproxy, &no_proxy) {
+        eprintln!(
+            "modscope: warning: NO_PROXY={no_proxy:?} makes go bypass modscope for {host} (from GOPROXY); its traffic will not be seen"
+        );
+    }
+
+    let (program, rest) = args
+        .command
+        .split_first()
+        .context("no command given after --")?;
+    let bundle = prepared.bundle.display().to_string();
+    let mut command = Command::new(program);
+    command
+        .args(rest)
+        .env("HTTPS_PROXY", &url)
+        .env("https_proxy", &url)
+        .env("HTTP_PROXY", &url)
+        .env("http_proxy", &url)
+        .env("SSL_CERT_FILE", &bundle)
+        .env("GIT_SSL_CAINFO", &bundle);
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start {program:?} (is it installed and on PATH?)"))?;
+
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status.context("waiting for the command failed")?,
+            _ = int.recv() => {
+                // A terminal's Ctrl-C already reached the child through the foreground
+                // process group; forwarding it again would deliver it twice.
+                if !terminal_signals_reach_child() {
+                    forward(&child, libc::SIGINT);
+                }
+            }
+            _ = term.recv() => forward(&child, libc::SIGTERM),
+            _ = hup.recv() => forward(&child, libc::SIGHUP),
+        }
+    };
+    let report = running.shutdown().await;
+    if report.abandoned > 0 {
+        eprintln!(
+            "modscope: {} connection(s) were cut at shutdown",
+            report.abandoned
+        );
+    }
+    Ok(exit_code(status))
+}
+
+fn forward(child: &tokio::process::Child, sig: libc::c_int) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) with a pid we spawned and a valid signal number has no memory effects.
+        unsafe {
+            libc::kill(pid as libc::pid_t, sig);
+        }
+    }
+}
+
+/// True when stdin is a terminal whose foreground process group is ours (the child shares it).
+fn terminal_signals_reach_child() -> bool {
+    // SAFETY: plain queries of process state without pointers.
+    unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() }
+}
+
+/// The child's exit code, or 128 + signal number as shells report it.
+fn exit_code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
+}
+
+/// GOPROXY hosts that the NO_PROXY list would send around the proxy.
+pub fn bypassed_goproxy_hosts(goproxy: &str, no_proxy: &str) -> Vec<String> {
+    let goproxy = if goproxy.trim().is_empty() {
+        "https://proxy.golang.org,direct"
+    } else {
+        goproxy
+    };
+    goproxy
+        .split([',', '|'])
+        .filter_map(|entry| {
+            let rest = entry.trim().split_once("://")?.1;
+            let authority = rest.split('/').next()?;
+            let host = authority
+                .rsplit_once(':')
+                .map(|(h, _)| h)
+                .unwrap_or(authority);
+            Some(
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_ascii_lowercase(),
+            )
+        })
+        .filter(|host| no_proxy_matches(no_proxy, host))
+        .collect()
+}
+
+/// Go's NO_PROXY rules for host names: `*` matches all, `example.com` matches it and its
+/// subdomains, `.example.com` only subdomains; ports in entries are ignored.
+pub fn no_proxy_matches(no_proxy: &str, host: &str) -> bool {
+    no_proxy
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .any(|entry| {
+            if entry == "*" {
+                return true;
+            }
+            let entry = entry
+                .rsplit_once(':')
+                .map(|(h, _)| h)
+                .unwrap_or(entry)
+                .to_ascii_lowercase();
+            if let Some(suffix) = entry.strip_prefix('.') {
+                host.ends_with(&format!(".{suffix}"))
+            } else {
+                host == entry || host.ends_with(&format!(".{entry}"))
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_proxy_rules() {
+        let table = [
+            ("*", "proxy.golang.org", true),
+            ("golang.org", "proxy.golang.org", true),
+            (".golang.org", "proxy.golang.org", true),
+            (".golang.org", "golang.org", false),
+            ("example.com,localhost", "proxy.golang.org", false),
+            ("proxy.golang.org:443", "proxy.golang.org", true),
+            ("", "proxy.golang.org", false),
+        ];
+        for (list, host, want) in table {
+            assert_eq!(no_proxy_matches(list, host), want, "{list} / {host}");
+        }
+    }
+
+    #[test]
+    fn goproxy_hosts_checked_against_no_proxy() {
+        assert_eq!(
+            bypassed_goproxy_hosts("", "golang.org"),
+            ["proxy.golang.org"]
+        );
+        assert_eq!(
+            bypassed_goproxy_hosts("https://a.example/p,https://b.example|direct", "b.example"),
+            ["b.example"]
+        );
+        assert!(bypassed_goproxy_hosts("off", "*").is_empty());
+    }
+}

@@ -1,0 +1,384 @@
+//! TLS building blocks: the one crypto provider, trust stores, per-connection configs,
+//! certificate facts and the classification of TLS failures into trace vocabulary.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use base64::Engine;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ResolvesServerCert;
+use rustls::sign::CertifiedKey;
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig};
+
+use crate::exchange::CertFacts;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} holds no PEM certificate")]
+    NoCertificate { path: PathBuf },
+    #[error("{path}: certificate {index} was rejected: {source}")]
+    BadCertificate {
+        path: PathBuf,
+        index: usize,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("no trusted root certificates: the system store is empty and no fallback applies")]
+    NoRoots,
+    #[error("TLS configuration failed: {0}")]
+    Config(#[from] rustls::Error),
+    #[error("cannot build the certificate verifier: {0}")]
+    Verifier(#[from] rustls::client::VerifierBuilderError),
+}
+
+/// ring, chosen explicitly: rcgen signs with ring too, and one provider avoids the
+/// "no process-level provider" panic that two linked providers cause.
+pub fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
+}
+
+/// All `CERTIFICATE` blocks of a PEM text.
+pub fn certs_from_pem(
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, rustls::pki_types::pem::Error> {
+    CertificateDer::pem_slice_iter(pem).collect()
+}
+
+/// PEM text for DER certificates (bundle files).
+pub fn certs_to_pem<'a>(certs: impl IntoIterator<Item = &'a CertificateDer<'a>>) -> String {
+    let mut out = String::new();
+    for cert in certs {
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(&String::from_utf8_lossy(line));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out
+}
+
+/// The operating system's trusted roots (honours `SSL_CERT_FILE`/`SSL_CERT_DIR` like go does).
+pub fn system_roots() -> Vec<CertificateDer<'static>> {
+    rustls_native_certs::load_native_certs().certs
+}
+
+/// Reads every certificate of a PEM file.
+pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    let bytes = std::fs::read(path).map_err(|source| TlsSetupError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let certs = certs_from_pem(&bytes).unwrap_or_default();
+    if certs.is_empty() {
+        return Err(TlsSetupError::NoCertificate {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
+/// What modscope trusts when it connects to origins.
+#[derive(Clone)]
+pub struct UpstreamTrust {
+    verifier: Arc<WebPkiServerVerifier>,
+    resumption: Resumption,
+    /// Where the roots came from, for `--help`-level diagnostics.
+    pub root_count: usize,
+}
+
+impl std::fmt::Debug for UpstreamTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTrust")
+            .field("root_count", &self.root_count)
+            .finish()
+    }
+}
+
+impl UpstreamTrust {
+    /// System roots (webpki-roots when the system has none) plus every extra PEM file.
+    pub fn new(extra_pem_files: &[PathBuf]) -> Result<Self, TlsSetupError> {
+        let mut roots = RootCertStore::empty();
+        let system = system_roots();
+        if system.is_empty() {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        } else {
+            // Some distributions ship a few certificates webpki cannot parse; skip them.
+            let _ = roots.add_parsable_certificates(system);
+        }
+        for path in extra_pem_files {
+            for (index, cert) in read_pem_certs(path)?.into_iter().enumerate() {
+                roots
+                    .add(cert)
+                    .map_err(|source| TlsSetupError::BadCertificate {
+                        path: path.clone(),
+                        index,
+                        source,
+                    })?;
+            }
+        }
+        Self::from_roots(roots)
+    }
+
+    /// Only the given roots (tests).
+    pub fn only(certs: &[CertificateDer<'static>]) -> Result<Self, TlsSetupError> {
+        let mut roots = RootCertStore::empty();
+        for cert in certs {
+            roots.add(cert.clone())?;
+        }
+        Self::from_roots(roots)
+    }
+
+    fn from_roots(roots: RootCertStore) -> Result<Self, TlsSetupError> {
+        if roots.is_empty() {
+            return Err(TlsSetupError::NoRoots);
+        }
+        let root_count = roots.len();
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider()).build()?;
+        Ok(UpstreamTrust {
+            verifier,
+            resumption: Resumption::in_memory_sessions(256),
+            root_count,
+        })
+    }
+
+    /// A client config for one upstream connection, offering `alpn`; the presented chain
+    /// lands in `seen` whether or not it verifies, so failures can be explained.
+    pub fn client_config(
+        &self,
+        alpn: Vec<Vec<u8>>,
+        seen: Arc<Mutex<Vec<CertificateDer<'static>>>>,
+    ) -> Result<ClientConfig, TlsSetupError> {
+        let verifier = Arc::new(RecordingVerifier {
+            inner: self.verifier.clone(),
+            seen,
+        });
+        let mut config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn;
+        config.resumption = self.resumption.clone();
+        Ok(config)
+    }
+}
+
+/// Delegates to webpki but remembers what the server presented.
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    seen: Arc<Mutex<Vec<CertificateDer<'static>>>>,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.clear();
+            seen.push(end_entity.clone().into_owned());
+            seen.extend(intermediates.iter().map(|c| c.clone().into_owned()));
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A server config presenting `leaf` and selecting exactly `alpn` (the protocol the
+/// upstream chose, so both sides speak the same HTTP version).
+pub fn server_config(
+    leaf: Arc<CertifiedKey>,
+    alpn: Vec<Vec<u8>>,
+) -> Result<ServerConfig, TlsSetupError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(FixedCert(leaf)));
+    config.alpn_protocols = alpn;
+    Ok(config)
+}
+
+#[derive(Debug)]
+struct FixedCert(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for FixedCert {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+pub fn version_name(v: rustls::ProtocolVersion) -> String {
+    match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3".into(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+pub fn cipher_name(s: rustls::SupportedCipherSuite) -> String {
+    format!("{:?}", s.suite())
+}
+
+/// Subject, issuer, validity, names and fingerprint of one certificate.
+pub fn cert_facts(der: &CertificateDer<'_>) -> CertFacts {
+    use sha2::Digest;
+    let sha256 = hex::encode(sha2::Sha256::digest(der.as_ref()));
+    match x509_parser::parse_x509_certificate(der.as_ref()) {
+        Ok((_, cert)) => {
+            let rfc3339 = |t: x509_parser::time::ASN1Time| {
+                t.to_datetime()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            };
+            let dns_names = cert
+                .subject_alternative_name()
+                .ok()
+                .flatten()
+                .map(|san| {
+                    san.value
+                        .general_names
+                        .iter()
+                        .filter_map(|n| match n {
+                            x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                            x509_parser::extensions::GeneralName::IPAddress(ip) => {
+                                ip_from_bytes(ip)
+                            }
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            CertFacts {
+                subject: cert.subject().to_string(),
+                issuer: cert.issuer().to_string(),
+                not_before: rfc3339(cert.validity().not_before),
+                not_after: rfc3339(cert.validity().not_after),
+                dns_names,
+                sha256,
+            }
+        }
+        Err(_) => CertFacts {
+            subject: "(unparsable certificate)".into(),
+            sha256,
+            ..CertFacts::default()
+        },
+    }
+}
+
+fn ip_from_bytes(bytes: &[u8]) -> Option<String> {
+    match bytes.len() {
+        4 => Some(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?).to_string()),
+        16 => Some(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?).to_string()),
+        _ => None,
+    }
+}
+
+/// Trace `_error.kind` and a sentence for a failed upstream handshake. `chain` is what the
+/// server presented (may be empty), used to name the offending date or names.
+pub fn classify_handshake_error(
+    err: &std::io::Error,
+    chain: &[CertFacts],
+) -> (&'static str, String) {
+    let rustls_err = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    let leaf = chain.first();
+    match rustls_err {
+        Some(rustls::Error::InvalidCertificate(cert_err)) => match cert_err {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => (
+                "tls-expired",
+                format!(
+                    "certificate expired (notAfter {})",
+                    leaf.map(|l| l.not_after.as_str()).unwrap_or("unknown")
+                ),
+            ),
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => (
+                "tls-expired",
+                format!(
+                    "certificate not yet valid (notBefore {})",
+                    leaf.map(|l| l.not_before.as_str()).unwrap_or("unknown")
+                ),
+            ),
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => (
+                "tls-hostname-mismatch",
+                format!(
+                    "certificate is not valid for this host (it names {})",
+                    leaf.map(|l| l.dns_names.join(", "))
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| "no names".into())
+                ),
+            ),
+            CertificateError::UnknownIssuer => (
+                "tls-untrusted",
+                format!(
+                    "certificate signed by unknown authority (issuer {}); pass --upstream-ca PEM to trust it",
+                    leaf.map(|l| l.issuer.as_str()).unwrap_or("unknown")
+                ),
+            ),
+            CertificateError::BadSignature => (
+                "tls-untrusted",
+                "certificate has a bad signature".to_string(),
+            ),
+            other => ("tls-untrusted", format!("certificate rejected: {other:?}")),
+        },
+        Some(rustls::Error::AlertReceived(alert)) => (
+            "tls-handshake",
+            format!("the server sent TLS alert {alert:?}"),
+        ),
+        Some(other) => ("tls-handshake", format!("TLS handshake failed: {other}")),
+        None => match err.kind() {
+            std::io::ErrorKind::UnexpectedEof => (
+                "tls-handshake",
+                "the server closed the connection during the TLS handshake".to_string(),
+            ),
+            std::io::ErrorKind::ConnectionReset => (
+                "upstream-reset",
+                "the server reset the connection during the TLS handshake".to_string(),
+            ),
+            _ => ("tls-handshake", format!("TLS handshake failed: {err}")),
+        },
+    }
+}

@@ -1,0 +1,602 @@
+//! Content-addressed body store: streams bodies to `bodies/<sha256>` while they are forwarded.
+//!
+//! A body is written to a temp file as it passes, hashed on the way, then renamed to
+//! its hash; identical bodies (the same module zip fetched twice) are kept once. Only
+//! the first [`HEAD_LIMIT`] bytes are held in memory, for embedding small text bodies.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use super::build::BodyContent;
+use super::error::TraceError;
+use super::BODIES_DIR;
+
+/// Bytes of a body kept in memory, and the largest body embedded as HAR `text`.
+pub const HEAD_LIMIT: usize = 64 * 1024;
+
+/// The `bodies/` directory of one trace directory.
+#[derive(Debug, Clone)]
+pub struct BodyStore {
+    root: PathBuf,
+    bodies: PathBuf,
+}
+
+/// A stored body, as [`BodySink::finish`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBody {
+    /// Lower-case hex SHA-256 of the bytes.
+    pub sha256: String,
+    pub size: u64,
+    /// Path relative to the trace directory: `bodies/<sha256>`.
+    pub file: String,
+    /// The first `min(size, HEAD_LIMIT)` bytes.
+    pub head: Vec<u8>,
+    /// True when the body is longer than `head`.
+    pub truncated_head: bool,
+}
+
+impl BodyStore {
+    /// Uses `dir/bodies/`, creating it.
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, TraceError> {
+        let root = dir.into();
+        let bodies = root.join(BODIES_DIR);
+        fs::create_dir_all(&bodies).map_err(|e| TraceError::io(&bodies, e))?;
+        Ok(BodyStore { root, bodies })
+    }
+
+    /// The trace directory that `StoredBody::file` is relative to.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Starts a new body; the temp file is created now so a full disk shows early.
+    pub fn begin(&self) -> io::Result<BodySink> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let tmp = self.bodies.join(name);
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| with_path(e, &tmp))?;
+        Ok(BodySink {
+            out: Some(BufWriter::with_capacity(HEAD_LIMIT, file)),
+            tmp,
+            bodies: self.bodies.clone(),
+            hasher: Sha256::new(),
+            size: 0,
+            head: Vec::new(),
+            truncated_head: false,
+        })
+    }
+}
+
+/// One body being written. Dropping it unfinished removes the temp file, so a client
+/// abort or a fault never leaves partial files behind.
+#[derive(Debug)]
+pub struct BodySink {
+    /// `None` once finished or aborted.
+    out: Option<BufWriter<File>>,
+    tmp: PathBuf,
+    bodies: PathBuf,
+    hasher: Sha256,
+    size: u64,
+    head: Vec<u8>,
+    truncated_head: bool,
+}
+
+impl BodySink {
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let Some(out) = self.out.as_mut() else {
+            return Err(io::Error::other(format!(
+                "{}: body sink already finished",
+                self.tmp.display()
+            )));
+        };
+        out.write_all(data).map_err(|e| with_path(e, &self.tmp))?;
+        self.hasher.update(data);
+        self.size = self.size.saturating_add(data.len() as u64);
+        let room = HEAD_LIMIT.saturating_sub(self.head.len());
+        let take = room.min(data.len());
+        self.head
+            .extend_from_slice(data.get(..take).unwrap_or_default());
+        if data.len() > take {
+            self.truncated_head = true;
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Moves the body to `bodies/<sha256>`.
+    ///
+    /// No fsync: like the journal, bodies must survive a crash of modscope, not of the
+    /// machine, and an fsync per body would dominate the cost of small responses.
+    pub fn finish(mut self) -> io::Result<StoredBody> {
+        let Some(out) = self.out.take() else {
+            return Err(io::Error::other(format!(
+                "{}: body sink already finished",
+                self.tmp.display()
+            )));
+        };
+        let result = self.finish_inner(out);
+        if result.is_err() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+        result
+    }
+
+    fn finish_inner(&mut self, out: BufWriter<File>) -> io::Result<StoredBody> {
+        let file = out
+            .into_inner()
+            .map_err(|e| with_path(e.into_error(), &self.tmp))?;
+        drop(file);
+        let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        let dest = self.bodies.join(&sha256);
+        // Same name means same content, unless an older file was damaged: its size tells.
+        let already = fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == self.size);
+        if already {
+            fs::remove_file(&self.tmp).map_err(|e| with_path(e, &self.tmp))?;
+        } else {
+            fs::rename(&self.tmp, &dest).map_err(|e| with_path(e, &dest))?;
+        }
+        Ok(StoredBody {
+            file: format!("{BODIES_DIR}/{sha256}"),
+            sha256,
+            size: self.size,
+            head: std::mem::take(&mut self.head),
+            truncated_head: self.truncated_head,
+        })
+    }
+
+    /// Discards the body (client abort, fault, error).
+    pub fn abort(mut self) {
+        self.discard();
+    }
+
+    fn discard(&mut self) {
+        if self.out.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+impl Drop for BodySink {
+    fn drop(&mut self) {
+        self.discard();
+    }
+}
+
+impl StoredBody {
+    /// What the HAR entry should say about this body: always the file reference, the text
+    /// when it is small UTF-8 text, and base64 of the whole body when `embed` is set.
+    pub fn content(
+        &self,
+        store: &BodyStore,
+        content_type: Option<&str>,
+        embed: bool,
+    ) -> Result<BodyContent, TraceError> {
+        let text = if !self.truncated_head && looks_like_text(&self.head, content_type) {
+            String::from_utf8(self.head.clone()).ok()
+        } else {
+            None
+        };
+        let base64 = if embed && text.is_none() {
+            let bytes = read_verified(store.root(), &self.sha256)?;
+            Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+        } else {
+            None
+        };
+        Ok(BodyContent {
+            sha256: Some(self.sha256.clone()),
+            file: Some(self.file.clone()),
+            text,
+            base64,
+        })
+    }
+}
+
+/// Whether a body can be embedded as HAR `text`: not a known binary type, valid UTF-8
+/// (a multi-byte character cut at the end of `head` is allowed) and free of control
+/// characters other than tab, newlines, form feed and escape. Compressed bodies fail the
+/// byte test by themselves, so the caller need not look at `content-encoding`.
+pub fn looks_like_text(head: &[u8], content_type: Option<&str>) -> bool {
+    if let Some(ct) = content_type {
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let binary = ["image/", "audio/", "video/", "font/"]
+            .iter()
+            .any(|p| essence.starts_with(p))
+            || matches!(
+                essence.as_str(),
+                "application/zip"
+                    | "application/gzip"
+                    | "application/x-gzip"
+                    | "application/x-tar"
+                    | "application/x-bzip2"
+                    | "application/x-xz"
+                    | "application/zstd"
+                    | "application/pdf"
+                    | "application/wasm"
+                    | "application/x-git-upload-pack-result"
+                    | "application/x-git-upload-pack-request"
+                    | "application/x-git-receive-pack-result"
+            );
+        if binary {
+            return false;
+        }
+    }
+    let valid = match std::str::from_utf8(head) {
+        Ok(_) => true,
+        // `error_len() == None` means the input ended inside a character.
+        Err(e) => e.error_len().is_none() && head.len() - e.valid_up_to() < 4,
+    };
+    valid
+        && !head
+            .iter()
+            .any(|&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b)) || b == 0x7f)
+}
+
+/// Checks that `sha256` is 64 lower-case hex digits before it becomes a path, so a
+/// hostile trace cannot point outside `bodies/`.
+pub(crate) fn check_sha(sha256: &str) -> Result<(), String> {
+    if sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err("expected 64 lower-case hex digits".to_string())
+    }
+}
+
+/// Opens `dir/bodies/<sha256>` for streaming. The hash is checked as the reader reaches
+/// the end: the last `read` fails with `InvalidData` naming the file if it does not
+/// match. Use [`read_verified`] when the bytes must be checked before any is used.
+pub fn open_verified(dir: &Path, sha256: &str) -> Result<VerifiedReader, TraceError> {
+    let path = body_path(dir, sha256)?;
+    open_verified_path(path, sha256)
+}
+
+pub(crate) fn open_verified_path(
+    path: PathBuf,
+    sha256: &str,
+) -> Result<VerifiedReader, TraceError> {
+    match File::open(&path) {
+        Ok(file) => Ok(VerifiedReader {
+            file,
+            path,
+            expected: sha256.to_ascii_lowercase(),
+            hasher: Sha256::new(),
+            done: false,
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(TraceError::BodyMissing {
+            path,
+            sha256: sha256.to_string(),
+        }),
+        Err(e) => Err(TraceError::io(path, e)),
+    }
+}
+
+/// Reads `dir/bodies/<sha256>` whole and checks its hash.
+pub fn read_verified(dir: &Path, sha256: &str) -> Result<Vec<u8>, TraceError> {
+    let path = body_path(dir, sha256)?;
+    read_verified_path(path, sha256)
+}
+
+pub(crate) fn read_verified_path(path: PathBuf, sha256: &str) -> Result<Vec<u8>, TraceError> {
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(TraceError::BodyMissing {
+                path,
+                sha256: sha256.to_string(),
+            })
+        }
+        Err(e) => return Err(TraceError::io(path, e)),
+    };
+    let actual = hex::encode(Sha256::digest(&bytes));
+    if !actual.eq_ignore_ascii_case(sha256) {
+        return Err(TraceError::BodyCorrupt {
+            path,
+            expected: sha256.to_string(),
+            actual,
+        });
+    }
+    Ok(bytes)
+}
+
+fn body_path(dir: &Path, sha256: &str) -> Result<PathBuf, TraceError> {
+    check_sha(sha256).map_err(|reason| TraceError::BadBodyRef {
+        trace: dir.to_path_buf(),
+        value: sha256.to_string(),
+        reason,
+    })?;
+    Ok(dir.join(BODIES_DIR).join(sha256))
+}
+
+/// A body file that checks its SHA-256 when fully read.
+#[derive(Debug)]
+pub struct VerifiedReader {
+    file: File,
+    path: PathBuf,
+    expected: String,
+    hasher: Sha256,
+    done: bool,
+}
+
+impl VerifiedReader {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Read for VerifiedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        let n = self.file.read(buf).map_err(|e| with_path(e, &self.path))?;
+        if n == 0 && !buf.is_empty() {
+            self.done = true;
+            let actual = hex::encode(std::mem::take(&mut self.hasher).finalize());
+            if actual != self.expected {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    TraceError::BodyCorrupt {
+                        path: self.path.clone(),
+                        expected: self.expected.clone(),
+                        actual,
+                    },
+                ));
+            }
+            return Ok(0);
+        }
+        self.hasher.update(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+}
+
+/// `io::Error` has no path; put it in the message so the user learns which file failed.
+fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::testutil::TestDir;
+
+    /// Deterministic bytes covering every value, so binary handling is exercised.
+    fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn tmp_files(store_dir: &Path) -> Vec<String> {
+        fs::read_dir(store_dir.join(BODIES_DIR))
+            .expect("read bodies")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".tmp"))
+            .collect()
+    }
+
+    #[test]
+    fn binary_body_round_trips_and_dedups() {
+        let dir = TestDir::new("bodies-bin");
+        let store = BodyStore::new(dir.path()).expect("store");
+        let data = pseudo_random(200_000, 7);
+        let mut sink = store.begin().expect("begin");
+        for chunk in data.chunks(4099) {
+            sink.write(chunk).expect("write");
+        }
+        let stored = sink.finish().expect("finish");
+        assert_eq!(stored.sha256, hex::encode(Sha256::digest(&data)));
+        assert_eq!(stored.size, data.len() as u64);
+        assert_eq!(stored.file, format!("bodies/{}", stored.sha256));
+        assert_eq!(stored.head, data[..HEAD_LIMIT]);
+        assert!(stored.truncated_head);
+        assert_eq!(
+            read_verified(dir.path(), &stored.sha256).expect("read"),
+            data
+        );
+        let mut streamed = Vec::new();
+        open_verified(dir.path(), &stored.sha256)
+            .expect("open")
+            .read_to_end(&mut streamed)
+            .expect("stream");
+        assert_eq!(streamed, data);
+
+        let mut again = store.begin().expect("begin");
+        again.write(&data).expect("write");
+        assert_eq!(again.finish().expect("finish"), stored);
+        let files: Vec<_> = fs::read_dir(dir.path().join(BODIES_DIR))
+            .expect("read")
+            .collect();
+        assert_eq!(files.len(), 1, "deduplicated, no temp files left");
+    }
+
+    #[test]
+    fn ten_mib_body_keeps_head_bounded() {
+        let dir = TestDir::new("bodies-10m");
+        let store = BodyStore::new(dir.path()).expect("store");
+        let mut sink = store.begin().expect("begin");
+        let mut expect = Sha256::new();
+        let chunk = pseudo_random(64 * 1024, 3);
+        for i in 0..160u8 {
+            let mut c = chunk.clone();
+            c[0] = i;
+            expect.update(&c);
+            sink.write(&c).expect("write");
+            assert!(sink.head.len() <= HEAD_LIMIT);
+        }
+        assert_eq!(sink.size(), 10 * 1024 * 1024);
+        let stored = sink.finish().expect("finish");
+        assert!(stored.head.len() <= HEAD_LIMIT);
+        assert!(stored.truncated_head);
+        let want = hex::encode(expect.finalize());
+        assert_eq!(stored.sha256, want);
+        let mut file_hash = Sha256::new();
+        let mut r = open_verified(dir.path(), &want).expect("open");
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = r.read(&mut buf).expect("read verified");
+            if n == 0 {
+                break;
+            }
+            file_hash.update(&buf[..n]);
+        }
+        assert_eq!(hex::encode(file_hash.finalize()), want);
+    }
+
+    #[test]
+    fn abort_and_drop_remove_temp_files() {
+        let dir = TestDir::new("bodies-abort");
+        let store = BodyStore::new(dir.path()).expect("store");
+        let mut a = store.begin().expect("begin");
+        a.write(b"partial").expect("write");
+        let b = store.begin().expect("begin");
+        assert_eq!(tmp_files(dir.path()).len(), 2);
+        a.abort();
+        drop(b);
+        assert!(tmp_files(dir.path()).is_empty());
+        let empty = store
+            .begin()
+            .expect("begin")
+            .finish()
+            .expect("finish empty");
+        assert_eq!(empty.size, 0);
+        assert!(!empty.truncated_head);
+        assert_eq!(read_verified(dir.path(), &empty.sha256).expect("read"), b"");
+    }
+
+    #[test]
+    fn damaged_existing_file_is_replaced() {
+        let dir = TestDir::new("bodies-damaged");
+        let store = BodyStore::new(dir.path()).expect("store");
+        let sha = hex::encode(Sha256::digest(b"hello"));
+        fs::write(dir.path().join(BODIES_DIR).join(&sha), b"hel").expect("damage");
+        let mut s = store.begin().expect("begin");
+        s.write(b"hello").expect("write");
+        s.finish().expect("finish");
+        assert_eq!(read_verified(dir.path(), &sha).expect("read"), b"hello");
+    }
+
+    #[test]
+    fn missing_corrupt_and_bad_refs_are_clear_errors() {
+        let dir = TestDir::new("bodies-errors");
+        BodyStore::new(dir.path()).expect("store");
+        let sha = hex::encode(Sha256::digest(b"body"));
+        let err = read_verified(dir.path(), &sha).expect_err("missing");
+        assert!(matches!(err, TraceError::BodyMissing { .. }));
+        let msg = err.to_string();
+        assert!(msg.contains(&sha) && msg.contains("missing"), "{msg}");
+        assert!(matches!(
+            open_verified(dir.path(), &sha),
+            Err(TraceError::BodyMissing { .. })
+        ));
+
+        fs::write(dir.path().join(BODIES_DIR).join(&sha), b"bodx").expect("write");
+        let err = read_verified(dir.path(), &sha).expect_err("corrupt");
+        let msg = err.to_string();
+        assert!(msg.contains("corrupt") && msg.contains(&sha), "{msg}");
+        let mut r = open_verified(dir.path(), &sha).expect("open");
+        let mut out = Vec::new();
+        let err = r.read_to_end(&mut out).expect_err("corrupt at end");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("corrupt"), "{err}");
+
+        for bad in ["../../etc/passwd", "ABC", &sha.to_uppercase()] {
+            assert!(matches!(
+                read_verified(dir.path(), bad),
+                Err(TraceError::BadBodyRef { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn text_detection() {
+        assert!(looks_like_text(
+            b"v1.0.0\nv1.1.0\n",
+            Some("text/plain; charset=utf-8")
+        ));
+        assert!(looks_like_text(
+            br#"{"Version":"v1.0.0"}"#,
+            Some("application/json")
+        ));
+        assert!(looks_like_text("módulo €".as_bytes(), None));
+        assert!(looks_like_text(b"", None));
+        assert!(looks_like_text(
+            b"module x\n",
+            Some("application/octet-stream")
+        ));
+        // A multi-byte character cut by the head limit is still text.
+        let cut = "ab€".as_bytes();
+        assert!(looks_like_text(&cut[..cut.len() - 1], None));
+        assert!(!looks_like_text(
+            b"PK\x03\x04\x00\x00",
+            Some("application/zip")
+        ));
+        assert!(!looks_like_text(b"plain", Some("application/zip")));
+        assert!(!looks_like_text(b"\x1f\x8b\x08\x00", None));
+        assert!(!looks_like_text(b"a\x00b", Some("text/plain")));
+        assert!(!looks_like_text(b"\xff\xfe", Some("text/plain")));
+        assert!(!looks_like_text(b"PNG", Some("IMAGE/png")));
+    }
+
+    #[test]
+    fn stored_body_content_embeds_text_or_base64() {
+        let dir = TestDir::new("bodies-content");
+        let store = BodyStore::new(dir.path()).expect("store");
+        let mut s = store.begin().expect("begin");
+        s.write(b"v1.0.0\n").expect("write");
+        let text = s.finish().expect("finish");
+        let c = text
+            .content(&store, Some("text/plain"), true)
+            .expect("content");
+        assert_eq!(c.text.as_deref(), Some("v1.0.0\n"));
+        assert_eq!(c.base64, None);
+        assert_eq!(c.file.as_deref(), Some(text.file.as_str()));
+
+        let data = pseudo_random(1000, 11);
+        let mut s = store.begin().expect("begin");
+        s.write(&data).expect("write");
+        let bin = s.finish().expect("finish");
+        let c = bin
+            .content(&store, Some("application/zip"), false)
+            .expect("content");
+        assert_eq!((c.text.as_deref(), c.base64.as_deref()), (None, None));
+        let c = bin
+            .content(&store, Some("application/zip"), true)
+            .expect("content");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(c.base64.expect("base64"))
+            .expect("decode");
+        assert_eq!(decoded, data);
+    }
+}

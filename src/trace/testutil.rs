@@ -1,0 +1,103 @@
+//! Test helpers shared by the trace tests: self-cleaning temp dirs and a sample exchange.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::exchange::{
+    BodyFacts, ClientTls, Exchange, PhaseTimes, RequestFacts, ResponseFacts, TlsFacts, UpstreamTls,
+};
+
+/// A fresh directory under the system temp dir, removed on drop (the project has no
+/// `tempfile`).
+pub(crate) struct TestDir(PathBuf);
+
+impl TestDir {
+    pub(crate) fn new(tag: &str) -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "modscope-trace-test-{tag}-{}-{nanos}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("create test dir");
+        TestDir(path)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub(crate) fn sample_exchange() -> Exchange {
+    Exchange {
+        id: 42,
+        started: UNIX_EPOCH + Duration::from_micros(1_767_225_600_123_456),
+        request: RequestFacts {
+            method: "GET".into(),
+            url: "https://alice:s3cret@proxy.golang.org/golang.org/x/mod/@v/list?go-get=1&q=a%20b"
+                .into(),
+            http_version: "HTTP/2".into(),
+            headers: vec![
+                ("user-agent".into(), "Go-http-client/2.0".into()),
+                ("authorization".into(), "Basic YWxpY2U6czNjcmV0".into()),
+                ("Cookie".into(), "session=1".into()),
+                ("proxy-authorization".into(), "Bearer t".into()),
+            ],
+            body: BodyFacts {
+                size: 0,
+                sha256: None,
+                complete: true,
+            },
+        },
+        response: Some(ResponseFacts {
+            status: 200,
+            http_version: "HTTP/2".into(),
+            headers: vec![
+                ("content-type".into(), "text/plain; charset=utf-8".into()),
+                ("set-cookie".into(), "a=b".into()),
+            ],
+            trailers: vec![],
+            body: BodyFacts {
+                size: 13,
+                sha256: Some("ab".repeat(32)),
+                complete: true,
+            },
+        }),
+        timings: PhaseTimes {
+            blocked: Some(0.5),
+            dns: Some(2.0),
+            tcp: Some(3.0),
+            tls: Some(7.25),
+            send: Some(0.125),
+            wait: Some(30.0),
+            receive: Some(1.5),
+        },
+        connection_id: Some(9),
+        server_ip: Some("142.250.1.1".into()),
+        tls: Some(TlsFacts {
+            client: Some(ClientTls {
+                sni: Some("proxy.golang.org".into()),
+                alpn: vec!["h2".into(), "http/1.1".into()],
+                version: Some("TLSv1_3".into()),
+                cipher: None,
+            }),
+            upstream: Some(UpstreamTls {
+                verified: true,
+                ..UpstreamTls::default()
+            }),
+        }),
+        error: None,
+        fault: None,
+    }
+}

@@ -1,0 +1,261 @@
+//! Just enough URL handling for traces: validity check, query parsing, userinfo redaction.
+//!
+//! The project has no URL crate; trace URLs are absolute `scheme://authority/...` strings
+//! written by the proxy, so a small, total (never panicking) splitter is enough.
+
+/// The pieces of an absolute URL, borrowed from the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UrlParts<'a> {
+    pub scheme: &'a str,
+    pub userinfo: Option<&'a str>,
+    /// Host and optional port, without userinfo.
+    pub hostport: &'a str,
+    /// Everything after the authority (path, query, fragment), possibly empty.
+    pub rest: &'a str,
+}
+
+/// Splits an absolute URL, or says what is wrong with it.
+pub(crate) fn split(url: &str) -> Result<UrlParts<'_>, String> {
+    if url.is_empty() {
+        return Err("empty URL".to_string());
+    }
+    if let Some(c) = url.chars().find(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!("URL contains the character {c:?}"));
+    }
+    let Some((scheme, after)) = url.split_once("://") else {
+        return Err("not an absolute URL (no scheme://)".to_string());
+    };
+    let mut chars = scheme.chars();
+    let scheme_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok {
+        return Err(format!("invalid scheme {scheme:?}"));
+    }
+    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let (authority, rest) = after.split_at(end);
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+        None => (None, authority),
+    };
+    check_hostport(hostport)?;
+    Ok(UrlParts {
+        scheme,
+        userinfo,
+        hostport,
+        rest,
+    })
+}
+
+fn check_hostport(hostport: &str) -> Result<(), String> {
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let Some((inside, after)) = v6.split_once(']') else {
+            return Err(format!("unclosed IPv6 literal in {hostport:?}"));
+        };
+        if inside.is_empty()
+            || !inside
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        {
+            return Err(format!("invalid IPv6 literal in {hostport:?}"));
+        }
+        match after {
+            "" => (inside, None),
+            p if p.starts_with(':') => (inside, Some(&p[1..])),
+            _ => return Err(format!("junk after IPv6 literal in {hostport:?}")),
+        }
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("URL has no host".to_string());
+    }
+    if let Some(c) = host.chars().find(|c| {
+        matches!(
+            c,
+            '<' | '>' | '"' | '{' | '}' | '|' | '\\' | '^' | '`' | '[' | ']'
+        )
+    }) {
+        return Err(format!("host {host:?} contains {c:?}"));
+    }
+    if let Some(port) = port {
+        // An empty port ("host:") is legal per RFC 3986 and means the default.
+        if !port.is_empty() && port.parse::<u16>().is_err() {
+            return Err(format!("invalid port {port:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// `None` when the URL is usable in a trace, otherwise the reason.
+pub(crate) fn problem(url: &str) -> Option<String> {
+    split(url).err()
+}
+
+/// Replaces any `user[:pass]@` with `[redacted]@`; URLs that do not parse are returned as is
+/// unless they contain an `@` before the path, which is then redacted the same way.
+pub(crate) fn redact_userinfo(url: &str, marker: &str) -> String {
+    match split(url) {
+        Ok(p) => match p.userinfo {
+            Some(_) => format!("{}://{marker}@{}{}", p.scheme, p.hostport, p.rest),
+            None => url.to_string(),
+        },
+        Err(_) => {
+            // A malformed URL can still carry a password; cut it out conservatively.
+            let start = url.find("://").map(|i| i + 3).unwrap_or(0);
+            let after = &url[start..];
+            let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+            match after[..end].rfind('@') {
+                Some(at) => format!("{}{marker}@{}", &url[..start], &after[at + 1..]),
+                None => url.to_string(),
+            }
+        }
+    }
+}
+
+/// `(name, value)` pairs of the query, percent-decoded with `+` as space (as Go's
+/// `url.ParseQuery` and browsers do); empty pieces (`a=1&&b=2`) are skipped.
+pub(crate) fn query_pairs(url: &str) -> Vec<(String, String)> {
+    let Some(q) = url.split_once('?').map(|(_, q)| q) else {
+        return Vec::new();
+    };
+    let q = q.split_once('#').map_or(q, |(q, _)| q);
+    q.split('&')
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| {
+            let (n, v) = piece.split_once('=').unwrap_or((piece, ""));
+            (percent_decode(n), percent_decode(v))
+        })
+        .collect()
+}
+
+/// Decodes `%XX` and `+`; malformed escapes stay literal and invalid UTF-8 becomes U+FFFD,
+/// because a trace must record something for every URL rather than fail.
+pub(crate) fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                let hi = bytes.get(i + 1).and_then(|c| (*c as char).to_digit(16));
+                let lo = bytes.get(i + 2).and_then(|c| (*c as char).to_digit(16));
+                match (hi, lo) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                    }
+                    _ => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_and_invalid_urls() {
+        for ok in [
+            "https://proxy.golang.org/golang.org/x/mod/@v/list",
+            "http://127.0.0.1:8080/",
+            "https://[::1]:443/x",
+            "https://user:pw@example.com",
+            "https://example.com?x=1",
+            "git+ssh://example.com/x",
+        ] {
+            assert_eq!(problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "not a url",
+            "/relative/path",
+            "https://",
+            "https:///path",
+            "https://host:99999/",
+            "https://[::1/",
+            "https://exa mple.com/",
+            "ht^tp://x/",
+            "https://host/\u{0}",
+        ] {
+            assert!(problem(bad).is_some(), "{bad:?} should be invalid");
+        }
+    }
+
+    #[test]
+    fn query_is_decoded() {
+        let q = query_pairs("https://h/p?go-get=1&a=%2Fb+c&flag&&bad=%zz&u=%E2%82%AC#frag=1");
+        let want: Vec<(String, String)> = [
+            ("go-get", "1"),
+            ("a", "/b c"),
+            ("flag", ""),
+            ("bad", "%zz"),
+            ("u", "€"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(q, want);
+        assert!(query_pairs("https://h/p").is_empty());
+        assert_eq!(percent_decode("%"), "%");
+        assert_eq!(percent_decode("%f"), "%f");
+        assert_eq!(percent_decode("%ff"), "\u{fffd}");
+    }
+
+    #[test]
+    fn never_panics_on_odd_input() {
+        let pieces = [
+            "", "https", "://", ":", "@", "[", "]", "/", "?", "#", "%", "%e2", "€", "ü", "h", "=",
+            "&", "+", "99999", "::1", " ",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    for d in pieces {
+                        let url = format!("{a}{b}{c}{d}");
+                        let _ = problem(&url);
+                        let _ = query_pairs(&url);
+                        let r = redact_userinfo(&url, "[redacted]");
+                        if split(&url).is_ok_and(|p| p.userinfo.is_some()) {
+                            assert!(r.contains("[redacted]@"), "{url:?} -> {r:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn userinfo_is_redacted() {
+        let m = "[redacted]";
+        assert_eq!(
+            redact_userinfo("https://u:p@h.example/x?q=1", m),
+            "https://[redacted]@h.example/x?q=1"
+        );
+        assert_eq!(
+            redact_userinfo("https://tok@h/", m),
+            "https://[redacted]@h/"
+        );
+        assert_eq!(redact_userinfo("https://h/a@b", m), "https://h/a@b");
+        assert_eq!(
+            redact_userinfo("https://u:p w@h/", m),
+            "https://[redacted]@h/"
+        );
+    }
+}
