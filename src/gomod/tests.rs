@@ -746,7 +746,8 @@ fn escaping_round_trips() {
 #[test]
 fn escaping_errors() {
     use EscapeError::*;
-    let table: &[(&str, fn(&str) -> Result<String, EscapeError>, EscapeError)] = &[
+    type EscapeFn = fn(&str) -> Result<String, EscapeError>;
+    let table: &[(&str, EscapeFn, EscapeError)] = &[
         ("", escape_path, Empty),
         ("a!b", escape_path, LiteralBang { at: 1 }),
         ("é", escape_path, NonAscii { at: 0, ch: 'é' }),
@@ -964,4 +965,60 @@ fn kind_strings_and_serde() {
     let minimal: GoRequest =
         serde_json::from_str(r#"{"kind":"sumdb-tile"}"#).expect("minimal _go parses");
     assert_eq!(minimal.kind, GoKind::SumdbTile);
+}
+
+#[test]
+fn fragment_combinations_never_panic() {
+    // Every ordered triple of awkward fragments, with and without known bases.
+    let fragments = [
+        "",
+        "https://",
+        "http://h",
+        "h",
+        "/",
+        "//",
+        "?",
+        "#",
+        "%",
+        "%2",
+        "%2F",
+        "%ff",
+        "!",
+        "!A",
+        "@v/",
+        "/@v/",
+        "@latest",
+        "/@latest",
+        "list",
+        ".info",
+        ".zip",
+        "sumdb/",
+        "lookup/",
+        "tile/",
+        "8/",
+        "data/",
+        "x001/",
+        ".p/",
+        "0",
+        "go-get=1",
+        "service=git-upload-pack",
+        "info/refs",
+        "git-upload-pack",
+        "[",
+        "]",
+        ":",
+        "\u{e9}",
+        "\u{1F600}",
+        " ",
+    ];
+    let known = vec!["https://h".to_string(), "http://h/sumdb/x".to_string()];
+    for a in fragments {
+        for b in fragments {
+            for c in fragments {
+                let url = format!("{a}{b}{c}");
+                let _ = classify("GET", &url, &[]);
+                let _ = classify("POST", &url, &known);
+            }
+        }
+    }
 }

@@ -15,13 +15,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
-use super::forward::{self, text_response, ConnCtx, ConnMode};
+use super::forward::{
+    self, reject_oversized_head, text_response, ConnCtx, ConnMode, MAX_HEAD_BYTES,
+};
 use super::io::{drive, Activity, ActivityClock, Rewind};
 use super::upstream::{ConnTimings, Target, UpstreamSlot};
 use super::{intercept, ProxyBody, Shared};
-
-/// Largest request head accepted from clients; larger heads get 431.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// What a CONNECT turned into, handed from the hyper service to the connection task.
 enum Tunnel {
@@ -113,6 +112,9 @@ async fn first_hop(
 ) -> Result<Response<ProxyBody>, std::convert::Infallible> {
     if req.method() != Method::CONNECT {
         return forward::handle(req, ctx).await;
+    }
+    if let Some(answer) = reject_oversized_head(&req) {
+        return Ok(answer);
     }
     if *stop.borrow() {
         return Ok(text_response(

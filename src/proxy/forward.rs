@@ -50,6 +50,9 @@ pub async fn handle(
 ) -> Result<Response<ProxyBody>, std::convert::Infallible> {
     let started_wall = SystemTime::now();
     let started = Instant::now();
+    if let Some(answer) = reject_oversized_head(&req) {
+        return Ok(answer);
+    }
     let (target, url) = match resolve_target(&req, &ctx.mode) {
         Ok(t) => t,
         Err(message) => return Ok(text_response(StatusCode::BAD_REQUEST, &message)),
@@ -328,6 +331,29 @@ fn request_error_kind(err: &hyper::Error) -> &'static str {
     } else {
         "upstream-reset"
     }
+}
+
+/// Largest request head (URI plus headers) modscope forwards.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// hyper bounds its read buffer, not the head itself (a head that arrives in one read can
+/// exceed it), so the limit is enforced here as well.
+pub fn reject_oversized_head<B>(req: &Request<B>) -> Option<Response<ProxyBody>> {
+    let size: usize = req.uri().to_string().len()
+        + req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    (size > MAX_HEAD_BYTES).then(|| {
+        tracing::warn!("refused a request head of {size} bytes (limit {MAX_HEAD_BYTES})");
+        text_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            &format!(
+                "modscope: request head of {size} bytes exceeds the {MAX_HEAD_BYTES}-byte limit"
+            ),
+        )
+    })
 }
 
 /// The upstream target and the absolute URL of a request, by connection mode.

@@ -153,7 +153,7 @@ pub async fn serve_tls<S>(
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(shared.config.header_timeout)
-            .max_buf_size(64 * 1024)
+            .max_buf_size(super::forward::MAX_HEAD_BYTES)
             .serve_connection(io, service);
         drive(conn, stop).await
     };

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -352,6 +353,7 @@ fn stream_response(n: u64, with_length: bool, declared: Option<u64>) -> Response
         remaining: n,
         fail_at_end: declared.is_some(),
         exact: with_length && declared.is_none(),
+        fail_delay: None,
     };
     let mut resp = Response::new(body.boxed_unsync());
     resp.headers_mut().insert(
@@ -382,6 +384,8 @@ struct PatternBody {
     remaining: u64,
     exact: bool,
     fail_at_end: bool,
+    /// A pause before failing, so what was sent is flushed to the client first.
+    fail_delay: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Body for PatternBody {
@@ -390,10 +394,16 @@ impl Body for PatternBody {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if self.remaining == 0 {
             if self.fail_at_end {
+                let delay = self.fail_delay.get_or_insert_with(|| {
+                    Box::pin(tokio::time::sleep(std::time::Duration::from_millis(50)))
+                });
+                if delay.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
                 self.fail_at_end = false;
                 return Poll::Ready(Some(Err("origin cut the body on purpose".into())));
             }

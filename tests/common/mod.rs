@@ -1,0 +1,165 @@
+//! Shared loopback fixtures for the integration tests: a synthetic GOPROXY origin, a
+//! modscope proxy in front of it, a client trusting the proxy's CA, and go helpers.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use modscope::ca::CertAuthority;
+use modscope::config::{ConnectTo, ProxyConfig};
+use modscope::demo::Collector;
+use modscope::exchange::Exchange;
+use modscope::proxy::{self, Observer, RunningProxy};
+use modscope::testkit::client::ProxiedClient;
+use modscope::testkit::modules::{default_modules, SyntheticModule};
+use modscope::testkit::origin::{Origin, OriginOptions};
+use modscope::tls::UpstreamTrust;
+
+/// A temporary directory removed on drop (made writable first: go's module cache is read-only).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("modscope-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chmod")
+            .args(["-R", "u+w"])
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub const GOPROXY_HOST: &str = "proxy.golang.org";
+
+pub struct Fixture {
+    pub origin: Origin,
+    pub proxy: RunningProxy,
+    pub ca: Arc<CertAuthority>,
+    pub collector: Arc<Collector>,
+    pub client: ProxiedClient,
+    pub modules: Vec<SyntheticModule>,
+    pub dir: TempDir,
+}
+
+/// Knobs for a fixture; `Default` is an h2+h1 TLS origin mapped from proxy.golang.org:443.
+pub struct FixtureOptions {
+    pub origin: OriginOptions,
+    /// Trust the origin's CA upstream (false: it is "unknown").
+    pub trust_origin: bool,
+    pub tweak: Box<dyn FnOnce(&mut ProxyConfig)>,
+    pub modules: Vec<SyntheticModule>,
+}
+
+impl Default for FixtureOptions {
+    fn default() -> Self {
+        FixtureOptions {
+            origin: OriginOptions::default(),
+            trust_origin: true,
+            tweak: Box::new(|_| {}),
+            modules: default_modules(),
+        }
+    }
+}
+
+impl Fixture {
+    pub async fn start() -> Fixture {
+        Self::with(FixtureOptions::default()).await
+    }
+
+    pub async fn with(opts: FixtureOptions) -> Fixture {
+        let dir = TempDir::new("fixture");
+        let origin = Origin::start(opts.modules.clone(), opts.origin)
+            .await
+            .unwrap();
+        let ca = Arc::new(CertAuthority::load_or_create(&dir.path().join("ca")).unwrap());
+        let trust = if opts.trust_origin {
+            UpstreamTrust::only(&[origin.ca.cert_der().clone()]).unwrap()
+        } else {
+            // Some unrelated CA: the origin's certificate is then "signed by unknown authority".
+            let other = CertAuthority::generate("unrelated").unwrap();
+            UpstreamTrust::only(&[other.cert_der().clone()]).unwrap()
+        };
+        let mut config = ProxyConfig::for_tests(dir.path().join("ca"));
+        config.connect_to = vec![
+            ConnectTo::parse(&format!(
+                "{GOPROXY_HOST}:443:127.0.0.1:{}",
+                origin.addr.port()
+            ))
+            .unwrap(),
+            ConnectTo::parse(&format!(
+                "plain.example:80:127.0.0.1:{}",
+                origin.addr.port()
+            ))
+            .unwrap(),
+        ];
+        (opts.tweak)(&mut config);
+        let collector = Arc::new(Collector::default());
+        let observers: Vec<Arc<dyn Observer>> = vec![collector.clone()];
+        let proxy = proxy::start(config, ca.clone(), trust, observers)
+            .await
+            .unwrap();
+        let client = ProxiedClient::new(proxy.addr, &[ca.cert_der().clone()]).unwrap();
+        Fixture {
+            origin,
+            proxy,
+            ca,
+            collector,
+            client,
+            modules: opts.modules,
+            dir,
+        }
+    }
+
+    pub fn proxy_addr(&self) -> SocketAddr {
+        self.proxy.addr
+    }
+
+    /// Exchanges observed so far (they are published when a response body ends).
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.collector.0.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` exchanges were published.
+    pub async fn wait_exchanges(&self, n: usize) -> Vec<Exchange> {
+        for _ in 0..200 {
+            let list = self.exchanges();
+            if list.len() >= n {
+                return list;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let list = self.exchanges();
+        panic!("expected {n} exchanges, have {}: {list:#?}", list.len());
+    }
+}
+
+/// `go` when present; `None` (with a printed reason) when absent and not required.
+pub fn go_binary() -> Option<PathBuf> {
+    let found = modscope::demo::which("go");
+    let required = std::env::var("MODSCOPE_REQUIRE_GO").is_ok_and(|v| v == "1");
+    match (found, required) {
+        (Some(go), _) => Some(go),
+        (None, true) => panic!("MODSCOPE_REQUIRE_GO=1 but go is not on PATH"),
+        (None, false) => {
+            eprintln!("SKIPPED: go is not on PATH (install golang-go, or set MODSCOPE_REQUIRE_GO=1 to make this fatal)");
+            None
+        }
+    }
+}
