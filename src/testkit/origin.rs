@@ -111,7 +111,7 @@ impl Origin {
         self.ca.cert_pem()
     }
 
-    /// Paths requested so far, in order ("GET /path").
+    /// Requests so far, in order ("GET /path HTTP/2.0").
     pub fn requests(&self) -> Vec<String> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
@@ -214,7 +214,7 @@ async fn route(
     // go percent-encodes the '!' of escaped module paths.
     let (path, _) = crate::gomod::url::percent_decode(req.uri().path());
     if let Ok(mut r) = requests.lock() {
-        r.push(format!("{} {}", req.method(), req.uri()));
+        r.push(format!("{} {} {:?}", req.method(), req.uri(), req.version()));
     }
     let mut segments = path.trim_start_matches('/').splitn(2, '/');
     let first = segments.next().unwrap_or("");

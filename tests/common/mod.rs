@@ -163,3 +163,61 @@ pub fn go_binary() -> Option<PathBuf> {
         }
     }
 }
+
+pub const MODSCOPE: &str = env!("CARGO_BIN_EXE_modscope");
+
+/// An app directory requiring every fixture module, with a matching go.sum.
+pub fn write_app(dir: &Path, modules: &[SyntheticModule]) -> PathBuf {
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let (go_mod, go_sum) = modscope::testkit::modules::app_requiring(modules);
+    std::fs::write(app.join("go.mod"), go_mod).unwrap();
+    std::fs::write(app.join("go.sum"), go_sum).unwrap();
+    app
+}
+
+/// A go environment isolated in `dir` (fresh module cache, no sumdb, local toolchain).
+pub fn go_env(cmd: &mut std::process::Command, dir: &Path, goproxy: &str) {
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("GOPATH", dir.join("gopath"))
+        .env("GOMODCACHE", dir.join("modcache"))
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOFLAGS", "-modcacherw")
+        .env("GOPROXY", goproxy)
+        .env("GOSUMDB", "off")
+        .env("GOTOOLCHAIN", "local");
+}
+
+/// Output of a finished command, as text.
+pub struct Ran {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a command off the async runtime with a hard time limit.
+pub async fn run_bounded(mut cmd: std::process::Command, limit: Duration) -> Ran {
+    cmd.stdin(std::process::Stdio::null());
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let waited = tokio::time::timeout(limit, tokio::task::spawn_blocking(move || child.wait_with_output())).await;
+    match waited {
+        Ok(Ok(Ok(out))) => Ran {
+            success: out.status.success(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        },
+        _ => {
+            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("command did not finish within {limit:?}");
+        }
+    }
+}
