@@ -39,6 +39,17 @@ pub enum Command {
     },
     /// Offline demonstration: a synthetic GOPROXY, go (or a built-in client) through modscope.
     Demo(DemoArgs),
+    /// Summarize and diagnose a trace (a --record directory, a .har file or a journal).
+    Summary(SummaryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// Trace directory, HAR file or journal.jsonl.
+    pub trace: PathBuf,
+    /// Print the summary and findings as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +95,15 @@ pub struct CommonArgs {
     /// Do not print a line per exchange.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Record every exchange into this trace directory (journal.jsonl, trace.har, bodies/).
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+    /// Keep Authorization, Proxy-Authorization, Cookie and Set-Cookie values in the trace.
+    #[arg(long)]
+    pub no_redact: bool,
+    /// Embed every body in trace.har (base64) for one portable file.
+    #[arg(long)]
+    pub embed_bodies: bool,
     /// Most client connections served at once; more wait in the accept queue.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,

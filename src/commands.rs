@@ -7,11 +7,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::ca::{describe_cert, CaFiles, CertAuthority};
-use crate::cli::{CaAction, CommonArgs, ProxyArgs};
+use crate::cli::{CaAction, CommonArgs, ProxyArgs, SummaryArgs};
 use crate::config::ProxyConfig;
 use crate::console::{use_color, ConsoleObserver};
 use crate::proxy::{self, Observer, RunningProxy};
+use crate::recorder::{RecordOptions, Recorder};
 use crate::tls::{certs_to_pem, system_roots, UpstreamTrust};
+use crate::trace::load_trace;
 
 /// Colour for stderr output.
 pub fn stderr_color() -> bool {
@@ -27,6 +29,7 @@ pub struct Prepared {
     pub ca: Arc<CertAuthority>,
     pub trust: UpstreamTrust,
     pub bundle: PathBuf,
+    pub recorder: Option<Arc<Recorder>>,
 }
 
 pub fn prepare(
@@ -46,12 +49,46 @@ pub fn prepare(
     let trust =
         UpstreamTrust::new(&config.upstream_ca).context("cannot load upstream trust roots")?;
     let bundle = write_bundle(&ca, &CaFiles::new(&config.ca_dir).bundle_path())?;
+    let recorder = match &common.record {
+        Some(dir) => Some(
+            Recorder::start(RecordOptions {
+                dir: dir.clone(),
+                redact: !common.no_redact,
+                embed_bodies: common.embed_bodies,
+                goproxy_bases: crate::report::goproxy_bases(
+                    std::env::var("GOPROXY").ok().as_deref(),
+                ),
+            })
+            .with_context(|| format!("cannot record into {}", dir.display()))?,
+        ),
+        None => None,
+    };
     Ok(Prepared {
         config,
         ca,
         trust,
         bundle,
+        recorder,
     })
+}
+
+/// Writes trace.har after the proxy stopped, and says where the trace is.
+pub fn finish_recording(recorder: Option<&Arc<Recorder>>) -> Result<()> {
+    let Some(recorder) = recorder else {
+        return Ok(());
+    };
+    let report = recorder
+        .finish()
+        .with_context(|| format!("cannot finish the trace in {}", recorder.dir().display()))?;
+    for problem in &report.problems {
+        eprintln!("modscope: warning: {problem}");
+    }
+    eprintln!(
+        "modscope: trace written to {} ({} entries)",
+        report.har.display(),
+        report.entries
+    );
+    Ok(())
 }
 
 /// Writes system roots + the modscope CA to `path` (go's SSL_CERT_FILE replaces the system
@@ -68,11 +105,15 @@ pub fn write_bundle(ca: &CertAuthority, path: &Path) -> Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
-/// The observers a command runs with.
-pub fn observers(config: &ProxyConfig) -> Vec<Arc<dyn Observer>> {
+/// The observers a command runs with: the recorder first (it captures bodies), then the
+/// console printer.
+pub fn observers(prepared: &Prepared) -> Vec<Arc<dyn Observer>> {
     let mut list: Vec<Arc<dyn Observer>> = Vec::new();
-    if !config.quiet {
-        list.push(Arc::new(ConsoleObserver::new(config.color)));
+    if let Some(r) = &prepared.recorder {
+        list.push(r.clone());
+    }
+    if !prepared.config.quiet {
+        list.push(Arc::new(ConsoleObserver::new(prepared.config.color)));
     }
     list
 }
@@ -93,7 +134,7 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
             prepared.config.listen
         );
     }
-    let observers = observers(&prepared.config);
+    let observers = observers(&prepared);
     let running = proxy::start(
         prepared.config.clone(),
         prepared.ca.clone(),
@@ -108,7 +149,35 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     write!(out, "{}", export_lines(&url, &prepared.bundle))?;
     out.flush()?;
     drop(out);
-    wait_for_signal_then_shutdown(running).await
+    let code = wait_for_signal_then_shutdown(running).await?;
+    finish_recording(prepared.recorder.as_ref())?;
+    Ok(code)
+}
+
+pub fn summary(args: SummaryArgs) -> Result<i32> {
+    let trace = load_trace(&args.trace)
+        .with_context(|| format!("cannot read the trace {}", args.trace.display()))?;
+    for note in &trace.notes {
+        eprintln!("modscope: {note}");
+    }
+    for problem in &trace.problems {
+        eprintln!("modscope: skipped: {problem}");
+    }
+    let text = crate::report::render(
+        &trace.entries,
+        None,
+        args.json,
+        !args.json && stdout_color(),
+    );
+    println!("{text}");
+    Ok(0)
+}
+
+fn stdout_color() -> bool {
+    use_color(
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    )
 }
 
 /// Waits for SIGINT/SIGTERM, then drains; a second signal exits at once.

@@ -24,6 +24,7 @@ fn main() {
             Command::Run(args) => modscope::run::run(args).await,
             Command::Ca { action, ca_dir } => modscope::commands::ca(action, ca_dir),
             Command::Demo(args) => modscope::demo::demo(args).await,
+            Command::Summary(args) => modscope::commands::summary(args),
         }
     });
     // Background tasks (idle upstream connections) must not delay the exit.

@@ -8,17 +8,24 @@ use tokio::process::Command;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::RunArgs;
-use crate::commands::{observers, prepare};
+use std::sync::Arc;
+
+use crate::commands::{finish_recording, observers, prepare};
+use crate::demo::Collector;
 use crate::proxy::{self, proxy_url};
+use crate::report::{entries_from_exchanges, go_env_from_process, goproxy_bases, render};
 
 pub async fn run(args: RunArgs) -> Result<i32> {
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let prepared = prepare(&args.common, listen, false)?;
+    let collector = Arc::new(Collector::default());
+    let mut watchers = observers(&prepared);
+    watchers.push(collector.clone());
     let running = proxy::start(
         prepared.config.clone(),
         prepared.ca.clone(),
         prepared.trust.clone(),
-        observers(&prepared.config),
+        watchers,
     )
     .await
     .context("cannot start the proxy")?;
@@ -74,6 +81,16 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         eprintln!(
             "modscope: {} connection(s) were cut at shutdown",
             report.abandoned
+        );
+    }
+    finish_recording(prepared.recorder.as_ref())?;
+    if !args.common.quiet {
+        let env = go_env_from_process();
+        let exchanges = collector.0.lock().map(|l| l.clone()).unwrap_or_default();
+        let entries = entries_from_exchanges(&exchanges, &goproxy_bases(env.goproxy.as_deref()));
+        eprintln!(
+            "\n{}",
+            render(&entries, Some(&env), false, prepared.config.color)
         );
     }
     Ok(exit_code(status))

@@ -13,7 +13,13 @@ use modscope::testkit::origin::{Origin, OriginOptions};
 
 const GO_LIMIT: Duration = Duration::from_secs(180);
 
-fn modscope_run(dir: &std::path::Path, origin: &Origin, app: &std::path::Path, go: &std::path::Path, godebug: Option<&str>) -> std::process::Command {
+fn modscope_run(
+    dir: &std::path::Path,
+    origin: &Origin,
+    app: &std::path::Path,
+    go: &std::path::Path,
+    godebug: Option<&str>,
+) -> std::process::Command {
     let ca_file = dir.join("origin-ca.pem");
     std::fs::write(&ca_file, origin.ca_pem()).unwrap();
     let mut cmd = std::process::Command::new(MODSCOPE);
@@ -44,27 +50,58 @@ async fn go_mod_download_through_modscope_over_h2_and_http11() {
     let modules = default_modules();
     for (godebug, want_version) in [(None, "HTTP/2.0"), (Some("http2client=0"), "HTTP/1.1")] {
         let dir = TempDir::new("go-download");
-        let origin = Origin::start(modules.clone(), OriginOptions::default()).await.unwrap();
+        let origin = Origin::start(modules.clone(), OriginOptions::default())
+            .await
+            .unwrap();
         let app = write_app(dir.path(), &modules);
-        let ran = run_bounded(modscope_run(dir.path(), &origin, &app, &go, godebug), GO_LIMIT).await;
-        assert!(ran.success, "go mod download failed ({godebug:?}):\n{}", ran.stderr);
+        let ran = run_bounded(
+            modscope_run(dir.path(), &origin, &app, &go, godebug),
+            GO_LIMIT,
+        )
+        .await;
+        assert!(
+            ran.success,
+            "go mod download failed ({godebug:?}):\n{}",
+            ran.stderr
+        );
 
         // Every module landed in the fresh cache, extracted.
-        for m in ["example.com/hello@v1.1.0", "example.com/!greeting@v1.2.0", "example.com/hello/v2@v2.0.1", "example.com/bigdata@v1.0.0"] {
-            assert!(dir.path().join("modcache").join(m).join("go.mod").is_file(), "{m} missing from GOMODCACHE");
+        for m in [
+            "example.com/hello@v1.1.0",
+            "example.com/!greeting@v1.2.0",
+            "example.com/hello/v2@v2.0.1",
+            "example.com/bigdata@v1.0.0",
+        ] {
+            assert!(
+                dir.path().join("modcache").join(m).join("go.mod").is_file(),
+                "{m} missing from GOMODCACHE"
+            );
         }
         // go itself verifies the cache against go.sum.
         let mut verify = std::process::Command::new(&go);
         go_env(&mut verify, dir.path(), "off");
         verify.current_dir(&app).args(["mod", "verify"]);
         let verified = run_bounded(verify, GO_LIMIT).await;
-        assert!(verified.success && verified.stdout.contains("all modules verified"), "{}{}", verified.stdout, verified.stderr);
+        assert!(
+            verified.success && verified.stdout.contains("all modules verified"),
+            "{}{}",
+            verified.stdout,
+            verified.stderr
+        );
 
         // modscope printed a line per exchange, and the origin saw the expected protocol.
-        assert!(ran.stderr.contains("200 GET https://proxy.golang.org/example.com/%21greeting/@v/v1.2.0.zip"), "{}", ran.stderr);
+        assert!(
+            ran.stderr
+                .contains("200 GET https://proxy.golang.org/example.com/%21greeting/@v/v1.2.0.zip"),
+            "{}",
+            ran.stderr
+        );
         let seen = origin.requests();
         assert!(!seen.is_empty());
-        assert!(seen.iter().all(|r| r.ends_with(want_version)), "{godebug:?}: {seen:#?}");
+        assert!(
+            seen.iter().all(|r| r.ends_with(want_version)),
+            "{godebug:?}: {seen:#?}"
+        );
     }
 }
 
@@ -108,13 +145,34 @@ async fn run_exits_with_the_child_code_and_sets_the_proxy_environment() {
         .arg("echo HTTPS_PROXY=$HTTPS_PROXY; echo https_proxy=$https_proxy; echo SSL_CERT_FILE=$SSL_CERT_FILE; echo GIT=$GIT_SSL_CAINFO; exit 7");
     let ran = run_bounded(cmd, Duration::from_secs(30)).await;
     assert_eq!(ran.code, Some(7), "{}", ran.stderr);
-    assert!(ran.stdout.contains("HTTPS_PROXY=http://127.0.0.1:"), "{}", ran.stdout);
-    assert!(ran.stdout.contains("https_proxy=http://127.0.0.1:"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("HTTPS_PROXY=http://127.0.0.1:"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("https_proxy=http://127.0.0.1:"),
+        "{}",
+        ran.stdout
+    );
     let bundle = dir.path().join("ca").join("bundle.pem");
-    assert!(ran.stdout.contains(&format!("SSL_CERT_FILE={}", bundle.display())), "{}", ran.stdout);
-    assert!(ran.stdout.contains(&format!("GIT={}", bundle.display())), "{}", ran.stdout);
+    assert!(
+        ran.stdout
+            .contains(&format!("SSL_CERT_FILE={}", bundle.display())),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains(&format!("GIT={}", bundle.display())),
+        "{}",
+        ran.stdout
+    );
     let pem = std::fs::read_to_string(&bundle).unwrap();
     let ca = std::fs::read_to_string(dir.path().join("ca").join("ca.pem")).unwrap();
     assert!(pem.ends_with(&ca), "the bundle ends with the modscope CA");
-    assert!(ran.stderr.contains("NO_PROXY") && ran.stderr.contains("proxy.golang.org"), "warns about NO_PROXY: {}", ran.stderr);
+    assert!(
+        ran.stderr.contains("NO_PROXY") && ran.stderr.contains("proxy.golang.org"),
+        "warns about NO_PROXY: {}",
+        ran.stderr
+    );
 }

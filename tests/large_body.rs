@@ -27,15 +27,24 @@ async fn a_256_mib_body_streams_with_bounded_memory() {
         let before = peak_rss_kib();
         for alpn in [Alpn::H1, Alpn::H2] {
             let mut sender = fx.client.connect(GOPROXY_HOST, 443, alpn).await.unwrap();
-            let uri: http::Uri = format!("https://{GOPROXY_HOST}/bytes/{SIZE}").parse().unwrap();
-            let (status, bytes) = drain(sender.send(get_request(&uri)).await.unwrap()).await.unwrap();
+            let uri: http::Uri = format!("https://{GOPROXY_HOST}/bytes/{SIZE}")
+                .parse()
+                .unwrap();
+            let (status, bytes) = drain(sender.send(get_request(&uri)).await.unwrap())
+                .await
+                .unwrap();
             assert_eq!((status, bytes), (200, SIZE), "{alpn:?}");
         }
         let grown_mib = (peak_rss_kib().saturating_sub(before)) / 1024;
         eprintln!("peak RSS grew by {grown_mib} MiB while streaming 2 x 256 MiB");
-        assert!(grown_mib < 64, "memory grew by {grown_mib} MiB: something buffers whole bodies");
+        assert!(
+            grown_mib < 64,
+            "memory grew by {grown_mib} MiB: something buffers whole bodies"
+        );
         let ex = fx.wait_exchanges(2).await;
-        assert!(ex.iter().all(|e| e.response.as_ref().unwrap().body.size == SIZE));
+        assert!(ex
+            .iter()
+            .all(|e| e.response.as_ref().unwrap().body.size == SIZE));
     })
     .await
     .unwrap();

@@ -35,6 +35,9 @@ pub struct BodyOutcome {
 
 pub type OnDone = Box<dyn FnOnce(BodyOutcome) + Send + 'static>;
 
+/// Sees (and may rewrite) each data chunk with its absolute offset in the body.
+pub type ChunkHook = Box<dyn FnMut(&mut Bytes, u64) -> ChunkVerdict + Send>;
+
 pin_project! {
     /// Wraps a body; see the module docs.
     pub struct TapBody<B> {
@@ -47,7 +50,7 @@ pin_project! {
         inner_done: bool,
         capture: Option<Box<dyn BodyCapture>>,
         on_done: Option<OnDone>,
-        on_chunk: Option<Box<dyn FnMut(&mut Bytes, u64) -> ChunkVerdict + Send>>,
+        on_chunk: Option<ChunkHook>,
     }
 
     impl<B> PinnedDrop for TapBody<B> {
@@ -92,10 +95,7 @@ impl<B> TapBody<B> {
     }
 
     /// A hook that may rewrite or cut each data chunk; gets the absolute offset of the chunk.
-    pub fn with_chunk_hook(
-        mut self,
-        hook: Box<dyn FnMut(&mut Bytes, u64) -> ChunkVerdict + Send>,
-    ) -> Self {
+    pub fn with_chunk_hook(mut self, hook: ChunkHook) -> Self {
         self.on_chunk = Some(hook);
         self
     }

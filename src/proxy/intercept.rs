@@ -188,7 +188,8 @@ mod tests {
     fn alpn_mirrors_the_origin() {
         let both = vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
         let h2_only = vec![ALPN_H2.to_vec()];
-        let table: [(&[Vec<u8>], Option<&[u8]>, Option<&[u8]>); 6] = [
+        type Case<'a> = (&'a [Vec<u8>], Option<&'a [u8]>, Option<&'a [u8]>);
+        let table: [Case; 6] = [
             (&both, Some(ALPN_H2), Some(ALPN_H2)),
             (&both, Some(ALPN_HTTP11), Some(ALPN_HTTP11)),
             (&both, None, Some(ALPN_HTTP11)),

@@ -515,7 +515,7 @@ enum SlotState {
         fresh: bool,
     },
     /// The dial made for the TLS handshake failed; every request on it gets that answer.
-    Failed(UpstreamError),
+    Failed(Box<UpstreamError>),
 }
 
 impl Default for UpstreamSlot {
@@ -541,7 +541,7 @@ impl UpstreamSlot {
 
     pub fn with_failure(err: UpstreamError) -> Self {
         UpstreamSlot {
-            state: tokio::sync::Mutex::new(SlotState::Failed(err)),
+            state: tokio::sync::Mutex::new(SlotState::Failed(Box::new(err))),
         }
     }
 }
@@ -571,7 +571,7 @@ pub async fn send_via_slot(
         let (sender, info) = dialer
             .dial(target, alpn)
             .await
-            .map_err(SendError::Connect)?;
+            .map_err(|e| SendError::Connect(Box::new(e)))?;
         dialed = dial_started.elapsed();
         *guard = SlotState::Live {
             target: target.clone(),
@@ -635,7 +635,7 @@ pub struct Sent {
 #[derive(Debug)]
 pub enum SendError {
     /// No connection could be made.
-    Connect(UpstreamError),
+    Connect(Box<UpstreamError>),
     /// The connection existed but the exchange failed before a response head.
     Request(hyper::Error, Arc<ConnInfo>),
 }

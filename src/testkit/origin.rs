@@ -214,7 +214,12 @@ async fn route(
     // go percent-encodes the '!' of escaped module paths.
     let (path, _) = crate::gomod::url::percent_decode(req.uri().path());
     if let Ok(mut r) = requests.lock() {
-        r.push(format!("{} {} {:?}", req.method(), req.uri(), req.version()));
+        r.push(format!(
+            "{} {} {:?}",
+            req.method(),
+            req.uri(),
+            req.version()
+        ));
     }
     let mut segments = path.trim_start_matches('/').splitn(2, '/');
     let first = segments.next().unwrap_or("");

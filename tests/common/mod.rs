@@ -207,7 +207,11 @@ pub async fn run_bounded(mut cmd: std::process::Command, limit: Duration) -> Ran
         .spawn()
         .expect("spawn");
     let pid = child.id();
-    let waited = tokio::time::timeout(limit, tokio::task::spawn_blocking(move || child.wait_with_output())).await;
+    let waited = tokio::time::timeout(
+        limit,
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await;
     match waited {
         Ok(Ok(Ok(out))) => Ran {
             success: out.status.success(),
@@ -216,7 +220,9 @@ pub async fn run_bounded(mut cmd: std::process::Command, limit: Duration) -> Ran
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         },
         _ => {
-            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
             panic!("command did not finish within {limit:?}");
         }
     }
