@@ -119,6 +119,21 @@ pub struct CommonArgs {
     /// Seconds allowed for the upstream TLS handshake.
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub tls_timeout: u64,
+    /// Fault rules file (TOML, `[[rule]]` tables); see docs/chaos.md.
+    #[arg(long, value_name = "FILE")]
+    pub faults: Option<PathBuf>,
+    /// An inline fault rule, MATCHERS:ACTION (repeatable), e.g. `kind=zip:502`.
+    #[arg(long, value_name = "SPEC", long_help = crate::fault::SPEC_HELP)]
+    pub fault: Vec<String>,
+    /// A named fault preset (repeatable); `--profile help` lists them.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Vec<String>,
+    /// Seed for probabilistic faults and jitter (printed when faults are active).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Serve the control API (JSON over HTTP) on this loopback address, e.g. 127.0.0.1:9090.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
     /// Seconds in-flight exchanges get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub shutdown_grace: u64,
@@ -173,6 +188,7 @@ impl CommonArgs {
             .as_deref()
             .map(UpstreamProxy::parse)
             .transpose()?;
+        let (fault_rules, file_seed) = self.fault_rules()?;
         let config = ProxyConfig {
             listen,
             allow_remote,
@@ -192,10 +208,56 @@ impl CommonArgs {
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
             quiet: self.quiet,
             color,
+            fault_rules,
+            fault_seed: self.seed.or(file_seed).unwrap_or_else(random_seed),
+            goproxy_bases: Vec::new(),
+            admin: self.admin,
         };
         config.validate()?;
         Ok(config)
     }
+}
+
+impl CommonArgs {
+    /// Rules from --faults, --profile and --fault, in that order, and the file's seed.
+    pub fn fault_rules(&self) -> Result<(Vec<crate::fault::Rule>, Option<u64>), ConfigError> {
+        let mut rules = Vec::new();
+        let mut seed = None;
+        if let Some(path) = &self.faults {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::FaultsFile {
+                path: path.clone(),
+                source,
+            })?;
+            let file = crate::fault::parse_toml(&text, &path.display().to_string())
+                .map_err(ConfigError::Faults)?;
+            seed = file.seed;
+            rules.extend(file.rules);
+        }
+        for name in &self.profile {
+            rules.extend(crate::fault::preset(name).map_err(ConfigError::Faults)?);
+        }
+        for spec in &self.fault {
+            rules.push(crate::fault::parse_spec(spec).map_err(ConfigError::Faults)?);
+        }
+        Ok((rules, seed))
+    }
+}
+
+/// A seed from the clock, printed so a run can be reproduced.
+fn random_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64 % 1_000_000_000)
+        .unwrap_or(1)
+}
+
+/// The text of `--profile help`.
+pub fn presets_help() -> String {
+    let mut out = String::from("fault presets (use with --profile NAME):\n");
+    for (name, what) in crate::fault::PRESETS {
+        out.push_str(&format!("  {name:<12} {what}\n"));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -37,7 +37,20 @@ pub fn prepare(
     listen: std::net::SocketAddr,
     allow_remote: bool,
 ) -> Result<Prepared> {
-    let config = common.to_config(listen, allow_remote, stderr_color())?;
+    if common.profile.iter().any(|p| p == "help") {
+        print!("{}", crate::cli::presets_help());
+        std::process::exit(0);
+    }
+    let mut config = common.to_config(listen, allow_remote, stderr_color())?;
+    config.goproxy_bases = crate::report::goproxy_bases(std::env::var("GOPROXY").ok().as_deref());
+    if !config.fault_rules.is_empty() {
+        eprintln!(
+            "modscope: {} fault rule(s) active, seed {} (reproduce with --seed {})",
+            config.fault_rules.len(),
+            config.fault_seed,
+            config.fault_seed
+        );
+    }
     let ca = Arc::new(
         CertAuthority::load_or_create(&config.ca_dir).with_context(|| {
             format!(
@@ -55,9 +68,7 @@ pub fn prepare(
                 dir: dir.clone(),
                 redact: !common.no_redact,
                 embed_bodies: common.embed_bodies,
-                goproxy_bases: crate::report::goproxy_bases(
-                    std::env::var("GOPROXY").ok().as_deref(),
-                ),
+                goproxy_bases: config.goproxy_bases.clone(),
             })
             .with_context(|| format!("cannot record into {}", dir.display()))?,
         ),
@@ -147,6 +158,9 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "modscope: listening on {url}")?;
     write!(out, "{}", export_lines(&url, &prepared.bundle))?;
+    if let Some(admin) = running.admin_addr {
+        writeln!(out, "# control API: http://{admin}/faults")?;
+    }
     out.flush()?;
     drop(out);
     let code = wait_for_signal_then_shutdown(running).await?;

@@ -7,12 +7,22 @@ use std::time::Duration;
 
 use base64::Engine;
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("--connect-to {spec:?}: {reason} (expected HOST:PORT:ADDR:PORT, e.g. proxy.golang.org:443:127.0.0.1:8443)")]
     ConnectTo { spec: String, reason: String },
     #[error("--upstream-proxy {spec:?}: {reason} (expected http://[user:pass@]host:port)")]
     UpstreamProxy { spec: String, reason: String },
+    #[error("--admin {addr}: the control API changes what the proxy does, so it only listens on loopback (127.0.0.1 or ::1)")]
+    RemoteAdmin { addr: SocketAddr },
+    #[error("cannot read the fault rules file {path}")]
+    FaultsFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Faults(crate::fault::FaultError),
     #[error("refusing to listen on {addr}: an open intercepting proxy lets anyone who reaches it read and change your traffic; pass --allow-remote if you really mean it")]
     RemoteListen { addr: SocketAddr },
 }
@@ -211,6 +221,13 @@ pub struct ProxyConfig {
     pub shutdown_grace: Duration,
     pub quiet: bool,
     pub color: bool,
+    /// Fault rules from --faults/--fault/--profile, and the seed of their randomness.
+    pub fault_rules: Vec<crate::fault::Rule>,
+    pub fault_seed: u64,
+    /// GOPROXY bases known from the environment, for decoding module requests.
+    pub goproxy_bases: Vec<String>,
+    /// The control API's address (loopback only).
+    pub admin: Option<SocketAddr>,
 }
 
 impl ProxyConfig {
@@ -232,12 +249,19 @@ impl ProxyConfig {
             shutdown_grace: Duration::from_secs(5),
             quiet: true,
             color: false,
+            fault_rules: Vec::new(),
+            fault_seed: 1,
+            goproxy_bases: Vec::new(),
+            admin: None,
         }
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.listen.ip().is_loopback() && !self.allow_remote {
             return Err(ConfigError::RemoteListen { addr: self.listen });
+        }
+        if let Some(admin) = self.admin.filter(|a| !a.ip().is_loopback()) {
+            return Err(ConfigError::RemoteAdmin { addr: admin });
         }
         Ok(())
     }

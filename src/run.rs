@@ -30,6 +30,9 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     .await
     .context("cannot start the proxy")?;
     let url = proxy_url(running.addr);
+    if let Some(admin) = running.admin_addr {
+        eprintln!("modscope: control API on http://{admin}/");
+    }
 
     let goproxy = std::env::var("GOPROXY").unwrap_or_default();
     let no_proxy = std::env::var("NO_PROXY")

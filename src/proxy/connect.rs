@@ -16,16 +16,21 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use super::forward::{
-    self, reject_oversized_head, text_response, ConnCtx, ConnMode, MAX_HEAD_BYTES,
+    self, fault_facts, publish_connection_event, reject_oversized_head, text_response, ConnCtx,
+    ConnMode, MAX_HEAD_BYTES,
 };
 use super::io::{drive, Activity, ActivityClock, Rewind};
 use super::upstream::{ConnTimings, Target, UpstreamSlot};
-use super::{intercept, ProxyBody, Shared};
+use super::{intercept, BoxError, ProxyBody, Shared};
+use crate::exchange::ExchangeError;
+use crate::fault::{Action, Phase, RequestFacts};
 
 /// What a CONNECT turned into, handed from the hyper service to the connection task.
 enum Tunnel {
     Inspect(Target, hyper::upgrade::OnUpgrade),
     Blind(TcpStream, hyper::upgrade::OnUpgrade),
+    /// An injected fault: accept the CONNECT, then close at once.
+    Close(hyper::upgrade::OnUpgrade),
 }
 
 pub async fn serve_client(
@@ -81,6 +86,7 @@ async fn client_lifecycle(
             }
             Err(e) => tracing::debug!("{peer}: CONNECT upgrade failed: {e}"),
         },
+        Some(Tunnel::Close(upgrade)) => drop(upgrade.await),
         Some(Tunnel::Blind(mut upstream, upgrade)) => match upgrade.await {
             Ok(upgraded) => {
                 let mut client = TokioIo::new(upgraded);
@@ -109,7 +115,7 @@ async fn first_hop(
     ctx: Arc<ConnCtx>,
     tunnel: Arc<Mutex<Option<Tunnel>>>,
     stop: watch::Receiver<bool>,
-) -> Result<Response<ProxyBody>, std::convert::Infallible> {
+) -> Result<Response<ProxyBody>, BoxError> {
     if req.method() != Method::CONNECT {
         return forward::handle(req, ctx).await;
     }
@@ -129,8 +135,42 @@ async fn first_hop(
             return Ok(text_response(StatusCode::BAD_REQUEST, &message));
         }
     };
-    let upgrade = hyper::upgrade::on(req);
     let shared = &ctx.shared;
+    let decisions = shared.decide(
+        Phase::Connect,
+        &RequestFacts::connect(&target.host, target.port),
+    );
+    let fault = fault_facts(&decisions);
+    for d in &decisions {
+        match d.action {
+            Action::RefuseConnect { status } => {
+                let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                publish_connection_event(shared, &target, Some(status), None, fault);
+                return Ok(text_response(
+                    code,
+                    &format!(
+                        "modscope: injected fault (rule '{}'): CONNECT {} refused",
+                        d.rule,
+                        target.authority()
+                    ),
+                ));
+            }
+            Action::CloseAfterConnect => {
+                let error = ExchangeError {
+                    phase: "connect".into(),
+                    kind: "injected".into(),
+                    message: format!("tunnel closed right after CONNECT by rule '{}'", d.rule),
+                };
+                publish_connection_event(shared, &target, None, Some(error), fault);
+                if let Ok(mut slot) = tunnel.lock() {
+                    *slot = Some(Tunnel::Close(hyper::upgrade::on(req)));
+                }
+                return Ok(connect_established());
+            }
+            _ => {}
+        }
+    }
+    let upgrade = hyper::upgrade::on(req);
     let next = if shared.config.intercepts(&target.host) {
         Tunnel::Inspect(target, upgrade)
     } else {
@@ -148,9 +188,13 @@ async fn first_hop(
     if let Ok(mut slot) = tunnel.lock() {
         *slot = Some(next);
     }
+    Ok(connect_established())
+}
+
+fn connect_established() -> Response<ProxyBody> {
     let mut resp = Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
     *resp.status_mut() = StatusCode::OK;
-    Ok(resp)
+    resp
 }
 
 /// `host:port` of a CONNECT request, validated.

@@ -12,12 +12,15 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use super::body::{BodyOutcome, TapBody};
+use super::faults::{stall, BodyFaults, FaultBody, FaultPlan};
 use super::upstream::{send_via_slot, ConnInfo, SendError, Target, UpstreamError, UpstreamSlot};
+use super::BoxError;
 use super::{BodyKind, ProxyBody, Shared};
 use crate::exchange::{
-    BodyFacts, ClientTls, Exchange, ExchangeError, PhaseTimes, RequestFacts, ResponseFacts,
-    TlsFacts,
+    BodyFacts, ClientTls, Exchange, ExchangeError, FaultFacts, PhaseTimes,
+    RequestFacts as ExchangeRequest, ResponseFacts, TlsFacts,
 };
+use crate::fault::{trace_summary, Decision, Phase, RequestFacts};
 
 /// What kind of client connection a request arrived on.
 #[derive(Debug, Clone)]
@@ -47,7 +50,7 @@ pub struct ConnCtx {
 pub async fn handle(
     req: Request<Incoming>,
     ctx: Arc<ConnCtx>,
-) -> Result<Response<ProxyBody>, std::convert::Infallible> {
+) -> Result<Response<ProxyBody>, BoxError> {
     let started_wall = SystemTime::now();
     let started = Instant::now();
     if let Some(answer) = reject_oversized_head(&req) {
@@ -59,7 +62,7 @@ pub async fn handle(
     };
     let id = ctx.shared.next_exchange_id();
     let (parts, body) = req.into_parts();
-    let request_facts = RequestFacts {
+    let request_facts = ExchangeRequest {
         method: parts.method.to_string(),
         url: url.to_string(),
         http_version: version_name(parts.version),
@@ -70,7 +73,26 @@ pub async fn handle(
         ConnMode::Intercepted { client_tls, .. } => Some(client_tls.clone()),
         _ => None,
     };
-    let pending = Pending {
+    let go = crate::gomod::classify(
+        &request_facts.method,
+        &request_facts.url,
+        &ctx.shared.config.goproxy_bases,
+    );
+    let mut facts = RequestFacts {
+        host: target.host.clone(),
+        port: target.port,
+        method: request_facts.method.clone(),
+        path: url.path().to_string(),
+        go_kind: Some(go.effective_kind().as_str().to_string()),
+        module: go.module.clone(),
+        version: go.version.clone(),
+        status: None,
+        content_length: None,
+    };
+    let mut decisions = ctx.shared.decide(Phase::Request, &facts);
+    let mut plan = FaultPlan::default();
+    plan.add(&decisions);
+    let mut pending = Pending {
         shared: ctx.shared.clone(),
         id,
         started_wall,
@@ -78,7 +100,25 @@ pub async fn handle(
         request: request_facts,
         client_tls,
         request_outcome: Arc::new(Mutex::new(None)),
+        fault: fault_facts(&decisions),
     };
+    if !plan.latency.is_zero() {
+        tokio::time::sleep(plan.latency).await;
+    }
+    if let Some((status, headers, text)) = plan.respond.take() {
+        return Ok(pending.answer_injected(status, &headers, &text));
+    }
+    if let Some((wait, end)) = plan.stall_head {
+        stall(wait).await;
+        let message =
+            format!("{:?} after an injected stall before the response head", end).to_lowercase();
+        pending.fail_injected("response", &message);
+        return Err(message.into());
+    }
+    if plan.reset_head {
+        pending.fail_injected("response", "injected reset before the response head");
+        return Err("modscope: injected reset".into());
+    }
 
     let req_outcome = pending.request_outcome.clone();
     let req_capture = ctx.shared.capture(id, BodyKind::Request);
@@ -90,8 +130,18 @@ pub async fn handle(
             }
         }),
     )
-    .with_capture(req_capture)
-    .boxed_unsync();
+    .with_capture(req_capture);
+    let up_body = match plan.up_bytes_per_sec {
+        Some(bps) => FaultBody::new(
+            up_body,
+            BodyFaults {
+                bytes_per_sec: Some(bps),
+                ..BodyFaults::default()
+            },
+        )
+        .boxed_unsync(),
+        None => up_body.boxed_unsync(),
+    };
 
     let mut up_headers = parts.headers.clone();
     strip_hop_by_hop(&mut up_headers);
@@ -124,6 +174,22 @@ pub async fn handle(
         }
         Ok(sent) => {
             let (mut head, body) = sent.response.into_parts();
+            facts.status = Some(head.status.as_u16());
+            facts.content_length = head
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
+            let late = ctx.shared.decide(Phase::Response, &facts);
+            if !late.is_empty() {
+                plan.add(&late);
+                decisions.extend(late);
+                pending.fault = fault_facts(&decisions);
+            }
+            if let Some((status, headers, text)) = plan.respond.take() {
+                // The origin's answer is discarded in favour of the injected one.
+                return Ok(pending.answer_injected(status, &headers, &text));
+            }
             let response_facts = ResponseFacts {
                 status: head.status.as_u16(),
                 http_version: version_name(head.version),
@@ -140,6 +206,15 @@ pub async fn handle(
             let info = sent.info.clone();
             let fresh = sent.fresh;
             let resp_capture = ctx.shared.capture(id, BodyKind::Response);
+            let body = if plan.body.is_empty() {
+                body.map_err(BoxError::from).boxed_unsync()
+            } else {
+                if plan.body.shortens() {
+                    // A clean early end needs framing without the original length.
+                    head.headers.remove(http::header::CONTENT_LENGTH);
+                }
+                FaultBody::new(body, plan.body.clone()).boxed_unsync()
+            };
             let body = TapBody::new(
                 body,
                 Box::new(move |outcome| {
@@ -166,9 +241,10 @@ struct Pending {
     id: u64,
     started_wall: SystemTime,
     started: Instant,
-    request: RequestFacts,
+    request: ExchangeRequest,
     client_tls: Option<ClientTls>,
     request_outcome: Arc<Mutex<Option<BodyOutcome>>>,
+    fault: Option<FaultFacts>,
 }
 
 impl Pending {
@@ -218,9 +294,61 @@ impl Pending {
             server_ip: info.and_then(|i| i.server_ip).map(|ip| ip.to_string()),
             tls: has_tls.then_some(tls),
             error: None,
-            fault: None,
+            fault: self.fault,
         };
         (ex, self.shared)
+    }
+
+    /// Answers with an injected response instead of forwarding, and records it.
+    fn answer_injected(
+        self,
+        status: u16,
+        headers: &[(String, String)],
+        text: &str,
+    ) -> Response<ProxyBody> {
+        let mut resp = text_response(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            text,
+        );
+        for (k, v) in headers {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                resp.headers_mut().insert(k, v);
+            }
+        }
+        let started = self.started;
+        let (mut ex, shared) = self.base(None, false);
+        let size = text.trim_end().len() as u64 + 1;
+        ex.timings.wait = Some(ms(started.elapsed()));
+        ex.timings.send = Some(0.0);
+        ex.timings.receive = Some(0.0);
+        ex.response = Some(ResponseFacts {
+            status,
+            http_version: ex.request.http_version.clone(),
+            headers: header_pairs(resp.headers()),
+            trailers: Vec::new(),
+            body: BodyFacts {
+                size,
+                sha256: None,
+                complete: true,
+            },
+        });
+        shared.publish(ex);
+        resp
+    }
+
+    fn fail_injected(self, phase: &str, message: &str) {
+        let started = self.started;
+        let (mut ex, shared) = self.base(None, false);
+        ex.timings.wait = Some(ms(started.elapsed()));
+        ex.error = Some(ExchangeError {
+            phase: phase.into(),
+            kind: "injected".into(),
+            message: message.into(),
+        });
+        shared.publish(ex);
     }
 
     fn fail_connect(self, err: &UpstreamError, at: Instant) {
@@ -295,11 +423,17 @@ impl Pending {
         if let Some(trailers) = &outcome.trailers {
             response.trailers = header_pairs(trailers);
         }
+        let injected = ex.fault.is_some();
         if !outcome.complete {
             ex.error = Some(match &outcome.error {
                 Some(message) => ExchangeError {
                     phase: "body".into(),
-                    kind: "upstream-reset".into(),
+                    kind: if injected {
+                        "injected"
+                    } else {
+                        "upstream-reset"
+                    }
+                    .into(),
                     message: format!(
                         "the response body failed after {} bytes: {message}",
                         outcome.bytes
@@ -315,6 +449,58 @@ impl Pending {
         ex.response = Some(response);
         shared.publish(ex);
     }
+}
+
+/// Records a CONNECT- or TLS-level event that never became an HTTP exchange (so the trace
+/// and the summary still show it), as a `CONNECT https://host:port/` entry.
+pub fn publish_connection_event(
+    shared: &Shared,
+    target: &Target,
+    status: Option<u16>,
+    error: Option<ExchangeError>,
+    fault: Option<FaultFacts>,
+) {
+    let ex = Exchange {
+        id: shared.next_exchange_id(),
+        started: SystemTime::now(),
+        request: ExchangeRequest {
+            method: "CONNECT".into(),
+            url: format!("https://{}/", target.authority()),
+            http_version: "HTTP/1.1".into(),
+            headers: Vec::new(),
+            body: BodyFacts {
+                complete: true,
+                ..BodyFacts::default()
+            },
+        },
+        response: status.map(|status| ResponseFacts {
+            status,
+            http_version: "HTTP/1.1".into(),
+            headers: Vec::new(),
+            trailers: Vec::new(),
+            body: BodyFacts {
+                complete: true,
+                ..BodyFacts::default()
+            },
+        }),
+        timings: PhaseTimes {
+            send: Some(0.0),
+            wait: Some(0.0),
+            receive: Some(0.0),
+            ..PhaseTimes::default()
+        },
+        connection_id: None,
+        server_ip: None,
+        tls: None,
+        error,
+        fault,
+    };
+    shared.publish(ex);
+}
+
+/// The `_fault` note for a set of decisions.
+pub fn fault_facts(decisions: &[Decision]) -> Option<FaultFacts> {
+    trace_summary(decisions).map(|(rule, action)| FaultFacts { rule, action })
 }
 
 fn ms(d: Duration) -> f64 {

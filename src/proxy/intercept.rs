@@ -12,11 +12,13 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 use tokio_rustls::LazyConfigAcceptor;
 
-use super::forward::{self, ConnCtx, ConnMode};
+use super::forward::{self, fault_facts, publish_connection_event, ConnCtx, ConnMode};
 use super::io::drive;
 use super::upstream::{Target, UpstreamError, UpstreamSlot, ALPN_H2, ALPN_HTTP11};
 use super::Shared;
-use crate::exchange::ClientTls;
+use crate::ca::Validity;
+use crate::exchange::{ClientTls, ExchangeError};
+use crate::fault::{Action, CertFault, Phase, RequestFacts};
 use crate::tls::{cipher_name, server_config, version_name};
 
 /// The whole upstream dial must fit in go's 10 s TLS handshake timeout, or go reports a
@@ -95,7 +97,26 @@ pub async fn serve_tls<S>(
     let client_alpn = pick_client_alpn(&speakable, upstream_choice.as_deref());
 
     let leaf_host = sni.clone().unwrap_or_else(|| target.host.clone());
-    let leaf = match shared.ca.leaf_for(&leaf_host) {
+    let decisions = shared.decide(
+        Phase::Tls,
+        &RequestFacts::connect(&target.host, target.port),
+    );
+    let mut cert_fault = None;
+    for d in &decisions {
+        if let Action::Tls { stall_ms, cert } = &d.action {
+            let error = ExchangeError {
+                phase: "tls".into(),
+                kind: "injected".into(),
+                message: format!("client handshake: {} (rule '{}')", d.describe(), d.rule),
+            };
+            publish_connection_event(&shared, &target, None, Some(error), fault_facts(&decisions));
+            if let Some(ms) = stall_ms {
+                tokio::time::sleep(Duration::from_millis(*ms)).await;
+            }
+            cert_fault = *cert;
+        }
+    }
+    let leaf = match faulty_or_real_leaf(&shared, &leaf_host, cert_fault) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("{peer}: cannot mint a certificate for {leaf_host}: {e}");
@@ -159,6 +180,39 @@ pub async fn serve_tls<S>(
     };
     if let Err(e) = result {
         tracing::debug!("{peer}: intercepted connection ended: {e}");
+    }
+}
+
+/// The leaf to present: the cached real one, or a deliberately bad one for a TLS fault.
+fn faulty_or_real_leaf(
+    shared: &Shared,
+    host: &str,
+    fault: Option<CertFault>,
+) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
+    let now = time::OffsetDateTime::now_utc();
+    match fault {
+        None => shared.ca.leaf_for(host).map_err(|e| e.to_string()),
+        Some(CertFault::Untrusted) => shared
+            .rogue_ca()?
+            .mint(&[host], Validity::leaf_default(now))
+            .map_err(|e| e.to_string()),
+        Some(CertFault::Expired) => shared
+            .ca
+            .mint(
+                &[host],
+                Validity {
+                    not_before: now - time::Duration::days(400),
+                    not_after: now - time::Duration::days(35),
+                },
+            )
+            .map_err(|e| e.to_string()),
+        Some(CertFault::WrongHost) => shared
+            .ca
+            .mint(
+                &["wrong-host.modscope.invalid"],
+                Validity::leaf_default(now),
+            )
+            .map_err(|e| e.to_string()),
     }
 }
 

@@ -20,6 +20,8 @@ pub enum ProxyError {
     },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("invalid fault rules")]
+    Faults(#[from] crate::fault::FaultError),
 }
 
 /// Asks a running proxy to stop; cheap to clone.
@@ -45,6 +47,8 @@ pub struct ShutdownReport {
 /// A proxy serving in the background.
 pub struct RunningProxy {
     pub addr: SocketAddr,
+    /// Where the control API listens, when enabled.
+    pub admin_addr: Option<SocketAddr>,
     handle: ProxyHandle,
     task: JoinHandle<ShutdownReport>,
     pub shared: Arc<Shared>,
@@ -82,9 +86,24 @@ pub async fn start(shared: Shared) -> Result<RunningProxy, ProxyError> {
     })?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(shared);
+    let admin_addr = match shared.config.admin {
+        Some(want) => {
+            let (admin_listener, bound) = super::admin::bind(want)
+                .await
+                .map_err(|source| ProxyError::Bind { addr: want, source })?;
+            tokio::spawn(super::admin::serve(
+                admin_listener,
+                shared.clone(),
+                stop_rx.clone(),
+            ));
+            Some(bound)
+        }
+        None => None,
+    };
     let task = tokio::spawn(accept_loop(listener, shared.clone(), stop_rx));
     Ok(RunningProxy {
         addr,
+        admin_addr,
         handle: ProxyHandle {
             stop: Arc::new(stop_tx),
         },

@@ -1,7 +1,9 @@
 //! The proxy IO shell: the only module that owns sockets and spawns connection tasks.
 
+mod admin;
 pub mod body;
 mod connect;
+pub mod faults;
 pub mod forward;
 mod intercept;
 mod io;
@@ -10,7 +12,7 @@ pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -21,6 +23,7 @@ pub use listener::{ProxyError, ProxyHandle, RunningProxy};
 use crate::ca::CertAuthority;
 use crate::config::ProxyConfig;
 use crate::exchange::Exchange;
+use crate::fault::{Decision, FaultEngine, FaultError, Phase, RequestFacts};
 use crate::tls::UpstreamTrust;
 use upstream::Dialer;
 
@@ -51,6 +54,41 @@ pub struct Shared {
     pub dialer: Dialer,
     observers: Vec<Arc<dyn Observer>>,
     next_exchange: AtomicU64,
+    pub faults: Mutex<FaultEngine>,
+    pub stats: TrafficStats,
+    /// Signs certificates nobody trusts, for the `tls cert=untrusted` fault.
+    rogue_ca: OnceLock<Result<Arc<CertAuthority>, String>>,
+}
+
+/// Counters for the admin API.
+#[derive(Debug, Default)]
+pub struct TrafficStats {
+    pub exchanges: AtomicU64,
+    pub failed: AtomicU64,
+    pub bytes_down: AtomicU64,
+    pub bytes_up: AtomicU64,
+}
+
+impl TrafficStats {
+    pub fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "exchanges": self.exchanges.load(Ordering::Relaxed),
+            "failed": self.failed.load(Ordering::Relaxed),
+            "bytes_down": self.bytes_down.load(Ordering::Relaxed),
+            "bytes_up": self.bytes_up.load(Ordering::Relaxed),
+        })
+    }
+
+    pub fn reset(&self) {
+        for c in [
+            &self.exchanges,
+            &self.failed,
+            &self.bytes_down,
+            &self.bytes_up,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Shared {
@@ -59,7 +97,8 @@ impl Shared {
         ca: Arc<CertAuthority>,
         trust: UpstreamTrust,
         observers: Vec<Arc<dyn Observer>>,
-    ) -> Self {
+    ) -> Result<Self, FaultError> {
+        let faults = FaultEngine::new(config.fault_rules.clone(), config.fault_seed)?;
         let dialer = Dialer::new(
             config.connect_to.clone(),
             config.upstream_proxy.clone(),
@@ -67,13 +106,35 @@ impl Shared {
             config.connect_timeout,
             config.tls_timeout,
         );
-        Shared {
+        Ok(Shared {
             config,
             ca,
             dialer,
             observers,
             next_exchange: AtomicU64::new(1),
+            faults: Mutex::new(faults),
+            stats: TrafficStats::default(),
+            rogue_ca: OnceLock::new(),
+        })
+    }
+
+    /// The fault engine's decisions for one phase (cheap when no rule applies).
+    pub fn decide(&self, phase: Phase, facts: &RequestFacts) -> Vec<Decision> {
+        let mut engine = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        if !engine.has_rules_for(phase) {
+            return Vec::new();
         }
+        engine.decide(phase, facts)
+    }
+
+    pub fn rogue_ca(&self) -> Result<Arc<CertAuthority>, String> {
+        self.rogue_ca
+            .get_or_init(|| {
+                CertAuthority::generate("modscope untrusted (injected fault)")
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
     }
 
     fn next_exchange_id(&self) -> u64 {
@@ -81,6 +142,18 @@ impl Shared {
     }
 
     fn publish(&self, exchange: Exchange) {
+        self.stats.exchanges.fetch_add(1, Ordering::Relaxed);
+        if exchange.error.is_some() {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(r) = &exchange.response {
+            self.stats
+                .bytes_down
+                .fetch_add(r.body.size, Ordering::Relaxed);
+        }
+        self.stats
+            .bytes_up
+            .fetch_add(exchange.request.body.size, Ordering::Relaxed);
         for o in &self.observers {
             o.on_exchange(&exchange);
         }
@@ -99,7 +172,7 @@ pub async fn start(
     trust: UpstreamTrust,
     observers: Vec<Arc<dyn Observer>>,
 ) -> Result<RunningProxy, ProxyError> {
-    listener::start(Shared::new(config, ca, trust, observers)).await
+    listener::start(Shared::new(config, ca, trust, observers)?).await
 }
 
 /// The address clients should use, for printing.

@@ -1,0 +1,418 @@
+//! Fault injection end to end: each action against a Rust client (fast, always runs) and
+//! the real go command's reactions (when go is present), plus the control API.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{
+    go_binary, go_env, run_bounded, write_app, Fixture, FixtureOptions, Ran, TempDir, GOPROXY_HOST,
+    MODSCOPE,
+};
+use modscope::fault::parse_spec;
+use modscope::testkit::client::{drain, get_request, Alpn};
+use modscope::testkit::modules::default_modules;
+use modscope::testkit::origin::{Origin, OriginOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+async fn fixture_with(specs: &[&str]) -> Fixture {
+    let rules: Vec<_> = specs.iter().map(|s| parse_spec(s).unwrap()).collect();
+    Fixture::with(FixtureOptions {
+        tweak: Box::new(move |c| {
+            c.fault_rules = rules;
+            c.fault_seed = 7;
+        }),
+        ..FixtureOptions::default()
+    })
+    .await
+}
+
+fn url(path: &str) -> String {
+    format!("https://{GOPROXY_HOST}{path}")
+}
+
+#[tokio::test]
+async fn every_request_level_action_reaches_the_client_and_the_trace() {
+    tokio::time::timeout(LIMIT, async {
+        let fx = fixture_with(&[
+            "path=/status/*:respond=429,header=Retry-After=7,body=slow down",
+            "path=/bytes/111:truncate@50",
+            "path=/bytes/222:corrupt@10",
+            "path=/bytes/333:reset@100",
+            "path=/bytes/444:latency=300ms",
+            "path=/bytes/555:reset",
+        ])
+        .await;
+        for alpn in [Alpn::H1, Alpn::H2] {
+            let got = fx.client.get(&url("/status/200"), alpn).await.unwrap();
+            assert_eq!(got.status, 429);
+            assert_eq!(got.headers["retry-after"], "7");
+            assert_eq!(String::from_utf8_lossy(&got.body).trim(), "slow down");
+
+            let got = fx.client.get(&url("/bytes/111"), alpn).await.unwrap();
+            assert_eq!(got.body.len(), 50, "truncated cleanly");
+
+            let got = fx.client.get(&url("/bytes/222"), alpn).await.unwrap();
+            let original: Vec<u8> = (0..222)
+                .map(modscope::testkit::origin::pattern_byte)
+                .collect();
+            let flipped: Vec<usize> = (0..222).filter(|&i| got.body[i] != original[i]).collect();
+            assert_eq!(flipped, [10]);
+
+            let mut sender = fx.client.connect(GOPROXY_HOST, 443, alpn).await.unwrap();
+            let resp = sender
+                .send(get_request(&url("/bytes/333").parse().unwrap()))
+                .await
+                .unwrap();
+            assert!(drain(resp).await.is_err(), "reset mid-body");
+
+            let started = std::time::Instant::now();
+            fx.client.get(&url("/bytes/444"), alpn).await.unwrap();
+            assert!(started.elapsed() >= Duration::from_millis(300));
+
+            let mut sender = fx.client.connect(GOPROXY_HOST, 443, alpn).await.unwrap();
+            assert!(
+                sender
+                    .send(get_request(&url("/bytes/555").parse().unwrap()))
+                    .await
+                    .is_err(),
+                "reset before the head"
+            );
+        }
+        let ex = fx.wait_exchanges(12).await;
+        let injected: Vec<_> = ex.iter().filter(|e| e.fault.is_some()).collect();
+        assert_eq!(injected.len(), 12, "{ex:#?}");
+        let reset = ex
+            .iter()
+            .find(|e| e.request.url.ends_with("/bytes/333"))
+            .unwrap();
+        assert_eq!(reset.error.as_ref().unwrap().kind, "injected");
+        let stats = fx.proxy.shared.faults.lock().unwrap().stats();
+        let text = serde_json::to_string(&stats).unwrap();
+        assert!(text.contains("rule-1"), "{text}");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn connect_and_tls_level_faults() {
+    tokio::time::timeout(LIMIT, async {
+        let fx = fixture_with(&[
+            "host=refused.example:refuse=403",
+            "host=closed.example:close",
+            "host=proxy.golang.org:tls=untrusted",
+        ])
+        .await;
+        let refused = fx
+            .client
+            .tunnel("refused.example:443")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("403"), "{refused}");
+        let mut closed = fx.client.tunnel("closed.example:443").await.unwrap();
+        let mut buf = [0u8; 1];
+        closed.write_all(b"\x16\x03\x01").await.ok();
+        assert_eq!(
+            closed.read(&mut buf).await.unwrap_or(0),
+            0,
+            "closed right after CONNECT"
+        );
+        let tls = fx
+            .client
+            .get(&url("/bytes/1"), Alpn::Both)
+            .await
+            .unwrap_err();
+        let text = format!("{tls:?}");
+        assert!(text.contains("UnknownIssuer"), "{text}");
+        let ex = fx.wait_exchanges(3).await;
+        assert!(
+            ex.iter()
+                .all(|e| e.request.method == "CONNECT" && e.fault.is_some()),
+            "{ex:#?}"
+        );
+    })
+    .await
+    .unwrap();
+}
+
+// --- the real go command ---------------------------------------------------------------
+
+/// go mod download through `modscope run` with GOPROXY hosts mapped to one origin.
+async fn go_download(goproxy: &str, faults: &[&str], godebug: Option<&str>) -> Option<Ran> {
+    let go = go_binary()?;
+    let dir = TempDir::new("chaos-go");
+    let modules = default_modules();
+    let origin = Origin::start(
+        modules.clone(),
+        OriginOptions {
+            names: vec![
+                "proxy.golang.org".into(),
+                "a.example".into(),
+                "b.example".into(),
+            ],
+            ..OriginOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let ca_file = dir.path().join("origin-ca.pem");
+    std::fs::write(&ca_file, origin.ca_pem()).unwrap();
+    let app = write_app(dir.path(), &modules);
+    let mut cmd = Command::new(MODSCOPE);
+    go_env(&mut cmd, dir.path(), goproxy);
+    if let Some(v) = godebug {
+        cmd.env("GODEBUG", v);
+    }
+    cmd.current_dir(&app).args([
+        "run",
+        "--seed",
+        "1",
+        "--ca-dir",
+        dir.path().join("ca").to_str().unwrap(),
+        "--upstream-ca",
+        ca_file.to_str().unwrap(),
+    ]);
+    for host in ["proxy.golang.org", "a.example", "b.example"] {
+        cmd.args([
+            "--connect-to",
+            &format!("{host}:443:127.0.0.1:{}", origin.addr.port()),
+        ]);
+    }
+    for f in faults {
+        cmd.args(["--fault", f]);
+    }
+    cmd.args(["--", go.to_str().unwrap(), "mod", "download"]);
+    Some(run_bounded(cmd, LIMIT).await)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn go_falls_back_on_404_but_not_on_502_with_comma() {
+    let Some(ran) = go_download(
+        "https://a.example,https://b.example",
+        &["host=a.example:404"],
+        None,
+    )
+    .await
+    else {
+        return;
+    };
+    assert!(ran.success, "404 on a → go uses b:\n{}", ran.stderr);
+
+    let ran = go_download(
+        "https://a.example,https://b.example",
+        &["host=a.example:502"],
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(!ran.success);
+    assert!(ran.stderr.contains("502 Bad Gateway"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("server response: modscope: injected"),
+        "go shows the fault's text body:\n{}",
+        ran.stderr
+    );
+
+    let ran = go_download(
+        "https://a.example|https://b.example",
+        &["host=a.example:502"],
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(
+        ran.success,
+        "with '|' go falls back on any error:\n{}",
+        ran.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn go_rejects_a_corrupted_zip() {
+    let Some(ran) = go_download(
+        "https://proxy.golang.org",
+        &["module=example.com/bigdata,kind=zip:corrupt"],
+        None,
+    )
+    .await
+    else {
+        return;
+    };
+    assert!(!ran.success);
+    assert!(
+        ran.stderr.contains("example.com/bigdata@v1.0.0") && ran.stderr.contains("checksum"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn go_reports_a_reset_mid_zip() {
+    let fault = ["module=example.com/bigdata,kind=zip:reset@100KiB"];
+    let Some(h2) = go_download("https://proxy.golang.org", &fault, None).await else {
+        return;
+    };
+    assert!(!h2.success);
+    assert!(
+        h2.stderr.contains("stream error") || h2.stderr.contains("INTERNAL_ERROR"),
+        "h2:\n{}",
+        h2.stderr
+    );
+    let h1 = go_download("https://proxy.golang.org", &fault, Some("http2client=0"))
+        .await
+        .unwrap();
+    assert!(!h1.success);
+    assert!(h1.stderr.contains("unexpected EOF"), "h1:\n{}", h1.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn go_reports_a_refused_connect_and_a_stalled_handshake() {
+    let Some(ran) = go_download(
+        "https://proxy.golang.org",
+        &["host=proxy.golang.org:refuse=403"],
+        None,
+    )
+    .await
+    else {
+        return;
+    };
+    assert!(!ran.success);
+    assert!(ran.stderr.contains("Forbidden"), "{}", ran.stderr);
+    let ran = go_download(
+        "https://proxy.golang.org",
+        &["host=proxy.golang.org:tls=12s"],
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(!ran.success);
+    assert!(
+        ran.stderr.contains("TLS handshake timeout"),
+        "{}",
+        ran.stderr
+    );
+}
+
+/// A tiny HTTP/1.1 client for the control API.
+async fn admin(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fault_toggled_through_the_control_api_between_two_go_runs() {
+    let go = go_binary();
+    let dir = TempDir::new("admin");
+    let modules = default_modules();
+    let origin = Origin::start(modules.clone(), OriginOptions::default())
+        .await
+        .unwrap();
+    let ca_file = dir.path().join("origin-ca.pem");
+    std::fs::write(&ca_file, origin.ca_pem()).unwrap();
+    let mut child = Command::new(MODSCOPE)
+        .args([
+            "proxy",
+            "--quiet",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--ca-dir",
+            dir.path().join("ca").to_str().unwrap(),
+            "--upstream-ca",
+            ca_file.to_str().unwrap(),
+            "--connect-to",
+            &format!("proxy.golang.org:443:127.0.0.1:{}", origin.addr.port()),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut proxy_url = String::new();
+    let mut admin_addr = String::new();
+    for _ in 0..4 {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(u) = line.strip_prefix("modscope: listening on ") {
+            proxy_url = u.to_string();
+        }
+        if let Some(a) = line.strip_prefix("# control API: http://") {
+            admin_addr = a.trim_end_matches("/faults").to_string();
+        }
+    }
+    assert!(!admin_addr.is_empty() && !proxy_url.is_empty());
+
+    assert_eq!(admin(&admin_addr, "GET", "/healthz", "").await.0, 200);
+    let (status, body) = admin(
+        &admin_addr,
+        "PUT",
+        "/faults",
+        "[[rule]]\nname = \"oops\"\nprobability = 2.0\nrespond = { status = 503 }\n",
+    )
+    .await;
+    assert_eq!(status, 400, "an invalid update is refused: {body}");
+    let (status, body) = admin(
+        &admin_addr,
+        "POST",
+        "/faults",
+        "name=zips-down,kind=zip:503",
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, listed) = admin(&admin_addr, "GET", "/faults", "").await;
+    assert!(listed.contains("zips-down"), "{listed}");
+
+    if let Some(go) = go {
+        let bundle = dir.path().join("ca").join("bundle.pem");
+        for (round, want_success) in [(1, false), (2, true)] {
+            if round == 2 {
+                let (status, body) = admin(&admin_addr, "DELETE", "/faults/zips-down", "").await;
+                assert_eq!(status, 200, "{body}");
+            }
+            let run_dir = TempDir::new("admin-go");
+            let app = write_app(run_dir.path(), &modules);
+            let mut cmd = Command::new(&go);
+            go_env(&mut cmd, run_dir.path(), "https://proxy.golang.org");
+            cmd.current_dir(&app)
+                .env("HTTPS_PROXY", &proxy_url)
+                .env("SSL_CERT_FILE", &bundle)
+                .args(["mod", "download"]);
+            let ran = run_bounded(cmd, LIMIT).await;
+            assert_eq!(ran.success, want_success, "round {round}:\n{}", ran.stderr);
+            if !want_success {
+                assert!(
+                    ran.stderr.contains("503 Service Unavailable"),
+                    "{}",
+                    ran.stderr
+                );
+            }
+        }
+    }
+    let (_, stats) = admin(&admin_addr, "GET", "/stats", "").await;
+    assert!(stats.contains("\"exchanges\""), "{stats}");
+    assert_eq!(admin(&admin_addr, "POST", "/reset", "").await.0, 200);
+    let (_, listed) = admin(&admin_addr, "GET", "/faults", "").await;
+    assert!(!listed.contains("zips-down"));
+    child.kill().ok();
+    child.wait().ok();
+}
