@@ -41,6 +41,39 @@ pub enum Command {
     Demo(DemoArgs),
     /// Summarize and diagnose a trace (a --record directory, a .har file or a journal).
     Summary(SummaryArgs),
+    /// Act as the proxy but answer from a recorded trace, with no network.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Trace directory, HAR file (any tool's, with embedded bodies) or journal.jsonl.
+    pub trace: PathBuf,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Allow listening on a non-loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+    #[command(flatten)]
+    pub replay: ReplayOptions,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// How a trace is replayed.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayOptions {
+    /// A request the trace lacks: answer 404 (go may fall back), 502, forward it
+    /// (passthrough), or forward and append it to the trace (record).
+    #[arg(long, default_value = "404", value_name = "404|502|passthrough|record")]
+    pub on_miss: crate::replay::OnMiss,
+    /// Reproduce recorded wait/receive times: none, recorded, or scale=F.
+    #[arg(long, default_value = "none", value_name = "none|recorded|scale=F")]
+    pub timing: crate::replay::ReplayTiming,
+    /// Ignore this query parameter when matching requests (repeatable).
+    #[arg(long, value_name = "PARAM")]
+    pub ignore_query: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +188,11 @@ pub struct ProxyArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Answer from this recorded trace instead of the network.
+    #[arg(long, value_name = "TRACE")]
+    pub replay: Option<PathBuf>,
+    #[command(flatten)]
+    pub replay_options: ReplayOptions,
     /// The command to run, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::ca::{describe_cert, CaFiles, CertAuthority};
-use crate::cli::{CaAction, CommonArgs, ProxyArgs, SummaryArgs};
+use crate::cli::{CaAction, CommonArgs, ProxyArgs, ReplayArgs, ReplayOptions, SummaryArgs};
 use crate::config::ProxyConfig;
 use crate::console::{use_color, ConsoleObserver};
+use crate::proxy::replay::ReplaySource;
 use crate::proxy::{self, Observer, RunningProxy};
 use crate::recorder::{RecordOptions, Recorder};
+use crate::replay::OnMiss;
 use crate::tls::{certs_to_pem, system_roots, UpstreamTrust};
 use crate::trace::load_trace;
 
@@ -69,6 +71,7 @@ pub fn prepare(
                 redact: !common.no_redact,
                 embed_bodies: common.embed_bodies,
                 goproxy_bases: config.goproxy_bases.clone(),
+                only_network: false,
             })
             .with_context(|| format!("cannot record into {}", dir.display()))?,
         ),
@@ -165,6 +168,112 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     drop(out);
     let code = wait_for_signal_then_shutdown(running).await?;
     finish_recording(prepared.recorder.as_ref())?;
+    Ok(code)
+}
+
+/// Loads a trace for replay, saying what could not be used.
+pub fn load_replay(path: &Path, opts: &ReplayOptions) -> Result<Arc<ReplaySource>> {
+    let trace =
+        load_trace(path).with_context(|| format!("cannot read the trace {}", path.display()))?;
+    for note in &trace.notes {
+        eprintln!("modscope: {note}");
+    }
+    for problem in &trace.problems {
+        eprintln!("modscope: skipped: {problem}");
+    }
+    let source = ReplaySource::new(trace, opts.on_miss, opts.timing, opts.ignore_query.clone());
+    for &i in &source.unusable {
+        if let Some(e) = source.trace.entries.get(i) {
+            eprintln!(
+                "modscope: skipped entry #{i}: {:?} is not an absolute http(s) URL",
+                e.request.url
+            );
+        }
+    }
+    eprintln!(
+        "modscope: replaying {} recorded exchange(s) from {} (on miss: {})",
+        source.trace.entries.len() - source.unusable.len(),
+        path.display(),
+        opts.on_miss
+    );
+    Ok(Arc::new(source))
+}
+
+/// A recorder appending network exchanges to the replayed trace (`--on-miss record`).
+pub fn miss_recorder(
+    path: &Path,
+    opts: &ReplayOptions,
+    common: &CommonArgs,
+) -> Result<Option<Arc<Recorder>>> {
+    if opts.on_miss != OnMiss::Record {
+        return Ok(None);
+    }
+    if !path.is_dir() {
+        anyhow::bail!(
+            "--on-miss record appends to a trace directory, and {} is not one",
+            path.display()
+        );
+    }
+    if common.record.is_some() {
+        anyhow::bail!("--on-miss record already records into the replayed trace; drop --record");
+    }
+    let recorder = Recorder::start(RecordOptions {
+        dir: path.to_path_buf(),
+        redact: !common.no_redact,
+        embed_bodies: common.embed_bodies,
+        goproxy_bases: Vec::new(),
+        only_network: true,
+    })
+    .with_context(|| format!("cannot record into {}", path.display()))?;
+    Ok(Some(recorder))
+}
+
+/// Hits, misses and unused entries at the end of a replay.
+pub fn print_replay_report(source: &ReplaySource) {
+    let report = source.report();
+    eprintln!(
+        "modscope replay: {} hit(s), {} miss(es), {} recorded entr(ies) never used",
+        report.hits,
+        report.misses.len(),
+        report.unused.len()
+    );
+    for miss in &report.misses {
+        eprintln!("  miss: {miss}");
+    }
+    for &i in report.unused.iter().take(20) {
+        if let Some(e) = source.trace.entries.get(i) {
+            eprintln!("  unused: #{i} {} {}", e.request.method, e.request.url);
+        }
+    }
+    if report.unused.len() > 20 {
+        eprintln!("  ... and {} more unused", report.unused.len() - 20);
+    }
+}
+
+pub async fn replay(args: ReplayArgs) -> Result<i32> {
+    let source = load_replay(&args.trace, &args.replay)?;
+    let mut prepared = prepare(&args.common, args.listen, args.allow_remote)?;
+    if let Some(r) = miss_recorder(&args.trace, &args.replay, &args.common)? {
+        prepared.recorder = Some(r);
+    }
+    let running = proxy::start_with_replay(
+        prepared.config.clone(),
+        prepared.ca.clone(),
+        prepared.trust.clone(),
+        observers(&prepared),
+        Some(source.clone()),
+    )
+    .await
+    .context("cannot start the replay proxy")?;
+    let url = proxy::proxy_url(running.addr);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "modscope: listening on {url}")?;
+    write!(out, "{}", export_lines(&url, &prepared.bundle))?;
+    out.flush()?;
+    drop(out);
+    let code = wait_for_signal_then_shutdown(running).await?;
+    finish_recording(prepared.recorder.as_ref())?;
+    print_replay_report(&source);
     Ok(code)
 }
 

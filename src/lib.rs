@@ -12,6 +12,7 @@ pub mod fault;
 pub mod gomod;
 pub mod proxy;
 pub mod recorder;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod testkit;

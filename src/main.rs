@@ -25,6 +25,7 @@ fn main() {
             Command::Ca { action, ca_dir } => modscope::commands::ca(action, ca_dir),
             Command::Demo(args) => modscope::demo::demo(args).await,
             Command::Summary(args) => modscope::commands::summary(args),
+            Command::Replay(args) => modscope::commands::replay(args).await,
         }
     });
     // Background tasks (idle upstream connections) must not delay the exit.

@@ -32,12 +32,16 @@ pub struct RecordOptions {
     pub embed_bodies: bool,
     /// GOPROXY bases known from the environment, for decoding module requests.
     pub goproxy_bases: Vec<String>,
+    /// Record only exchanges that went to the network (replay's `--on-miss record`).
+    pub only_network: bool,
 }
 
 enum Msg {
     Chunk(u64, BodyKind, Bytes),
     BodyEnd(u64, BodyKind),
     Exchange(Box<Exchange>),
+    /// An exchange that is not recorded: discard its stored bodies.
+    Forget(u64),
     Finish(mpsc::Sender<Result<FinishReport, TraceError>>),
 }
 
@@ -71,6 +75,7 @@ impl Gate {
 /// Records exchanges into a trace directory.
 pub struct Recorder {
     tx: Mutex<mpsc::Sender<Msg>>,
+    only_network: bool,
     gate: Arc<Gate>,
     dir: PathBuf,
     pub entries: Arc<AtomicU64>,
@@ -106,6 +111,7 @@ impl Recorder {
             })?;
         Ok(Arc::new(Recorder {
             tx: Mutex::new(tx),
+            only_network: opts.only_network,
             gate,
             dir: opts.dir,
             entries,
@@ -140,6 +146,11 @@ impl Recorder {
 
 impl Observer for Recorder {
     fn on_exchange(&self, exchange: &Exchange) {
+        if self.only_network && exchange.connection_id.is_none() {
+            // Served from the trace itself: nothing new to append. Drop its body too.
+            self.send(Msg::Forget(exchange.id));
+            return;
+        }
         self.send(Msg::Exchange(Box::new(exchange.clone())));
     }
 
@@ -209,6 +220,14 @@ impl Writer {
                 }
                 Msg::BodyEnd(id, kind) => self.end_body(id, kind),
                 Msg::Exchange(ex) => self.entry(*ex),
+                Msg::Forget(id) => {
+                    for kind in [BodyKind::Request, BodyKind::Response] {
+                        if let Some(sink) = self.open.remove(&(id, kind)) {
+                            sink.abort();
+                        }
+                        self.stored.remove(&(id, kind));
+                    }
+                }
                 Msg::Finish(reply) => {
                     let result = match self.journal.take() {
                         Some(j) => j.finish(env!("CARGO_PKG_VERSION")),

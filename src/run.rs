@@ -10,22 +10,34 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::cli::RunArgs;
 use std::sync::Arc;
 
-use crate::commands::{finish_recording, observers, prepare};
+use crate::commands::{
+    finish_recording, load_replay, miss_recorder, observers, prepare, print_replay_report,
+};
 use crate::demo::Collector;
 use crate::proxy::{self, proxy_url};
 use crate::report::{entries_from_exchanges, go_env_from_process, goproxy_bases, render};
 
 pub async fn run(args: RunArgs) -> Result<i32> {
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let prepared = prepare(&args.common, listen, false)?;
+    let replay = match &args.replay {
+        Some(path) => Some(load_replay(path, &args.replay_options)?),
+        None => None,
+    };
+    let mut prepared = prepare(&args.common, listen, false)?;
+    if let Some(path) = &args.replay {
+        if let Some(r) = miss_recorder(path, &args.replay_options, &args.common)? {
+            prepared.recorder = Some(r);
+        }
+    }
     let collector = Arc::new(Collector::default());
     let mut watchers = observers(&prepared);
     watchers.push(collector.clone());
-    let running = proxy::start(
+    let running = proxy::start_with_replay(
         prepared.config.clone(),
         prepared.ca.clone(),
         prepared.trust.clone(),
         watchers,
+        replay.clone(),
     )
     .await
     .context("cannot start the proxy")?;
@@ -87,6 +99,9 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         );
     }
     finish_recording(prepared.recorder.as_ref())?;
+    if let Some(source) = &replay {
+        print_replay_report(source);
+    }
     if !args.common.quiet {
         let env = go_env_from_process();
         let exchanges = collector.0.lock().map(|l| l.clone()).unwrap_or_default();

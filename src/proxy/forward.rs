@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 
 use super::body::{BodyOutcome, TapBody};
 use super::faults::{stall, BodyFaults, FaultBody, FaultPlan};
+use super::replay::{body as replay_body, miss_text, pacing, response_head, ReplaySource};
 use super::upstream::{send_via_slot, ConnInfo, SendError, Target, UpstreamError, UpstreamSlot};
 use super::BoxError;
 use super::{BodyKind, ProxyBody, Shared};
@@ -21,6 +22,7 @@ use crate::exchange::{
     RequestFacts as ExchangeRequest, ResponseFacts, TlsFacts,
 };
 use crate::fault::{trace_summary, Decision, Phase, RequestFacts};
+use crate::trace::Entry;
 
 /// What kind of client connection a request arrived on.
 #[derive(Debug, Clone)]
@@ -120,6 +122,20 @@ pub async fn handle(
         return Err("modscope: injected reset".into());
     }
 
+    if let Some(replay) = ctx.shared.replay.clone() {
+        if let Some(entry) = replay.lookup(&pending.request.method, &pending.request.url) {
+            return serve_replayed(pending, &replay, entry, plan, facts).await;
+        }
+        if !replay.on_miss.uses_network() {
+            let (status, text) = miss_text(
+                replay.on_miss,
+                &pending.request.method,
+                &pending.request.url,
+                &replay.trace.source,
+            );
+            return Ok(pending.answer_injected(status.as_u16(), &[], &text));
+        }
+    }
     let req_outcome = pending.request_outcome.clone();
     let req_capture = ctx.shared.capture(id, BodyKind::Request);
     let up_body = TapBody::new(
@@ -218,7 +234,7 @@ pub async fn handle(
             let body = TapBody::new(
                 body,
                 Box::new(move |outcome| {
-                    pending.finish(response_facts, outcome, &info, fresh, timing);
+                    pending.finish(response_facts, outcome, Some(&info), fresh, timing);
                 }),
             )
             .with_capture(resp_capture)
@@ -226,6 +242,101 @@ pub async fn handle(
             Ok(Response::from_parts(head, body))
         }
     }
+}
+
+/// Answers from a recorded entry: its status, headers and verified body, recorded
+/// failures as failures, with recorded timing when asked and faults on top.
+async fn serve_replayed(
+    pending: Pending,
+    replay: &ReplaySource,
+    entry: &Entry,
+    mut plan: FaultPlan,
+    mut facts: RequestFacts,
+) -> Result<Response<ProxyBody>, BoxError> {
+    if entry.response.status == 0 {
+        let (wait, _) = pacing(replay.timing, entry, 0);
+        tokio::time::sleep(wait).await;
+        let (kind, message) = match &entry.error {
+            Some(e) => (
+                e.kind.clone(),
+                format!("replayed recorded failure: {}", e.message),
+            ),
+            None => (
+                "other".to_string(),
+                "replayed a recorded exchange that got no response".to_string(),
+            ),
+        };
+        pending.fail_locally("response", &kind, &message);
+        return Err(message.into());
+    }
+    let (body, len) = match replay_body(&replay.trace, &entry.response.content).await {
+        Ok(b) => b,
+        Err(e) => {
+            let text = format!(
+                "modscope replay: the recorded body of {} {} cannot be served: {e}",
+                pending.request.method, pending.request.url
+            );
+            tracing::error!("{text}");
+            pending.fail_locally("body", "replay-body", &text);
+            return Ok(text_response(StatusCode::BAD_GATEWAY, &text));
+        }
+    };
+    let (wait, rate) = pacing(replay.timing, entry, len);
+    tokio::time::sleep(wait).await;
+    let (mut head, ()) = response_head(entry).into_parts();
+    facts.status = Some(head.status.as_u16());
+    facts.content_length = Some(len);
+    let shared = pending.shared.clone();
+    let late = shared.decide(Phase::Response, &facts);
+    if !late.is_empty() {
+        plan.add(&late);
+    }
+    let mut pending = pending;
+    if let Some(f) = fault_facts(&late) {
+        pending.fault = Some(f);
+    }
+    if let Some((status, headers, text)) = plan.respond.take() {
+        return Ok(pending.answer_injected(status, &headers, &text));
+    }
+    if plan.body.bytes_per_sec.is_none() {
+        plan.body.bytes_per_sec = rate;
+    }
+    if entry.response.content.complete == Some(false) {
+        // A body that was cut when recorded is cut again.
+        plan.body.reset_at = Some(len);
+    }
+    if plan.body.shortens() {
+        head.headers.remove(http::header::CONTENT_LENGTH);
+    } else if plan.body.reset_at.is_none() {
+        head.headers
+            .insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    let body = if plan.body.is_empty() {
+        body
+    } else {
+        FaultBody::new(body, plan.body.clone()).boxed_unsync()
+    };
+    let response_facts = ResponseFacts {
+        status: head.status.as_u16(),
+        http_version: pending.request.http_version.clone(),
+        headers: header_pairs(&head.headers),
+        trailers: Vec::new(),
+        body: BodyFacts::default(),
+    };
+    let now = Instant::now();
+    let timing = Timing {
+        blocked: Duration::ZERO,
+        sent_at: now,
+        head_at: now,
+    };
+    let capture = shared.capture(pending.id, BodyKind::Response);
+    let body = TapBody::new(
+        body,
+        Box::new(move |outcome| pending.finish(response_facts, outcome, None, false, timing)),
+    )
+    .with_capture(capture)
+    .boxed_unsync();
+    Ok(Response::from_parts(head, body))
 }
 
 #[derive(Clone, Copy)]
@@ -340,12 +451,16 @@ impl Pending {
     }
 
     fn fail_injected(self, phase: &str, message: &str) {
+        self.fail_locally(phase, "injected", message);
+    }
+
+    fn fail_locally(self, phase: &str, kind: &str, message: &str) {
         let started = self.started;
         let (mut ex, shared) = self.base(None, false);
         ex.timings.wait = Some(ms(started.elapsed()));
         ex.error = Some(ExchangeError {
             phase: phase.into(),
-            kind: "injected".into(),
+            kind: kind.into(),
             message: message.into(),
         });
         shared.publish(ex);
@@ -402,12 +517,12 @@ impl Pending {
         self,
         mut response: ResponseFacts,
         outcome: BodyOutcome,
-        info: &ConnInfo,
+        info: Option<&ConnInfo>,
         fresh: bool,
         timing: Timing,
     ) {
         let (_, request_ended) = self.request_body();
-        let (mut ex, shared) = self.base(Some(info), fresh);
+        let (mut ex, shared) = self.base(info, fresh);
         let send_end = request_ended
             .unwrap_or(timing.sent_at)
             .clamp(timing.sent_at, timing.head_at);

@@ -69,6 +69,28 @@ pub async fn serve_tls<S>(
         speakable.clone()
     };
 
+    let offline = shared
+        .replay
+        .as_ref()
+        .is_some_and(|r| !r.on_miss.uses_network());
+    if offline {
+        // Replaying without network: no origin to ask, so offer what the client prefers.
+        let choice = speakable.first().cloned();
+        let client_alpn = pick_client_alpn(&speakable, choice.as_deref());
+        return finish_handshake(
+            shared,
+            start,
+            target,
+            peer,
+            stop,
+            sni,
+            offered,
+            UpstreamSlot::default(),
+            client_alpn,
+            upstream_alpn,
+        )
+        .await;
+    }
     let dialed = match timeout(DIAL_BUDGET, shared.dialer.dial(&target, &upstream_alpn)).await {
         Ok(result) => result,
         Err(_) => Err(UpstreamError {
@@ -95,7 +117,37 @@ pub async fn serve_tls<S>(
         }
     };
     let client_alpn = pick_client_alpn(&speakable, upstream_choice.as_deref());
+    finish_handshake(
+        shared,
+        start,
+        target,
+        peer,
+        stop,
+        sni,
+        offered,
+        slot,
+        client_alpn,
+        upstream_alpn,
+    )
+    .await;
+}
 
+/// Completes the client handshake (after TLS-level faults) and serves HTTP on it.
+#[allow(clippy::too_many_arguments)]
+async fn finish_handshake<S>(
+    shared: Arc<Shared>,
+    start: tokio_rustls::StartHandshake<S>,
+    target: Target,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+    sni: Option<String>,
+    offered: Vec<Vec<u8>>,
+    slot: UpstreamSlot,
+    client_alpn: Option<Vec<u8>>,
+    upstream_alpn: Vec<Vec<u8>>,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let leaf_host = sni.clone().unwrap_or_else(|| target.host.clone());
     let decisions = shared.decide(
         Phase::Tls,

@@ -8,6 +8,7 @@ pub mod forward;
 mod intercept;
 mod io;
 mod listener;
+pub mod replay;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -56,6 +57,8 @@ pub struct Shared {
     next_exchange: AtomicU64,
     pub faults: Mutex<FaultEngine>,
     pub stats: TrafficStats,
+    /// Replay mode: answers come from this trace instead of the network.
+    pub replay: Option<Arc<replay::ReplaySource>>,
     /// Signs certificates nobody trusts, for the `tls cert=untrusted` fault.
     rogue_ca: OnceLock<Result<Arc<CertAuthority>, String>>,
 }
@@ -114,6 +117,7 @@ impl Shared {
             next_exchange: AtomicU64::new(1),
             faults: Mutex::new(faults),
             stats: TrafficStats::default(),
+            replay: None,
             rogue_ca: OnceLock::new(),
         })
     }
@@ -172,7 +176,20 @@ pub async fn start(
     trust: UpstreamTrust,
     observers: Vec<Arc<dyn Observer>>,
 ) -> Result<RunningProxy, ProxyError> {
-    listener::start(Shared::new(config, ca, trust, observers)?).await
+    start_with_replay(config, ca, trust, observers, None).await
+}
+
+/// Starts a proxy that answers from `replay` (when given) instead of the network.
+pub async fn start_with_replay(
+    config: ProxyConfig,
+    ca: Arc<CertAuthority>,
+    trust: UpstreamTrust,
+    observers: Vec<Arc<dyn Observer>>,
+    replay: Option<Arc<replay::ReplaySource>>,
+) -> Result<RunningProxy, ProxyError> {
+    let mut shared = Shared::new(config, ca, trust, observers)?;
+    shared.replay = replay;
+    listener::start(shared).await
 }
 
 /// The address clients should use, for printing.
