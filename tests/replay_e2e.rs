@@ -1,0 +1,403 @@
+//! Offline replay: real go served from a recording with the origin gone, misses and
+//! GOPROXY fallback, record-on-miss, other tools' HAR files, faults on top, bad traces.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use common::{go_binary, go_env, run_bounded, write_app, Ran, TempDir, MODSCOPE};
+use modscope::ca::CertAuthority;
+use modscope::config::ProxyConfig;
+use modscope::proxy::replay::ReplaySource;
+use modscope::replay::{OnMiss, ReplayTiming};
+use modscope::testkit::client::{Alpn, ProxiedClient};
+use modscope::testkit::modules::{default_modules, SyntheticModule};
+use modscope::testkit::origin::{Origin, OriginOptions};
+use modscope::tls::UpstreamTrust;
+use modscope::trace::load_trace;
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// `modscope run [extra] -- go mod download` in `app`, with hosts mapped to `origin` if any.
+async fn go_through(
+    dir: &Path,
+    app: &Path,
+    goproxy: &str,
+    origin: Option<&Origin>,
+    extra: &[&str],
+    godebug: Option<&str>,
+) -> Ran {
+    let go = go_binary().unwrap();
+    let mut cmd = Command::new(MODSCOPE);
+    go_env(&mut cmd, dir, goproxy);
+    cmd.env("GOFLAGS", "-mod=readonly -modcacherw");
+    if let Some(v) = godebug {
+        cmd.env("GODEBUG", v);
+    }
+    cmd.current_dir(app)
+        .args(["run", "--ca-dir", dir.join("ca").to_str().unwrap()]);
+    if let Some(o) = origin {
+        let ca_file = dir.join("origin-ca.pem");
+        std::fs::write(&ca_file, o.ca_pem()).unwrap();
+        cmd.args(["--upstream-ca", ca_file.to_str().unwrap()]);
+        for host in ["proxy.golang.org", "a.example", "b.example"] {
+            cmd.args([
+                "--connect-to",
+                &format!("{host}:443:127.0.0.1:{}", o.addr.port()),
+            ]);
+        }
+    }
+    cmd.args(extra);
+    cmd.args(["--", go.to_str().unwrap(), "mod", "download"]);
+    run_bounded(cmd, LIMIT).await
+}
+
+fn origin_opts() -> OriginOptions {
+    OriginOptions {
+        names: vec![
+            "proxy.golang.org".into(),
+            "a.example".into(),
+            "b.example".into(),
+        ],
+        ..OriginOptions::default()
+    }
+}
+
+fn fresh_cache(dir: &Path) {
+    let _ = Command::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(dir.join("modcache"))
+        .status();
+    let _ = std::fs::remove_dir_all(dir.join("modcache"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn go_downloads_offline_from_a_recording_over_h2_and_http11() {
+    if go_binary().is_none() {
+        return;
+    }
+    let modules = default_modules();
+    for godebug in [None, Some("http2client=0")] {
+        let dir = TempDir::new("replay-go");
+        let app = write_app(dir.path(), &modules);
+        let trace = dir.path().join("trace");
+        let origin = Origin::start(modules.clone(), origin_opts()).await.unwrap();
+        let rec = go_through(
+            dir.path(),
+            &app,
+            "https://proxy.golang.org",
+            Some(&origin),
+            &["--record", trace.to_str().unwrap()],
+            godebug,
+        )
+        .await;
+        assert!(rec.success, "{}", rec.stderr);
+        origin.shutdown();
+        drop(origin);
+        fresh_cache(dir.path());
+        let rep = go_through(
+            dir.path(),
+            &app,
+            "https://proxy.golang.org",
+            None,
+            &["--replay", trace.to_str().unwrap()],
+            godebug,
+        )
+        .await;
+        assert!(rep.success, "{godebug:?}\n{}", rep.stderr);
+        assert!(rep.stderr.contains("0 miss(es)"), "{}", rep.stderr);
+        let mut verify = Command::new(go_binary().unwrap());
+        go_env(&mut verify, dir.path(), "off");
+        verify.current_dir(&app).args(["mod", "verify"]);
+        let v = run_bounded(verify, LIMIT).await;
+        assert!(
+            v.success && v.stdout.contains("all modules verified"),
+            "{}{}",
+            v.stdout,
+            v.stderr
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn misses_answer_404_so_go_falls_back_and_record_fills_the_gap() {
+    if go_binary().is_none() {
+        return;
+    }
+    let modules = default_modules();
+    let dir = TempDir::new("replay-miss");
+    let app = write_app(dir.path(), &modules);
+    let trace = dir.path().join("trace");
+    let origin = Origin::start(modules.clone(), origin_opts()).await.unwrap();
+    // Recorded against b only.
+    let rec = go_through(
+        dir.path(),
+        &app,
+        "https://b.example",
+        Some(&origin),
+        &["--record", trace.to_str().unwrap()],
+        None,
+    )
+    .await;
+    assert!(rec.success, "{}", rec.stderr);
+
+    // a is not in the trace: 404 with modscope's text, then go falls back to b.
+    fresh_cache(dir.path());
+    let rep = go_through(
+        dir.path(),
+        &app,
+        "https://a.example,https://b.example",
+        None,
+        &["--replay", trace.to_str().unwrap()],
+        None,
+    )
+    .await;
+    assert!(rep.success, "{}", rep.stderr);
+    assert!(
+        rep.stderr.contains("miss: GET https://a.example:443/"),
+        "{}",
+        rep.stderr
+    );
+
+    // Only a: go fails and shows why.
+    fresh_cache(dir.path());
+    let rep = go_through(
+        dir.path(),
+        &app,
+        "https://a.example",
+        None,
+        &["--replay", trace.to_str().unwrap()],
+        None,
+    )
+    .await;
+    assert!(!rep.success);
+    assert!(
+        rep.stderr.contains("404 Not Found")
+            && rep
+                .stderr
+                .contains("server response: modscope replay: no recorded response"),
+        "{}",
+        rep.stderr
+    );
+
+    // --on-miss record appends a's answers; a second replay serves them offline.
+    fresh_cache(dir.path());
+    let rep = go_through(
+        dir.path(),
+        &app,
+        "https://a.example",
+        Some(&origin),
+        &["--replay", trace.to_str().unwrap(), "--on-miss", "record"],
+        None,
+    )
+    .await;
+    assert!(rep.success, "{}", rep.stderr);
+    origin.shutdown();
+    drop(origin);
+    fresh_cache(dir.path());
+    let rep = go_through(
+        dir.path(),
+        &app,
+        "https://a.example",
+        None,
+        &["--replay", trace.to_str().unwrap()],
+        None,
+    )
+    .await;
+    assert!(rep.success, "{}", rep.stderr);
+    assert!(rep.stderr.contains("0 miss(es)"), "{}", rep.stderr);
+
+    // Faults compose with replay.
+    fresh_cache(dir.path());
+    let rep = go_through(
+        dir.path(),
+        &app,
+        "https://a.example",
+        None,
+        &[
+            "--replay",
+            trace.to_str().unwrap(),
+            "--fault",
+            "module=example.com/hello,kind=zip:502",
+        ],
+        None,
+    )
+    .await;
+    assert!(!rep.success);
+    assert!(
+        rep.stderr.contains("502 Bad Gateway") && rep.stderr.contains("example.com/hello@v1.1.0"),
+        "{}",
+        rep.stderr
+    );
+}
+
+/// An in-process replay proxy over `trace_path`, and a client trusting it.
+async fn replay_proxy(
+    trace_path: &Path,
+    dir: &Path,
+) -> (
+    modscope::proxy::RunningProxy,
+    ProxiedClient,
+    Arc<ReplaySource>,
+) {
+    let trace = load_trace(trace_path).unwrap();
+    let source = Arc::new(ReplaySource::new(
+        trace,
+        OnMiss::NotFound,
+        ReplayTiming::None,
+        Vec::new(),
+    ));
+    let ca = Arc::new(CertAuthority::load_or_create(&dir.join("ca")).unwrap());
+    let other = CertAuthority::generate("unused").unwrap();
+    let trust = UpstreamTrust::only(&[other.cert_der().clone()]).unwrap();
+    let running = modscope::proxy::start_with_replay(
+        ProxyConfig::for_tests(dir.join("ca")),
+        ca.clone(),
+        trust,
+        Vec::new(),
+        Some(source.clone()),
+    )
+    .await
+    .unwrap();
+    let client = ProxiedClient::new(running.addr, &[ca.cert_der().clone()]).unwrap();
+    (running, client, source)
+}
+
+fn har_entry(url: &str, status: u16, content: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "startedDateTime": "2025-05-01T10:00:00.000+02:00",
+        "time": 12.5,
+        "request": {"method": "GET", "url": url, "httpVersion": "HTTP/2", "cookies": [], "headers": [], "queryString": [], "headersSize": -1, "bodySize": 0},
+        "response": {"status": status, "statusText": "", "httpVersion": "HTTP/2", "cookies": [],
+                     "headers": [{"name": "content-type", "value": "application/zip"}, {"name": "x-from", "value": "mitmproxy"}],
+                     "content": content, "redirectURL": "", "headersSize": -1, "bodySize": -1},
+        "cache": {},
+        "timings": {"send": 0, "wait": 10, "receive": 2.5},
+        "_someOtherTool": {"kept": true}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_har_written_by_another_tool_replays_byte_exact() {
+    let dir = TempDir::new("replay-har");
+    let m = SyntheticModule::simple("example.com/hello", "v1.0.0", 0);
+    let zip = m.zip();
+    let har = serde_json::json!({"log": {"version": "1.2", "creator": {"name": "mitmproxy", "version": "10"}, "entries": [
+        har_entry("https://proxy.golang.org/example.com/hello/@v/v1.0.0.zip", 200,
+            serde_json::json!({"size": zip.len(), "mimeType": "application/zip", "encoding": "base64", "text": base64::engine::general_purpose::STANDARD.encode(&zip)})),
+        har_entry("https://proxy.golang.org/example.com/hello/@v/list", 200,
+            serde_json::json!({"size": 7, "mimeType": "text/plain", "text": "v1.0.0\n"})),
+        har_entry("not a url", 200, serde_json::json!({"size": 0, "mimeType": "text/plain"})),
+    ]}});
+    let path = dir.path().join("other.har");
+    std::fs::write(&path, serde_json::to_vec_pretty(&har).unwrap()).unwrap();
+    let (_running, client, source) = replay_proxy(&path, dir.path()).await;
+    let got = client
+        .get(
+            "https://proxy.golang.org/example.com/hello/@v/v1.0.0.zip",
+            Alpn::Both,
+        )
+        .await
+        .unwrap();
+    assert_eq!((got.status, got.body.to_vec()), (200, zip));
+    assert_eq!(got.headers["x-from"], "mitmproxy");
+    let list = client
+        .get(
+            "https://proxy.golang.org/example.com/hello/@v/list",
+            Alpn::H1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(&list.body[..], b"v1.0.0\n");
+    let miss = client
+        .get(
+            "https://proxy.golang.org/example.com/other/@v/list",
+            Alpn::H1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(miss.status, 404);
+    assert!(String::from_utf8_lossy(&miss.body).contains(
+        "no recorded response for GET https://proxy.golang.org/example.com/other/@v/list"
+    ));
+    let report = source.report();
+    assert_eq!((report.hits, report.misses.len()), (2, 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_traces_still_serve_their_good_entries() {
+    let dir = TempDir::new("replay-bad");
+    let trace_dir = dir.path().join("trace");
+    std::fs::create_dir_all(trace_dir.join("bodies")).unwrap();
+    let good = b"good body bytes".to_vec();
+    let good_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&good));
+    std::fs::write(trace_dir.join("bodies").join(&good_sha), &good).unwrap();
+    // A body file whose bytes no longer match its name.
+    let bad_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"original"));
+    std::fs::write(trace_dir.join("bodies").join(&bad_sha), b"tampered").unwrap();
+    let file_content = |sha: &str, size: usize| serde_json::json!({"size": size, "mimeType": "application/octet-stream", "_sha256": sha, "_file": format!("bodies/{sha}")});
+    let lines = [
+        har_entry(
+            "https://proxy.golang.org/good",
+            200,
+            file_content(&good_sha, good.len()),
+        )
+        .to_string(),
+        har_entry(
+            "https://proxy.golang.org/corrupt",
+            200,
+            file_content(&bad_sha, 8),
+        )
+        .to_string(),
+        har_entry(
+            "https://proxy.golang.org/missing",
+            200,
+            file_content(&"ab".repeat(32), 3),
+        )
+        .to_string(),
+        "{\"startedDateTime\": \"2025-05-01T1".to_string(),
+    ];
+    std::fs::write(trace_dir.join("journal.jsonl"), lines.join("\n")).unwrap();
+    let trace = load_trace(&trace_dir).unwrap();
+    assert_eq!(trace.entries.len(), 3);
+    assert!(
+        trace
+            .problems
+            .iter()
+            .any(|p| p.to_string().contains("journal.jsonl:4")),
+        "{:?}",
+        trace.problems
+    );
+
+    let (_running, client, _) = replay_proxy(&trace_dir, dir.path()).await;
+    let got = client
+        .get("https://proxy.golang.org/good", Alpn::Both)
+        .await
+        .unwrap();
+    assert_eq!(got.body.to_vec(), good);
+    for (path, word) in [("/corrupt", "is corrupt"), ("/missing", "missing")] {
+        let got = client
+            .get(&format!("https://proxy.golang.org{path}"), Alpn::Both)
+            .await
+            .unwrap();
+        assert_eq!(got.status, 502, "{path}");
+        let text = String::from_utf8_lossy(&got.body).to_lowercase();
+        assert!(
+            text.contains("cannot be served") && text.contains(word),
+            "{path}: {text}"
+        );
+    }
+
+    // A HAR with an unknown version still loads, with a note.
+    let har = serde_json::json!({"log": {"version": "9.9", "creator": {"name": "x", "version": "1"}, "entries": [
+        har_entry("https://proxy.golang.org/list", 200, serde_json::json!({"size": 2, "mimeType": "text/plain", "text": "ok"}))]}});
+    let path = dir.path().join("v9.har");
+    std::fs::write(&path, har.to_string()).unwrap();
+    let loaded = load_trace(&path).unwrap();
+    assert_eq!(loaded.entries.len(), 1);
+    assert!(format!("{:?}{:?}", loaded.notes, loaded.problems).contains("9.9"));
+}
