@@ -43,6 +43,8 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Act as the proxy but answer from a recorded trace, with no network.
     Replay(ReplayArgs),
+    /// Measure direct vs through-modscope on loopback (release build recommended).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]

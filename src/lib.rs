@@ -1,5 +1,6 @@
 //! modscope: an intercepting HTTPS proxy that knows how the go command talks to the network.
 
+pub mod bench;
 pub mod ca;
 pub mod cli;
 pub mod commands;

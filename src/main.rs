@@ -26,6 +26,7 @@ fn main() {
             Command::Demo(args) => modscope::demo::demo(args).await,
             Command::Summary(args) => modscope::commands::summary(args),
             Command::Replay(args) => modscope::commands::replay(args).await,
+            Command::Bench(args) => modscope::bench::bench(args).await,
         }
     });
     // Background tasks (idle upstream connections) must not delay the exit.
