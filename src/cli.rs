@@ -169,6 +169,15 @@ pub struct CommonArgs {
     /// Serve the control API (JSON over HTTP) on this loopback address, e.g. 127.0.0.1:9090.
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
+    /// Write TLS secrets (client and upstream side) to FILE in NSS key log format, for
+    /// Wireshark [default: $SSLKEYLOGFILE when set].
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SSLKEYLOGFILE",
+        hide_env_values = true
+    )]
+    pub keylog: Option<PathBuf>,
     /// Seconds in-flight exchanges get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub shutdown_grace: u64,
@@ -252,6 +261,7 @@ impl CommonArgs {
             fault_seed: self.seed.or(file_seed).unwrap_or_else(random_seed),
             goproxy_bases: Vec::new(),
             admin: self.admin,
+            keylog: self.keylog.clone().filter(|p| !p.as_os_str().is_empty()),
         };
         config.validate()?;
         Ok(config)

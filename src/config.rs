@@ -228,6 +228,8 @@ pub struct ProxyConfig {
     pub goproxy_bases: Vec<String>,
     /// The control API's address (loopback only).
     pub admin: Option<SocketAddr>,
+    /// Write TLS secrets of both sides here (NSS key log format).
+    pub keylog: Option<PathBuf>,
 }
 
 impl ProxyConfig {
@@ -253,6 +255,7 @@ impl ProxyConfig {
             fault_seed: 1,
             goproxy_bases: Vec::new(),
             admin: None,
+            keylog: None,
         }
     }
 

@@ -92,11 +92,62 @@ pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSe
     Ok(certs)
 }
 
+/// Writes TLS secrets in the NSS key log format (`SSLKEYLOGFILE`), so Wireshark can
+/// decrypt a capture of the same session.
+pub struct KeyLogWriter {
+    path: PathBuf,
+    file: Mutex<std::fs::File>,
+}
+
+impl KeyLogWriter {
+    /// Appends to `path`, creating it with mode 0600 (it holds session secrets).
+    pub fn open(path: &Path) -> Result<Arc<Self>, TlsSetupError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| TlsSetupError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Arc::new(KeyLogWriter {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+        }))
+    }
+}
+
+impl std::fmt::Debug for KeyLogWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyLogWriter")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl rustls::KeyLog for KeyLogWriter {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        use std::io::Write;
+        let line = format!(
+            "{label} {} {}\n",
+            hex::encode(client_random),
+            hex::encode(secret)
+        );
+        if let Ok(mut f) = self.file.lock() {
+            // One write per line keeps lines whole when both sides log at once.
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
 /// What modscope trusts when it connects to origins.
 #[derive(Clone)]
 pub struct UpstreamTrust {
     verifier: Arc<WebPkiServerVerifier>,
     resumption: Resumption,
+    key_log: Option<Arc<KeyLogWriter>>,
     /// Where the roots came from, for `--help`-level diagnostics.
     pub root_count: usize,
 }
@@ -153,8 +204,15 @@ impl UpstreamTrust {
         Ok(UpstreamTrust {
             verifier,
             resumption: Resumption::in_memory_sessions(256),
+            key_log: None,
             root_count,
         })
+    }
+
+    /// Also log upstream TLS secrets.
+    pub fn with_key_log(mut self, key_log: Option<Arc<KeyLogWriter>>) -> Self {
+        self.key_log = key_log;
+        self
     }
 
     /// A client config for one upstream connection, offering `alpn`; the presented chain
@@ -175,6 +233,9 @@ impl UpstreamTrust {
             .with_no_client_auth();
         config.alpn_protocols = alpn;
         config.resumption = self.resumption.clone();
+        if let Some(k) = &self.key_log {
+            config.key_log = k.clone();
+        }
         Ok(config)
     }
 }
@@ -232,12 +293,16 @@ impl ServerCertVerifier for RecordingVerifier {
 pub fn server_config(
     leaf: Arc<CertifiedKey>,
     alpn: Vec<Vec<u8>>,
+    key_log: Option<&Arc<KeyLogWriter>>,
 ) -> Result<ServerConfig, TlsSetupError> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(FixedCert(leaf)));
     config.alpn_protocols = alpn;
+    if let Some(k) = key_log {
+        config.key_log = k.clone();
+    }
     Ok(config)
 }
 

@@ -175,7 +175,11 @@ async fn finish_handshake<S>(
             return;
         }
     };
-    let config = match server_config(leaf, client_alpn.into_iter().collect()) {
+    let config = match server_config(
+        leaf,
+        client_alpn.into_iter().collect(),
+        shared.key_log.as_ref(),
+    ) {
         Ok(c) => Arc::new(c),
         Err(e) => {
             tracing::error!("{peer}: TLS server configuration failed: {e}");

@@ -22,6 +22,8 @@ pub enum ProxyError {
     Config(#[from] crate::config::ConfigError),
     #[error("invalid fault rules")]
     Faults(#[from] crate::fault::FaultError),
+    #[error("cannot open the TLS key log")]
+    KeyLog(#[from] crate::tls::TlsSetupError),
 }
 
 /// Asks a running proxy to stop; cheap to clone.

@@ -24,7 +24,7 @@ pub use listener::{ProxyError, ProxyHandle, RunningProxy};
 use crate::ca::CertAuthority;
 use crate::config::ProxyConfig;
 use crate::exchange::Exchange;
-use crate::fault::{Decision, FaultEngine, FaultError, Phase, RequestFacts};
+use crate::fault::{Decision, FaultEngine, Phase, RequestFacts};
 use crate::tls::UpstreamTrust;
 use upstream::Dialer;
 
@@ -57,6 +57,8 @@ pub struct Shared {
     next_exchange: AtomicU64,
     pub faults: Mutex<FaultEngine>,
     pub stats: TrafficStats,
+    /// Where TLS secrets of both sides go (`--keylog`/`SSLKEYLOGFILE`).
+    pub key_log: Option<Arc<crate::tls::KeyLogWriter>>,
     /// Replay mode: answers come from this trace instead of the network.
     pub replay: Option<Arc<replay::ReplaySource>>,
     /// Signs certificates nobody trusts, for the `tls cert=untrusted` fault.
@@ -100,8 +102,13 @@ impl Shared {
         ca: Arc<CertAuthority>,
         trust: UpstreamTrust,
         observers: Vec<Arc<dyn Observer>>,
-    ) -> Result<Self, FaultError> {
+    ) -> Result<Self, ProxyError> {
         let faults = FaultEngine::new(config.fault_rules.clone(), config.fault_seed)?;
+        let key_log = match &config.keylog {
+            Some(path) => Some(crate::tls::KeyLogWriter::open(path)?),
+            None => None,
+        };
+        let trust = trust.with_key_log(key_log.clone());
         let dialer = Dialer::new(
             config.connect_to.clone(),
             config.upstream_proxy.clone(),
@@ -118,6 +125,7 @@ impl Shared {
             faults: Mutex::new(faults),
             stats: TrafficStats::default(),
             replay: None,
+            key_log,
             rogue_ca: OnceLock::new(),
         })
     }

@@ -89,7 +89,7 @@ impl Origin {
                 .validity
                 .unwrap_or_else(|| Validity::leaf_default(time::OffsetDateTime::now_utc()));
             let leaf = ca.mint(&names, validity).map_err(std::io::Error::other)?;
-            let config = crate::tls::server_config(leaf, opts.alpn.clone())
+            let config = crate::tls::server_config(leaf, opts.alpn.clone(), None)
                 .map_err(std::io::Error::other)?;
             Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
         } else {
