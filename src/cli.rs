@@ -33,7 +33,7 @@ pub enum Command {
     Ca {
         #[command(subcommand)]
         action: CaAction,
-        /// Where the CA lives [default: $MODSCOPE_HOME or ~/.local/share/modscope].
+        /// Where the CA lives [default: $MODSCOPE_HOME, else $XDG_DATA_HOME/modscope, else ~/.local/share/modscope].
         #[arg(long, global = true, value_name = "DIR")]
         ca_dir: Option<PathBuf>,
     },
@@ -112,7 +112,7 @@ pub enum CaAction {
 /// Options shared by every command that runs the proxy.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
-    /// Where the CA lives [default: $MODSCOPE_HOME or ~/.local/share/modscope].
+    /// Where the CA lives [default: $MODSCOPE_HOME, else $XDG_DATA_HOME/modscope, else ~/.local/share/modscope].
     #[arg(long, value_name = "DIR")]
     pub ca_dir: Option<PathBuf>,
     /// Also trust this PEM file (CA or self-signed cert) for upstream connections. Repeatable.
@@ -149,10 +149,11 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub idle_timeout: u64,
     /// Seconds allowed for each of DNS and TCP connect upstream.
-    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    #[arg(long, default_value_t = 3, value_name = "SECS")]
     pub connect_timeout: u64,
-    /// Seconds allowed for the upstream TLS handshake.
-    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    /// Seconds allowed for the upstream TLS handshake (the defaults keep DNS + TCP + TLS
+    /// within go's 10 s TLS handshake timeout).
+    #[arg(long, default_value_t = 4, value_name = "SECS")]
     pub tls_timeout: u64,
     /// Fault rules file (TOML, `[[rule]]` tables); see docs/chaos.md.
     #[arg(long, value_name = "FILE")]

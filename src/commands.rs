@@ -45,6 +45,9 @@ pub fn prepare(
     }
     let mut config = common.to_config(listen, allow_remote, stderr_color())?;
     config.goproxy_bases = crate::report::goproxy_bases(std::env::var("GOPROXY").ok().as_deref());
+    if let Some(warning) = config.go_handshake_warning() {
+        eprintln!("modscope: warning: {warning}");
+    }
     if !config.fault_rules.is_empty() {
         eprintln!(
             "modscope: {} fault rule(s) active, seed {} (reproduce with --seed {})",

@@ -269,6 +269,18 @@ impl ProxyConfig {
         Ok(())
     }
 
+    /// A warning when an upstream dial can outlast go's 10 s TLS handshake timeout (the
+    /// dial happens inside go's handshake), so go would report a timeout instead of
+    /// modscope's explanation.
+    pub fn go_handshake_warning(&self) -> Option<String> {
+        let worst = self.connect_timeout * 2 + self.tls_timeout;
+        (worst > Duration::from_secs(10)).then(|| {
+            format!(
+                "an unreachable origin can take up to {worst:?} (DNS + TCP + TLS timeouts) to fail, longer than go's 10s TLS handshake timeout: go will report \"TLS handshake timeout\" instead of modscope's explanation"
+            )
+        })
+    }
+
     pub fn intercepts(&self, host: &str) -> bool {
         !self.no_intercept.iter().any(|g| host_glob_matches(g, host))
     }

@@ -306,7 +306,7 @@ async fn serve_plain_tunnel<S>(
     let service = service_fn(move |req| forward::handle(req, ctx.clone()));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(shared.config.header_timeout)
+        .header_read_timeout(shared.config.idle_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(stream), service);
     if let Err(e) = drive(conn, stop).await {

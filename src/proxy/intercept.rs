@@ -14,16 +14,12 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use super::forward::{self, fault_facts, publish_connection_event, ConnCtx, ConnMode};
 use super::io::drive;
-use super::upstream::{Target, UpstreamError, UpstreamSlot, ALPN_H2, ALPN_HTTP11};
+use super::upstream::{Target, UpstreamSlot, ALPN_H2, ALPN_HTTP11};
 use super::Shared;
 use crate::ca::Validity;
 use crate::exchange::{ClientTls, ExchangeError};
 use crate::fault::{Action, CertFault, Phase, RequestFacts};
 use crate::tls::{cipher_name, server_config, version_name};
-
-/// The whole upstream dial must fit in go's 10 s TLS handshake timeout, or go reports a
-/// timeout instead of modscope's explanation.
-const DIAL_BUDGET: Duration = Duration::from_secs(8);
 
 pub async fn serve_tls<S>(
     shared: Arc<Shared>,
@@ -91,18 +87,9 @@ pub async fn serve_tls<S>(
         )
         .await;
     }
-    let dialed = match timeout(DIAL_BUDGET, shared.dialer.dial(&target, &upstream_alpn)).await {
-        Ok(result) => result,
-        Err(_) => Err(UpstreamError {
-            phase: "connect",
-            kind: "connect-timeout",
-            what: format!("connecting to {}", target.authority()),
-            message: format!("no connection within {DIAL_BUDGET:?}"),
-            timings: Default::default(),
-            server_ip: None,
-            tls: None,
-        }),
-    };
+    // Bounded by the per-phase timeouts; `ProxyConfig::go_handshake_warning` says when
+    // their sum exceeds go's 10 s TLS handshake timeout.
+    let dialed = shared.dialer.dial(&target, &upstream_alpn).await;
     let (slot, upstream_choice) = match dialed {
         Ok((sender, info)) => {
             let choice = info.alpn.clone();
@@ -229,7 +216,9 @@ async fn finish_handshake<S>(
     } else {
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(shared.config.header_timeout)
+            // hyper's head timer also runs while a keep-alive connection waits for its next
+            // request, so on an established TLS session it must be the idle limit.
+            .header_read_timeout(shared.config.idle_timeout)
             .max_buf_size(super::forward::MAX_HEAD_BYTES)
             .serve_connection(io, service);
         drive(conn, stop).await

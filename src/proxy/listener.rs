@@ -123,7 +123,11 @@ async fn accept_loop(
     // Taking the permit before accept leaves surplus clients queued in the kernel backlog
     // instead of holding a socket and a task for each.
     let limit = Arc::new(Semaphore::new(max));
+    // Connection tasks, so the ones still running at the drain deadline can be cut (and
+    // their exchanges published) before anyone finishes the trace.
+    let mut tasks = tokio::task::JoinSet::new();
     loop {
+        while tasks.try_join_next().is_some() {}
         let permit = tokio::select! {
             p = limit.clone().acquire_owned() => match p {
                 Ok(p) => p,
@@ -138,7 +142,7 @@ async fn accept_loop(
         match accepted {
             Ok((tcp, peer)) => {
                 let _ = tcp.set_nodelay(true);
-                tokio::spawn(connect::serve_client(
+                tasks.spawn(connect::serve_client(
                     shared.clone(),
                     tcp,
                     peer,
@@ -164,6 +168,10 @@ async fn accept_loop(
         tracing::warn!(
             "{abandoned} connection(s) still open after the {grace:?} drain deadline; closing them"
         );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        // HTTP/2 streams run in tasks of their own; they end once their connection is gone.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     ShutdownReport { abandoned }
 }

@@ -105,10 +105,14 @@ pub fn har_timings(p: &PhaseTimes) -> Timings {
     }
 }
 
-/// Negative, NaN and infinite durations are clock glitches, not data; NaN would also
-/// serialise as JSON `null` and break the HAR.
+/// Longest duration taken as data (about 31 years); anything longer is a clock glitch and
+/// would lose precision or overflow when summed and rounded.
+const MAX_PHASE_MS: f64 = 1e12;
+
+/// Negative, NaN, infinite and absurdly long durations are clock glitches, not data; NaN
+/// would also serialise as JSON `null` and break the HAR.
 fn clean(v: Option<f64>) -> Option<f64> {
-    v.filter(|x| x.is_finite() && *x >= 0.0)
+    v.filter(|x| x.is_finite() && *x >= 0.0 && *x <= MAX_PHASE_MS)
 }
 
 fn or_minus_one(v: Option<f64>) -> f64 {
