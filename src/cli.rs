@@ -45,6 +45,20 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Measure direct vs through-modscope on loopback (release build recommended).
     Bench(crate::bench::BenchArgs),
+    /// Turn a packet capture (pcap/pcapng) into a trace directory.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The capture file (tcpdump, dumpcap, tshark, Wireshark: pcap or pcapng).
+    pub capture: PathBuf,
+    /// The trace directory to write (must not hold a journal yet).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Keep credential header values in the trace.
+    #[arg(long)]
+    pub no_redact: bool,
 }
 
 #[derive(Debug, Args)]

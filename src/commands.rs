@@ -387,3 +387,22 @@ pub fn ca(action: CaAction, ca_dir: Option<PathBuf>) -> Result<i32> {
     }
     Ok(0)
 }
+
+pub fn import(args: crate::cli::ImportArgs) -> Result<i32> {
+    let options = crate::capture::ImportOptions {
+        redact: !args.no_redact,
+        goproxy_bases: crate::report::goproxy_bases(std::env::var("GOPROXY").ok().as_deref()),
+    };
+    let report = crate::capture::import_with(&args.capture, &args.output, &options)
+        .with_context(|| format!("cannot import {}", args.capture.display()))?;
+    println!("{report}");
+    for warning in &report.warnings {
+        eprintln!("modscope: warning: {warning}");
+    }
+    println!(
+        "trace written to {} (see: modscope summary {})",
+        args.output.display(),
+        args.output.display()
+    );
+    Ok(0)
+}

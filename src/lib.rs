@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod ca;
+pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod config;

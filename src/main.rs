@@ -27,6 +27,7 @@ fn main() {
             Command::Summary(args) => modscope::commands::summary(args),
             Command::Replay(args) => modscope::commands::replay(args).await,
             Command::Bench(args) => modscope::bench::bench(args).await,
+            Command::Import(args) => modscope::commands::import(args),
         }
     });
     // Background tasks (idle upstream connections) must not delay the exit.
