@@ -20,7 +20,7 @@ use crate::trace::{
 };
 
 /// Body bytes that may wait for the writer before the proxy stops reading from sockets.
-const IN_FLIGHT_LIMIT: u64 = 16 * 1024 * 1024;
+const IN_FLIGHT_LIMIT: u64 = 8 * 1024 * 1024;
 
 /// Chunks are gathered up to this size per body before they go to the writer thread: one
 /// message (and one thread wake-up) per TLS record costs more CPU than the copy.
