@@ -4,12 +4,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{go_env, write_app, TempDir, GOPROXY_HOST, MODSCOPE};
+use common::{
+    go_env, modscope_ca, spawn_proxy, write_app, KillOnDrop, TempDir, GOPROXY_HOST, MODSCOPE,
+};
 use modscope::capture::{import, ImportReport};
 use modscope::testkit::client::{Alpn, ProxiedClient};
 use modscope::testkit::modules::{default_modules, SyntheticModule};
@@ -320,18 +321,6 @@ fn a_file_that_is_not_a_capture_is_refused_by_name() {
 
 // ---- Wireshark with modscope's key log ----
 
-/// Kills the child if the test ends early.
-struct KillOnDrop(Option<Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// tshark and dumpcap when present and usable; `None` with a SKIPPED line otherwise, or
 /// a panic when `MODSCOPE_REQUIRE_TSHARK=1`.
 fn tshark_tools() -> Option<(PathBuf, PathBuf)> {
@@ -426,44 +415,6 @@ fn stop_dumpcap(mut d: KillOnDrop) {
     }
 }
 
-fn spawn_proxy(dir: &Path, origin: &Origin, extra: &[&str]) -> (KillOnDrop, std::net::SocketAddr) {
-    let ca_file = dir.join("origin-ca.pem");
-    std::fs::write(&ca_file, origin.ca_pem()).unwrap();
-    let mut child = Command::new(MODSCOPE)
-        .args(["proxy", "--quiet", "--listen", "127.0.0.1:0", "--ca-dir"])
-        .arg(dir.join("ca"))
-        .arg("--upstream-ca")
-        .arg(&ca_file)
-        .arg("--connect-to")
-        .arg(format!(
-            "{GOPROXY_HOST}:443:127.0.0.1:{}",
-            origin.addr.port()
-        ))
-        .args(extra)
-        .env_remove("SSLKEYLOGFILE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("modscope: listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .parse()
-        .unwrap();
-    (KillOnDrop(Some(child)), addr)
-}
-
-fn modscope_ca(dir: &Path) -> rustls::pki_types::CertificateDer<'static> {
-    let pem = std::fs::read(dir.join("ca").join("ca.pem")).unwrap();
-    modscope::tls::certs_from_pem(&pem).unwrap().remove(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tshark_decrypts_with_the_keylog() {
     let Some((tshark, dumpcap)) = tshark_tools() else {
@@ -474,7 +425,8 @@ async fn tshark_decrypts_with_the_keylog() {
         .await
         .unwrap();
     let keylog = dir.path().join("keys.log");
-    let (_proxy, addr) = spawn_proxy(dir.path(), &origin, &["--keylog", keylog.to_str().unwrap()]);
+    let (child, addr) = spawn_proxy(dir.path(), &origin, &["--keylog", keylog.to_str().unwrap()]);
+    let _proxy = KillOnDrop(Some(child));
     let cap = dir.path().join("cap.pcapng");
     let capturing = start_dumpcap(
         &dumpcap,
@@ -567,7 +519,8 @@ async fn regenerate_tls_captures() {
         let origin = Origin::start(modules.clone(), OriginOptions::default())
             .await
             .unwrap();
-        let (_proxy, addr) = spawn_proxy(dir.path(), &origin, &[]);
+        let (child, addr) = spawn_proxy(dir.path(), &origin, &[]);
+        let _proxy = KillOnDrop(Some(child));
         let bundle = dir.path().join("bundle.pem");
         let pem = if trusted {
             std::fs::read(dir.path().join("ca").join("ca.pem")).unwrap()

@@ -5,15 +5,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Fixture, FixtureOptions, TempDir, GOPROXY_HOST, MODSCOPE};
+use common::{
+    modscope_ca, spawn_proxy, Fixture, FixtureOptions, KillOnDrop, TempDir, GOPROXY_HOST,
+};
 use http_body_util::BodyExt;
 use modscope::ca::CertAuthority;
 use modscope::config::{ConnectTo, ProxyConfig};
@@ -796,59 +795,6 @@ async fn a_tls_stall_beyond_the_dial_budget_is_still_reported_as_tls() {
 // ---------------------------------------------------------------------------------------
 // SIGTERM under load (a `modscope proxy` child process)
 // ---------------------------------------------------------------------------------------
-
-/// Kills the child if the test fails before it exits.
-struct KillOnDrop(Option<Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// `modscope proxy` as a child process; returns it with its listening address.
-fn spawn_proxy(dir: &Path, origin: &Origin, extra: &[&str]) -> (Child, SocketAddr) {
-    let ca_file = dir.join("origin-ca.pem");
-    std::fs::write(&ca_file, origin.ca_pem()).unwrap();
-    let mut child = Command::new(MODSCOPE)
-        .args([
-            "proxy",
-            "--quiet",
-            "--listen",
-            "127.0.0.1:0",
-            "--ca-dir",
-            dir.join("ca").to_str().unwrap(),
-            "--upstream-ca",
-            ca_file.to_str().unwrap(),
-            "--connect-to",
-            &format!("{GOPROXY_HOST}:443:127.0.0.1:{}", origin.addr.port()),
-        ])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("modscope: listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .parse()
-        .unwrap();
-    (child, addr)
-}
-
-fn modscope_ca(dir: &Path) -> rustls::pki_types::CertificateDer<'static> {
-    let pem = std::fs::read(dir.join("ca").join("ca.pem")).unwrap();
-    modscope::tls::certs_from_pem(&pem).unwrap().remove(0)
-}
 
 const DOWNLOAD: u64 = 20_000_000;
 

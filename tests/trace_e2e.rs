@@ -3,12 +3,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{go_binary, go_env, run_bounded, write_app, TempDir, GOPROXY_HOST, MODSCOPE};
+use common::{
+    go_binary, go_env, modscope_ca, run_bounded, spawn_proxy, write_app, TempDir, GOPROXY_HOST,
+    MODSCOPE,
+};
 use modscope::testkit::client::{drain, get_request, read_whole, Alpn, ProxiedClient};
 use modscope::testkit::modules::default_modules;
 use modscope::testkit::origin::{Origin, OriginOptions};
@@ -148,47 +150,6 @@ async fn go_download_is_recorded_entry_by_entry() {
             "connection {conn}: {connects:?}"
         );
     }
-}
-
-/// `modscope proxy` as a child process; returns it with its listening address.
-fn spawn_proxy(dir: &Path, origin: &Origin, extra: &[&str]) -> (Child, std::net::SocketAddr) {
-    let ca_file = dir.join("origin-ca.pem");
-    std::fs::write(&ca_file, origin.ca_pem()).unwrap();
-    let mut child = Command::new(MODSCOPE)
-        .args([
-            "proxy",
-            "--quiet",
-            "--listen",
-            "127.0.0.1:0",
-            "--ca-dir",
-            dir.join("ca").to_str().unwrap(),
-            "--upstream-ca",
-            ca_file.to_str().unwrap(),
-            "--connect-to",
-            &format!("{GOPROXY_HOST}:443:127.0.0.1:{}", origin.addr.port()),
-        ])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("modscope: listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .parse()
-        .unwrap();
-    (child, addr)
-}
-
-fn modscope_ca(dir: &Path) -> rustls::pki_types::CertificateDer<'static> {
-    let pem = std::fs::read(dir.join("ca").join("ca.pem")).unwrap();
-    modscope::tls::certs_from_pem(&pem).unwrap().remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread")]

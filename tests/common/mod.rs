@@ -227,3 +227,62 @@ pub async fn run_bounded(mut cmd: std::process::Command, limit: Duration) -> Ran
         }
     }
 }
+
+/// `modscope proxy` as a child process, mapping proxy.golang.org to `origin`; returns it
+/// with its listening address (read from its first line of output). Its stderr is piped
+/// for tests that read it; with `--quiet` it stays far below the pipe's capacity.
+pub fn spawn_proxy(
+    dir: &Path,
+    origin: &Origin,
+    extra: &[&str],
+) -> (std::process::Child, SocketAddr) {
+    use std::io::{BufRead, BufReader};
+    let ca_file = dir.join("origin-ca.pem");
+    std::fs::write(&ca_file, origin.ca_pem()).unwrap();
+    let mut child = std::process::Command::new(MODSCOPE)
+        .args(["proxy", "--quiet", "--listen", "127.0.0.1:0", "--ca-dir"])
+        .arg(dir.join("ca"))
+        .arg("--upstream-ca")
+        .arg(&ca_file)
+        .arg("--connect-to")
+        .arg(format!(
+            "{GOPROXY_HOST}:443:127.0.0.1:{}",
+            origin.addr.port()
+        ))
+        .args(extra)
+        .env_remove("SSLKEYLOGFILE")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("modscope: listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
+/// The modscope CA a proxy child created in `dir/ca`.
+pub fn modscope_ca(dir: &Path) -> rustls::pki_types::CertificateDer<'static> {
+    let pem = std::fs::read(dir.join("ca").join("ca.pem")).unwrap();
+    modscope::tls::certs_from_pem(&pem).unwrap().remove(0)
+}
+
+/// Kills a child process when dropped (a failing test must not leave it running).
+pub struct KillOnDrop(pub Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
