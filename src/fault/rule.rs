@@ -39,72 +39,8 @@ impl fmt::Display for Phase {
     }
 }
 
-/// The request kinds `gomod::classify` tells apart (the `_go.kind` of the trace).
-/// Same names as `gomod::GoKind`; kept separate so this module stands alone, which is
-/// also why [`RequestFacts`] carries the kind as a string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GoKind {
-    List,
-    Info,
-    Mod,
-    Zip,
-    Latest,
-    SumdbSupported,
-    SumdbLookup,
-    SumdbTile,
-    SumdbLatest,
-    GoGet,
-    Git,
-    Toolchain,
-    Other,
-}
-
-impl GoKind {
-    pub const ALL: [GoKind; 13] = [
-        GoKind::List,
-        GoKind::Info,
-        GoKind::Mod,
-        GoKind::Zip,
-        GoKind::Latest,
-        GoKind::SumdbSupported,
-        GoKind::SumdbLookup,
-        GoKind::SumdbTile,
-        GoKind::SumdbLatest,
-        GoKind::GoGet,
-        GoKind::Git,
-        GoKind::Toolchain,
-        GoKind::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GoKind::List => "list",
-            GoKind::Info => "info",
-            GoKind::Mod => "mod",
-            GoKind::Zip => "zip",
-            GoKind::Latest => "latest",
-            GoKind::SumdbSupported => "sumdb-supported",
-            GoKind::SumdbLookup => "sumdb-lookup",
-            GoKind::SumdbTile => "sumdb-tile",
-            GoKind::SumdbLatest => "sumdb-latest",
-            GoKind::GoGet => "go-get",
-            GoKind::Git => "git",
-            GoKind::Toolchain => "toolchain",
-            GoKind::Other => "other",
-        }
-    }
-
-    pub fn parse(text: &str) -> Result<GoKind, String> {
-        let text = text.trim();
-        GoKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == text)
-            .ok_or_else(|| {
-                let valid: Vec<&str> = GoKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown kind `{text}` (valid: {})", valid.join(", "))
-            })
-    }
-}
+/// The request kinds rules match on: the trace's `_go.kind`.
+pub use crate::gomod::GoKind;
 
 /// A status matcher item: an exact code or a class (`5xx`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -45,6 +45,18 @@ pub enum GoKind {
 }
 
 impl GoKind {
+    /// Parses a kind name as written in `_go.kind`, fault rules and the CLI.
+    pub fn parse(text: &str) -> Result<GoKind, String> {
+        let text = text.trim();
+        GoKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| {
+                let valid: Vec<&str> = GoKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown kind `{text}` (valid: {})", valid.join(", "))
+            })
+    }
+
     pub const ALL: [GoKind; 13] = [
         GoKind::List,
         GoKind::Info,
