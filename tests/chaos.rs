@@ -218,6 +218,12 @@ async fn go_falls_back_on_404_but_not_on_502_with_comma() {
         "go shows the fault's text body:\n{}",
         ran.stderr
     );
+    assert!(
+        ran.stderr
+            .contains("with ',' go does not fall back to https://b.example"),
+        "the summary explains ',':\n{}",
+        ran.stderr
+    );
 
     let ran = go_download(
         "https://a.example|https://b.example",
@@ -229,6 +235,11 @@ async fn go_falls_back_on_404_but_not_on_502_with_comma() {
     assert!(
         ran.success,
         "with '|' go falls back on any error:\n{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("go fell back to https://b.example"),
+        "the summary says go fell back:\n{}",
         ran.stderr
     );
 }

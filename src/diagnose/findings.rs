@@ -174,9 +174,10 @@ fn assess<'a>(
             setting: None,
         })
     };
-    // An injected fault is the experiment, not the network: it gets its own cause only.
+    // An injected fault is the experiment, not the network: it gets its own cause only,
+    // but what go made of it (fall back or stop) is exactly what a chaos test asks.
     if is_injected(o) {
-        push(Cause::InjectedFault, Severity::Info, None);
+        push(Cause::InjectedFault, Severity::Info, fallback_note(o, ctx));
         return;
     }
     if o.go.problem.is_some() && (o.go.kind != GoKind::Other || o.go.base.is_some()) {
@@ -912,7 +913,11 @@ impl Group<'_, '_> {
                     .collect::<Vec<_>>()
                     .join(", ");
                 (
-                    format!("{host}: {} injected by modscope: {list}", plural(n, "fault")),
+                    format!(
+                        "{host}: {} injected by modscope: {list}{}",
+                        plural(n, "fault"),
+                        self.fallback_clause()
+                    ),
                     "intended chaos, not a network problem: drop the --fault/--faults rule to stop it".to_string(),
                 )
             }
