@@ -35,9 +35,6 @@ pub struct BodyOutcome {
 
 pub type OnDone = Box<dyn FnOnce(BodyOutcome) + Send + 'static>;
 
-/// Sees (and may rewrite) each data chunk with its absolute offset in the body.
-pub type ChunkHook = Box<dyn FnMut(&mut Bytes, u64) -> ChunkVerdict + Send>;
-
 pin_project! {
     /// Wraps a body; see the module docs.
     pub struct TapBody<B> {
@@ -50,7 +47,6 @@ pin_project! {
         inner_done: bool,
         capture: Option<Box<dyn BodyCapture>>,
         on_done: Option<OnDone>,
-        on_chunk: Option<ChunkHook>,
     }
 
     impl<B> PinnedDrop for TapBody<B> {
@@ -66,15 +62,6 @@ pin_project! {
     }
 }
 
-/// What a chunk hook decided for the stream (faults use it to cut bodies).
-pub enum ChunkVerdict {
-    Pass,
-    /// Deliver this chunk (possibly shortened by the hook), then end cleanly.
-    EndAfter,
-    /// Fail the stream with this message instead of delivering the chunk.
-    Fail(String),
-}
-
 impl<B> TapBody<B> {
     pub fn new(inner: B, on_done: OnDone) -> Self {
         TapBody {
@@ -85,18 +72,11 @@ impl<B> TapBody<B> {
             inner_done: false,
             capture: None,
             on_done: Some(on_done),
-            on_chunk: None,
         }
     }
 
     pub fn with_capture(mut self, capture: Option<Box<dyn BodyCapture>>) -> Self {
         self.capture = capture;
-        self
-    }
-
-    /// A hook that may rewrite or cut each data chunk; gets the absolute offset of the chunk.
-    pub fn with_chunk_hook(mut self, hook: ChunkHook) -> Self {
-        self.on_chunk = Some(hook);
         self
     }
 }
@@ -139,7 +119,7 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
         if this.on_done.is_none() {
-            // Already ended (a hook cut the body): stay ended.
+            // Already ended: stay ended.
             return Poll::Ready(None);
         }
         if let Some(capture) = this.capture.as_mut() {
@@ -153,43 +133,13 @@ where
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(frame))) => {
                 let frame = match frame.into_data() {
-                    Ok(mut data) => {
-                        let mut end_after = false;
-                        if let Some(hook) = this.on_chunk.as_mut() {
-                            match hook(&mut data, *this.bytes) {
-                                ChunkVerdict::Pass => {}
-                                ChunkVerdict::EndAfter => end_after = true,
-                                ChunkVerdict::Fail(message) => {
-                                    finish(
-                                        this.capture,
-                                        this.on_done,
-                                        *this.bytes,
-                                        *this.first_byte,
-                                        this.trailers.take(),
-                                        false,
-                                        Some(message.clone()),
-                                    );
-                                    return Poll::Ready(Some(Err(message.into())));
-                                }
-                            }
-                        }
+                    Ok(data) => {
                         if !data.is_empty() && this.first_byte.is_none() {
                             *this.first_byte = Some(Instant::now());
                         }
                         *this.bytes += data.len() as u64;
                         if let Some(capture) = this.capture.as_mut() {
                             capture.chunk(&data);
-                        }
-                        if end_after {
-                            finish(
-                                this.capture,
-                                this.on_done,
-                                *this.bytes,
-                                *this.first_byte,
-                                this.trailers.take(),
-                                false,
-                                Some("body truncated".into()),
-                            );
                         }
                         Frame::data(data)
                     }
@@ -237,12 +187,6 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.on_chunk.is_some() {
-            // A hook may shorten the body, so the length must not be promised.
-            let mut hint = SizeHint::new();
-            hint.set_lower(0);
-            return hint;
-        }
         self.inner.size_hint()
     }
 }
@@ -300,18 +244,5 @@ mod tests {
         let outcome = slot.lock().unwrap().clone().unwrap();
         assert_eq!(outcome.bytes, 3);
         assert!(!outcome.complete);
-    }
-
-    #[tokio::test]
-    async fn hook_can_truncate() {
-        let (slot, done) = collector();
-        let body = TapBody::new(Full::new(Bytes::from_static(b"0123456789")), done)
-            .with_chunk_hook(Box::new(|data, _offset| {
-                data.truncate(4);
-                ChunkVerdict::EndAfter
-            }));
-        let bytes = body.collect().await.unwrap().to_bytes();
-        assert_eq!(&bytes[..], b"0123");
-        assert_eq!(slot.lock().unwrap().clone().unwrap().bytes, 4);
     }
 }
