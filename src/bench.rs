@@ -29,6 +29,9 @@ pub struct BenchArgs {
     /// Skip the `go mod download` measurement even when go is installed.
     #[arg(long)]
     pub no_go: bool,
+    /// Skip the mitmproxy column even when mitmdump is installed.
+    #[arg(long)]
+    pub no_mitm: bool,
 }
 
 /// One measured figure.
@@ -39,6 +42,8 @@ pub struct Row {
     pub direct: Option<f64>,
     pub modscope: f64,
     pub modscope_recording: Option<f64>,
+    /// mitmproxy (`mitmdump`) in the same run, when it is installed.
+    pub mitmproxy: Option<f64>,
     /// modscope / direct (or the absolute value when there is no direct column).
     pub ratio: Option<f64>,
     pub target: String,
@@ -84,6 +89,9 @@ impl Plan {
 /// A `modscope proxy` child process.
 struct ProxyChild {
     child: Child,
+    /// Held open: the proxy keeps printing after its first line, and a closed pipe would
+    /// make those writes fail.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
     client: ProxiedClient,
     ca_pem: PathBuf,
     url: String,
@@ -126,7 +134,8 @@ impl ProxyChild {
         let mut line = String::new();
         use std::io::BufRead;
         let stdout = child.stdout.take().context("no stdout from the proxy")?;
-        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let mut stdout = std::io::BufReader::new(stdout);
+        stdout.read_line(&mut line)?;
         let url = line
             .trim()
             .strip_prefix("modscope: listening on ")
@@ -137,6 +146,7 @@ impl ProxyChild {
         let roots = crate::tls::read_pem_certs(&ca_pem)?;
         Ok(ProxyChild {
             child,
+            _stdout: stdout,
             client: ProxiedClient::new(addr, &roots)?,
             ca_pem,
             url,
@@ -144,16 +154,7 @@ impl ProxyChild {
     }
 
     fn peak_rss_mib(&self) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kib / 1024.0)
+        peak_rss_mib(self.child.id())
     }
 }
 
@@ -162,6 +163,85 @@ impl Drop for ProxyChild {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `mitmdump` (mitmproxy) as a child process, for the comparison column. It cannot map
+/// host names like `--connect-to`, so the client tunnels to the origin's IP and port.
+struct MitmChild {
+    child: Child,
+    client: ProxiedClient,
+    origin_port: u16,
+}
+
+impl MitmChild {
+    fn start(work: &Path, origin: &Origin) -> Result<MitmChild> {
+        let mitmdump = which("mitmdump").context("mitmdump is not installed")?;
+        let confdir = work.join("mitm");
+        std::fs::create_dir_all(&confdir)?;
+        let origin_ca = work.join("mitm-origin-ca.pem");
+        std::fs::write(&origin_ca, origin.ca_pem())?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(mitmdump)
+            .args([
+                "--listen-host",
+                "127.0.0.1",
+                "--listen-port",
+                &port.to_string(),
+                "-q",
+            ])
+            .arg("--set")
+            .arg(format!("confdir={}", confdir.display()))
+            .arg("--set")
+            .arg(format!(
+                "ssl_verify_upstream_trusted_ca={}",
+                origin_ca.display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let ca = confdir.join("mitmproxy-ca-cert.pem");
+        let started = Instant::now();
+        while !(ca.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()) {
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                bail!("mitmdump did not start listening on 127.0.0.1:{port} within 30 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let roots = crate::tls::read_pem_certs(&ca)?;
+        let client = ProxiedClient::new(([127, 0, 0, 1], port).into(), &roots)?;
+        Ok(MitmChild {
+            child,
+            client,
+            origin_port: origin.addr.port(),
+        })
+    }
+
+    fn peak_rss_mib(&self) -> Option<f64> {
+        peak_rss_mib(self.child.id())
+    }
+}
+
+impl Drop for MitmChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Connects straight to the origin (the "direct" column).
@@ -197,6 +277,7 @@ async fn direct(origin: &Origin, host: &str, alpn: Alpn) -> Result<Sender> {
 enum Via<'a> {
     Direct(&'a Origin),
     Proxy(&'a ProxyChild),
+    Mitm(&'a MitmChild),
 }
 
 impl Via<'_> {
@@ -204,6 +285,7 @@ impl Via<'_> {
         match self {
             Via::Direct(o) => direct(o, host, alpn).await,
             Via::Proxy(p) => Ok(p.client.connect(host, 443, alpn).await?),
+            Via::Mitm(m) => Ok(m.client.connect("127.0.0.1", m.origin_port, alpn).await?),
         }
     }
 }
@@ -381,6 +463,18 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
     let d = Via::Direct(&origin);
     let m = Via::Proxy(&plain);
     let r = Via::Proxy(&recording);
+    let mitm = if which("mitmdump").is_some() && !args.no_mitm {
+        match MitmChild::start(&work.join("mitm"), &origin) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("bench: mitmproxy column skipped: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let x = mitm.as_ref().map(Via::Mitm);
     let mut rows = Vec::new();
     let mib = plan.body >> 20;
 
@@ -389,12 +483,17 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
         let direct = throughput(&d, alpn, plan.body, plan.reps).await?;
         let through = throughput(&m, alpn, plan.body, plan.reps).await?;
         let rec = throughput(&r, alpn, plan.body, plan.reps).await?;
+        let mitm_rate = match &x {
+            Some(x) => Some(throughput(x, alpn, plan.body, plan.reps).await?),
+            None => None,
+        };
         rows.push(Row {
             name: format!("{mib} MiB download, {label}"),
             unit: "MiB/s".into(),
             direct: Some(direct),
             modscope: through,
             modscope_recording: Some(rec),
+            mitmproxy: mitm_rate,
             ratio: Some(through / direct),
             target: ">= 0.60 of direct; recording costs <= 15%".into(),
             met: Some(through / direct >= 0.6 && rec >= through * 0.85),
@@ -407,6 +506,7 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
         direct: None,
         modscope: rss,
         modscope_recording: Some(rss),
+        mitmproxy: mitm.as_ref().and_then(|m| m.peak_rss_mib()),
         ratio: None,
         target: "<= 64 MiB".into(),
         met: Some(rss <= 64.0),
@@ -416,6 +516,10 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
     let dl = sequential(&d, plan.sequential).await?;
     let ml = sequential(&m, plan.sequential).await?;
     let rl = sequential(&r, plan.sequential).await?;
+    let xl = match &x {
+        Some(x) => Some(sequential(x, plan.sequential).await?),
+        None => None,
+    };
     let (dsum, msum): (f64, f64) = (dl.iter().sum(), ml.iter().sum());
     rows.push(Row {
         name: format!("{} sequential requests, total", plan.sequential),
@@ -423,6 +527,7 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
         direct: Some(dsum),
         modscope: msum,
         modscope_recording: Some(rl.iter().sum()),
+        mitmproxy: xl.as_ref().map(|l| l.iter().sum()),
         ratio: Some(msum / dsum),
         target: "<= 2x direct".into(),
         met: Some(msum / dsum <= 2.0),
@@ -435,6 +540,7 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
         direct: Some(d50),
         modscope: m50,
         modscope_recording: Some(percentile(rl.clone(), 0.5)),
+        mitmproxy: xl.clone().map(|l| percentile(l, 0.5)),
         ratio: Some(m50 - d50),
         target: "added <= 0.3 ms".into(),
         met: Some(m50 - d50 <= 0.3),
@@ -445,6 +551,7 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
         direct: Some(d99),
         modscope: m99,
         modscope_recording: Some(percentile(rl, 0.99)),
+        mitmproxy: xl.clone().map(|l| percentile(l, 0.99)),
         ratio: Some(m99 - d99),
         target: "added <= 2 ms".into(),
         met: Some(m99 - d99 <= 2.0),
@@ -457,12 +564,17 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
     let dc = concurrent(&d, plan.concurrent_conns, plan.per_conn).await?;
     let mc = concurrent(&m, plan.concurrent_conns, plan.per_conn).await?;
     let rc = concurrent(&r, plan.concurrent_conns, plan.per_conn).await?;
+    let xc = match &x {
+        Some(x) => Some(concurrent(x, plan.concurrent_conns, plan.per_conn).await?),
+        None => None,
+    };
     rows.push(Row {
         name: format!("{} connections, small requests", plan.concurrent_conns),
         unit: "req/s".into(),
         direct: Some(dc),
         modscope: mc,
         modscope_recording: Some(rc),
+        mitmproxy: xc,
         ratio: Some(mc / dc),
         target: ">= 10000 req/s".into(),
         met: Some(mc >= 10_000.0),
@@ -478,6 +590,7 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
         direct: Some(dh),
         modscope: first,
         modscope_recording: None,
+        mitmproxy: None,
         ratio: Some(first - dh),
         target: "added <= 5 ms".into(),
         met: Some(first - dh <= 5.0),
@@ -488,6 +601,7 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
         direct: Some(dh),
         modscope: cached,
         modscope_recording: None,
+        mitmproxy: None,
         ratio: Some(cached - dh),
         target: "added <= 0.5 ms".into(),
         met: Some(cached - dh <= 0.5),
@@ -534,13 +648,11 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
             direct: Some(dm),
             modscope: mm,
             modscope_recording: Some(median(rt)),
+            mitmproxy: None,
             ratio: Some(mm / dm),
             target: "<= 1.3x direct".into(),
             met: Some(mm / dm <= 1.3),
         });
-    }
-    if which("mitmdump").is_some() {
-        eprintln!("bench: mitmdump is installed, but the mitmproxy column is not implemented yet");
     }
     Ok(rows)
 }
@@ -566,11 +678,12 @@ fn render(rows: &[Row], quick: bool) -> String {
         "direct",
         "modscope",
         "+record",
+        "mitmproxy",
         "ratio/added",
         "target",
         "met",
     ];
-    let table: Vec<[String; 8]> = rows
+    let table: Vec<[String; 9]> = rows
         .iter()
         .map(|r| {
             [
@@ -579,6 +692,7 @@ fn render(rows: &[Row], quick: bool) -> String {
                 fmt(r.direct),
                 fmt(Some(r.modscope)),
                 fmt(r.modscope_recording),
+                fmt(r.mitmproxy),
                 fmt(r.ratio),
                 r.target.clone(),
                 match r.met {
@@ -589,7 +703,7 @@ fn render(rows: &[Row], quick: bool) -> String {
             ]
         })
         .collect();
-    let widths: Vec<usize> = (0..8)
+    let widths: Vec<usize> = (0..9)
         .map(|i| {
             table
                 .iter()
@@ -604,7 +718,7 @@ fn render(rows: &[Row], quick: bool) -> String {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                if i == 0 || i == 6 {
+                if i == 0 || i == 7 {
                     format!("{c:<w$}", w = widths[i])
                 } else {
                     format!("{c:>w$}", w = widths[i])

@@ -161,14 +161,7 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     .await
     .context("cannot start the proxy")?;
     let url = proxy::proxy_url(running.addr);
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "modscope: listening on {url}")?;
-    write!(out, "{}", export_lines(&url, &prepared.bundle))?;
-    if let Some(admin) = running.admin_addr {
-        writeln!(out, "# control API: http://{admin}/faults")?;
-    }
-    out.flush()?;
-    drop(out);
+    announce(&url, &prepared.bundle, running.admin_addr);
     let code = wait_for_signal_then_shutdown(running).await?;
     finish_recording(prepared.recorder.as_ref())?;
     Ok(code)
@@ -269,11 +262,7 @@ pub async fn replay(args: ReplayArgs) -> Result<i32> {
     .await
     .context("cannot start the replay proxy")?;
     let url = proxy::proxy_url(running.addr);
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "modscope: listening on {url}")?;
-    write!(out, "{}", export_lines(&url, &prepared.bundle))?;
-    out.flush()?;
-    drop(out);
+    announce(&url, &prepared.bundle, running.admin_addr);
     let code = wait_for_signal_then_shutdown(running).await?;
     finish_recording(prepared.recorder.as_ref())?;
     print_replay_report(&source);
@@ -304,6 +293,22 @@ fn stdout_color() -> bool {
         std::io::stdout().is_terminal(),
         std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
     )
+}
+
+/// Prints the listening line and the export lines. A reader that went away (a script that
+/// only wanted the first line) must not stop the proxy, so write errors are only logged.
+fn announce(url: &str, bundle: &Path, admin: Option<std::net::SocketAddr>) {
+    let mut text = format!(
+        "modscope: listening on {url}\n{}",
+        export_lines(url, bundle)
+    );
+    if let Some(admin) = admin {
+        text.push_str(&format!("# control API: http://{admin}/faults\n"));
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        tracing::warn!("cannot print the listening address to stdout: {e}");
+    }
 }
 
 /// Waits for SIGINT/SIGTERM, then drains; a second signal exits at once.
