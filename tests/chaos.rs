@@ -275,11 +275,27 @@ async fn go_reports_a_reset_mid_zip() {
         "h2:\n{}",
         h2.stderr
     );
+    // Over HTTP/1.1 a reset is a real TCP RST ...
     let h1 = go_download("https://proxy.golang.org", &fault, Some("http2client=0"))
         .await
         .unwrap();
     assert!(!h1.success);
-    assert!(h1.stderr.contains("unexpected EOF"), "h1:\n{}", h1.stderr);
+    assert!(
+        h1.stderr.contains("connection reset by peer"),
+        "h1 reset:\n{}",
+        h1.stderr
+    );
+    // ... while a connection closed mid-body (stall, then close) is go's unexpected EOF.
+    let closed = ["module=example.com/bigdata,kind=zip:stall=1ms@100KiB,then=close"];
+    let h1 = go_download("https://proxy.golang.org", &closed, Some("http2client=0"))
+        .await
+        .unwrap();
+    assert!(!h1.success);
+    assert!(
+        h1.stderr.contains("unexpected EOF"),
+        "h1 close:\n{}",
+        h1.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -426,4 +442,44 @@ async fn a_fault_toggled_through_the_control_api_between_two_go_runs() {
     assert!(!listed.contains("zips-down"));
     child.kill().ok();
     child.wait().ok();
+}
+
+#[tokio::test]
+async fn http11_resets_are_tcp_resets_and_closes_are_clean() {
+    tokio::time::timeout(LIMIT, async {
+        let fx = fixture_with(&[
+            "path=/bytes/7:reset",
+            "path=/bytes/8:stall=10ms,then=close",
+            "path=/bytes/9:stall=10ms,then=reset",
+        ])
+        .await;
+        let chain = |e: &(dyn std::error::Error + 'static)| {
+            let mut text = format!("{e:?}");
+            let mut source = e.source();
+            while let Some(s) = source {
+                text.push_str(&format!(" / {s:?}"));
+                source = s.source();
+            }
+            text
+        };
+        for (path, want_reset) in [("/bytes/7", true), ("/bytes/8", false), ("/bytes/9", true)] {
+            let mut sender = fx
+                .client
+                .connect(GOPROXY_HOST, 443, Alpn::H1)
+                .await
+                .unwrap();
+            let err = sender
+                .send(get_request(&url(path).parse().unwrap()))
+                .await
+                .unwrap_err();
+            let text = chain(&err);
+            assert_eq!(
+                text.contains("ConnectionReset"),
+                want_reset,
+                "{path}: {text}"
+            );
+        }
+    })
+    .await
+    .unwrap();
 }

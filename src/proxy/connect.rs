@@ -19,7 +19,7 @@ use super::forward::{
     self, fault_facts, publish_connection_event, reject_oversized_head, text_response, ConnCtx,
     ConnMode, MAX_HEAD_BYTES,
 };
-use super::io::{drive, Activity, ActivityClock, Rewind};
+use super::io::{drive, Activity, ActivityClock, Rewind, RESET_ON_CLOSE};
 use super::upstream::{ConnTimings, Target, UpstreamSlot};
 use super::{intercept, BoxError, ProxyBody, Shared};
 use crate::exchange::ExchangeError;
@@ -41,10 +41,12 @@ pub async fn serve_client(
     stop: watch::Receiver<bool>,
 ) {
     let clock = ActivityClock::new();
-    let io = Activity::new(tcp, clock.clone());
+    let reset = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let io = Activity::new(tcp, clock.clone(), reset.clone());
     let idle = shared.config.idle_timeout;
+    let lifecycle = RESET_ON_CLOSE.scope(reset, client_lifecycle(shared, io, peer, stop));
     tokio::select! {
-        _ = client_lifecycle(shared, io, peer, stop) => {}
+        _ = lifecycle => {}
         _ = clock.idle(idle) => tracing::debug!("{peer}: closing after {idle:?} without traffic"),
     }
     drop(permit);
@@ -52,7 +54,7 @@ pub async fn serve_client(
 
 async fn client_lifecycle(
     shared: Arc<Shared>,
-    io: Activity<TcpStream>,
+    io: Activity,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
 ) {

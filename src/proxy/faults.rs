@@ -177,11 +177,15 @@ where
                 *this.sleep = None;
                 if let AfterSleep::Fail(end) = *this.after_sleep {
                     *this.done = true;
+                    if end == StallEnd::Reset {
+                        super::io::request_tcp_reset();
+                    }
                     return Poll::Ready(Some(Err(stall_error(end))));
                 }
             }
             if let Some(e) = this.pending_error.take() {
                 *this.done = true;
+                super::io::request_tcp_reset();
                 return Poll::Ready(Some(Err(e)));
             }
             if *this.done {

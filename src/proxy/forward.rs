@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 
 use super::body::{BodyOutcome, TapBody};
 use super::faults::{stall, BodyFaults, FaultBody, FaultPlan};
+use super::io::request_tcp_reset;
 use super::replay::{body as replay_body, miss_text, pacing, response_head, ReplaySource};
 use super::upstream::{send_via_slot, ConnInfo, SendError, Target, UpstreamError, UpstreamSlot};
 use super::BoxError;
@@ -21,7 +22,7 @@ use crate::exchange::{
     BodyFacts, ClientTls, Exchange, ExchangeError, FaultFacts, PhaseTimes,
     RequestFacts as ExchangeRequest, ResponseFacts, TlsFacts,
 };
-use crate::fault::{trace_summary, Decision, Phase, RequestFacts};
+use crate::fault::{trace_summary, Decision, Phase, RequestFacts, StallEnd};
 use crate::trace::Entry;
 
 /// What kind of client connection a request arrived on.
@@ -112,12 +113,16 @@ pub async fn handle(
     }
     if let Some((wait, end)) = plan.stall_head {
         stall(wait).await;
+        if end == StallEnd::Reset {
+            request_tcp_reset();
+        }
         let message =
             format!("{:?} after an injected stall before the response head", end).to_lowercase();
         pending.fail_injected("response", &message);
         return Err(message.into());
     }
     if plan.reset_head {
+        request_tcp_reset();
         pending.fail_injected("response", "injected reset before the response head");
         return Err("modscope: injected reset".into());
     }

@@ -2,7 +2,7 @@
 //! common graceful-shutdown hook over hyper's connection types.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -110,19 +110,48 @@ impl ActivityClock {
     }
 }
 
-/// Stamps an `ActivityClock` on every successful read or write.
-pub struct Activity<T> {
-    inner: T,
-    clock: ActivityClock,
+tokio::task_local! {
+    /// Set by an injected `reset` on an HTTP/1.1 connection: the client socket is then
+    /// closed with an RST (SO_LINGER 0) instead of a FIN, as a network reset would.
+    pub static RESET_ON_CLOSE: Arc<AtomicBool>;
 }
 
-impl<T> Activity<T> {
-    pub fn new(inner: T, clock: ActivityClock) -> Self {
-        Activity { inner, clock }
+/// Asks for the current client connection to end with a TCP reset (HTTP/1.1 only: an
+/// HTTP/2 stream error is reset with RST_STREAM by hyper, on a task of its own).
+pub fn request_tcp_reset() {
+    let _ = RESET_ON_CLOSE.try_with(|flag| flag.store(true, Ordering::Relaxed));
+}
+
+/// The client socket: stamps an `ActivityClock` on every successful read or write, and
+/// closes with an RST when `RESET_ON_CLOSE` was set for its connection.
+pub struct Activity {
+    inner: tokio::net::TcpStream,
+    clock: ActivityClock,
+    reset: Arc<AtomicBool>,
+}
+
+impl Activity {
+    pub fn new(inner: tokio::net::TcpStream, clock: ActivityClock, reset: Arc<AtomicBool>) -> Self {
+        Activity {
+            inner,
+            clock,
+            reset,
+        }
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Activity<T> {
+impl Drop for Activity {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::Relaxed) {
+            // tokio deprecates SO_LINGER because a positive linger blocks the dropping
+            // thread; a zero linger never waits, it just makes close() send an RST.
+            #[allow(deprecated)]
+            let _ = self.inner.set_linger(Some(std::time::Duration::ZERO));
+        }
+    }
+}
+
+impl AsyncRead for Activity {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -136,7 +165,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Activity<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Activity<T> {
+impl AsyncWrite for Activity {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
