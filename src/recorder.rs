@@ -89,6 +89,10 @@ pub struct Recorder {
 impl Recorder {
     pub fn start(opts: RecordOptions) -> Result<Arc<Recorder>, TraceError> {
         let journal = JournalWriter::open(&opts.dir)?;
+        // Appending to an existing journal: continue its `_id`s instead of repeating them.
+        let id_offset = std::fs::read(journal.path())
+            .map(|bytes| bytes.iter().filter(|b| **b == b'\n').count() as u64)
+            .unwrap_or(0);
         let store = BodyStore::new(&opts.dir)?;
         let (tx, rx) = mpsc::channel();
         let gate = Arc::new(Gate {
@@ -105,6 +109,7 @@ impl Recorder {
             gate: gate.clone(),
             entries: entries.clone(),
             failed: false,
+            id_offset,
         };
         let thread = std::thread::Builder::new()
             .name("modscope-recorder".into())
@@ -222,6 +227,8 @@ struct Writer {
     entries: Arc<AtomicU64>,
     /// After a disk error bodies are dropped, but entries keep being journaled.
     failed: bool,
+    /// Entries already in the journal when recording started.
+    id_offset: u64,
 }
 
 impl Writer {
@@ -328,6 +335,7 @@ impl Writer {
         if let Some(r) = ex.response.as_mut() {
             r.body.sha256 = response.sha256.clone();
         }
+        ex.id += self.id_offset;
         let go = gomod::classify(
             &ex.request.method,
             &ex.request.url,

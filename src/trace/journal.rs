@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::error::TraceError;
 use super::har::{Creator, Entry, HAR_VERSION};
-use super::reader::{load_journal_file, LoadProblem};
+use super::reader::LoadProblem;
 use super::{BODIES_DIR, HAR_FILE, JOURNAL_FILE};
 
 /// Appends entries to `DIR/journal.jsonl`. Shareable between tasks (`&self` methods);
@@ -93,20 +93,92 @@ impl JournalWriter {
     }
 
     /// Clean shutdown: syncs the journal and writes `trace.har` from it, entries sorted
-    /// by start time (the journal is in completion order).
+    /// by start time (the journal is in completion order). Streams: only the start time
+    /// and position of each line are kept, then entries are re-read one at a time.
     pub fn finish(self, creator_version: &str) -> Result<FinishReport, TraceError> {
         self.sync()?;
-        let loaded = load_journal_file(&self.path)?;
-        let mut entries = loaded.entries;
-        // Our timestamps are fixed-width UTC, so text order is time order.
-        entries.sort_by(|a, b| a.started_date_time.cmp(&b.started_date_time));
-        let har = write_har_atomic(&self.dir, &entries, creator_version)?;
+        let mut index: Vec<(String, u64, usize)> = Vec::new();
+        let problems = super::reader::scan_journal(&self.path, |offset, len, entry| {
+            index.push((entry.started_date_time, offset, len));
+        })?;
+        // Our timestamps are fixed-width UTC, so text order is time order; the offset
+        // keeps equal times in journal order.
+        index.sort();
+        let har = write_har_streaming(&self.dir, &self.path, &index, creator_version)?;
         Ok(FinishReport {
             har,
-            entries: entries.len(),
-            problems: loaded.problems,
+            entries: index.len(),
+            problems,
         })
     }
+}
+
+/// Writes `trace.har` atomically from journal lines at the given positions, in order.
+fn write_har_streaming(
+    dir: &Path,
+    journal: &Path,
+    index: &[(String, u64, usize)],
+    creator_version: &str,
+) -> Result<PathBuf, TraceError> {
+    let dest = dir.join(HAR_FILE);
+    let tmp = temp_har_path(dir);
+    let result = (|| -> Result<(), TraceError> {
+        let mut source = File::open(journal).map_err(|e| TraceError::io(journal, e))?;
+        let file = File::create(&tmp).map_err(|e| TraceError::io(&tmp, e))?;
+        let mut out = BufWriter::new(file);
+        let ser = |e| TraceError::Serialize {
+            path: tmp.clone(),
+            source: e,
+        };
+        let creator = serde_json::to_string(&Creator::modscope(creator_version)).map_err(ser)?;
+        write!(
+            out,
+            "{{\n  \"log\": {{\n    \"version\": \"{HAR_VERSION}\",\n    \"creator\": {creator},\n    \"entries\": ["
+        )
+        .map_err(|e| TraceError::io(&tmp, e))?;
+        let mut line = Vec::new();
+        for (i, (_, offset, len)) in index.iter().enumerate() {
+            line.resize(*len, 0);
+            source
+                .seek(SeekFrom::Start(*offset))
+                .and_then(|_| source.read_exact(&mut line))
+                .map_err(|e| TraceError::io(journal, e))?;
+            let entry: Entry =
+                serde_json::from_slice(line.trim_ascii()).map_err(|e| TraceError::Json {
+                    path: journal.to_path_buf(),
+                    line: None,
+                    source: e,
+                })?;
+            out.write_all(if i == 0 { b"\n" } else { b",\n" })
+                .map_err(|e| TraceError::io(&tmp, e))?;
+            serde_json::to_writer_pretty(&mut out, &entry).map_err(ser)?;
+        }
+        out.write_all(b"\n    ]\n  }\n}\n")
+            .map_err(|e| TraceError::io(&tmp, e))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| TraceError::io(&tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| TraceError::io(&tmp, e))?;
+        drop(file);
+        fs::rename(&tmp, &dest).map_err(|e| TraceError::io(&dest, e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(dest)
+}
+
+fn temp_har_path(dir: &Path) -> PathBuf {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    dir.join(format!(
+        ".{HAR_FILE}.tmp-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 fn ends_without_newline(file: &mut File) -> io::Result<bool> {
@@ -141,12 +213,7 @@ pub fn write_har_atomic(
     creator_version: &str,
 ) -> Result<PathBuf, TraceError> {
     let dest = dir.join(HAR_FILE);
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let tmp = dir.join(format!(
-        ".{HAR_FILE}.tmp-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
+    let tmp = temp_har_path(dir);
     let har = HarOut {
         log: LogOut {
             version: HAR_VERSION,

@@ -164,15 +164,30 @@ fn root_of(file: &Path) -> PathBuf {
 
 /// Loads one journal; each line is parsed on its own so one bad line costs one entry.
 pub(crate) fn load_journal_file(path: &Path) -> Result<LoadedTrace, TraceError> {
-    let file = File::open(path).map_err(|e| TraceError::io(path, e))?;
-    let mut reader = BufReader::new(file);
     let mut trace = LoadedTrace {
         root: root_of(path),
         source: path.to_path_buf(),
         ..LoadedTrace::default()
     };
+    let mut entries = Vec::new();
+    trace.problems = scan_journal(path, |_, _, entry| entries.push(entry))?;
+    trace.entries = entries;
+    Ok(trace)
+}
+
+/// Reads a journal line by line, handing each usable entry to `visit` with the byte
+/// offset and length of its line, so callers can keep one entry in memory at a time.
+/// Bad lines become problems naming the file and line.
+pub(crate) fn scan_journal(
+    path: &Path,
+    mut visit: impl FnMut(u64, usize, Entry),
+) -> Result<Vec<LoadProblem>, TraceError> {
+    let file = File::open(path).map_err(|e| TraceError::io(path, e))?;
+    let mut reader = BufReader::new(file);
+    let mut problems = Vec::new();
     let mut buf = Vec::new();
     let mut line_no = 0usize;
+    let mut offset = 0u64;
     loop {
         buf.clear();
         let read = reader
@@ -181,6 +196,8 @@ pub(crate) fn load_journal_file(path: &Path) -> Result<LoadedTrace, TraceError> 
         if read == 0 {
             break;
         }
+        let line_offset = offset;
+        offset += read as u64;
         line_no += 1;
         let terminated = buf.last() == Some(&b'\n');
         let line = buf.trim_ascii();
@@ -188,7 +205,17 @@ pub(crate) fn load_journal_file(path: &Path) -> Result<LoadedTrace, TraceError> 
             continue;
         }
         match serde_json::from_slice::<Entry>(line) {
-            Ok(entry) => push_checked(&mut trace, entry, path, Some(line_no), "entry"),
+            Ok(entry) => match urlparts::problem(&entry.request.url) {
+                None => visit(line_offset, read, entry),
+                Some(reason) => problems.push(LoadProblem::new(
+                    path,
+                    Some(line_no),
+                    format!(
+                        "entry: invalid request URL {:?} ({reason}), skipped",
+                        entry.request.url
+                    ),
+                )),
+            },
             Err(e) => {
                 let message = if !terminated && e.is_eof() {
                     format!(
@@ -197,13 +224,11 @@ pub(crate) fn load_journal_file(path: &Path) -> Result<LoadedTrace, TraceError> 
                 } else {
                     format!("invalid entry, skipped: {e}")
                 };
-                trace
-                    .problems
-                    .push(LoadProblem::new(path, Some(line_no), message));
+                problems.push(LoadProblem::new(path, Some(line_no), message));
             }
         }
     }
-    Ok(trace)
+    Ok(problems)
 }
 
 fn push_checked(
