@@ -99,6 +99,16 @@ pub struct SummaryArgs {
     /// Print the summary and findings as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Exit with status 1 when a finding is at least this severe (for CI).
+    #[arg(long, value_name = "error|warning")]
+    pub fail_on: Option<FailOn>,
+}
+
+/// `summary --fail-on` levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warning,
 }
 
 #[derive(Debug, Subcommand)]

@@ -278,14 +278,23 @@ pub fn summary(args: SummaryArgs) -> Result<i32> {
     for problem in &trace.problems {
         eprintln!("modscope: skipped: {problem}");
     }
-    let text = crate::report::render(
+    let (text, worst) = crate::report::render_with_severity(
         &trace.entries,
         None,
         args.json,
         !args.json && stdout_color(),
     );
     println!("{text}");
-    Ok(0)
+    use crate::diagnose::Severity;
+    let threshold = match args.fail_on {
+        Some(crate::cli::FailOn::Error) => Some(Severity::Error),
+        Some(crate::cli::FailOn::Warning) => Some(Severity::Warning),
+        None => None,
+    };
+    Ok(match (threshold, worst) {
+        (Some(t), Some(w)) if w >= t => 1,
+        _ => 0,
+    })
 }
 
 fn stdout_color() -> bool {

@@ -117,16 +117,28 @@ pub fn goproxy_bases(goproxy: Option<&str>) -> Vec<String> {
 
 /// The report text (or JSON) for a set of entries.
 pub fn render(entries: &[Entry], env: Option<&GoEnv>, json: bool, color: bool) -> String {
+    render_with_severity(entries, env, json, color).0
+}
+
+/// The report and the most severe finding in it (for `summary --fail-on`).
+pub fn render_with_severity(
+    entries: &[Entry],
+    env: Option<&GoEnv>,
+    json: bool,
+    color: bool,
+) -> (String, Option<diagnose::Severity>) {
     let bases = goproxy_bases(env.and_then(|e| e.goproxy.as_deref()));
     let obs = observations(entries, &bases);
     let summary = diagnose::summarize(&obs);
     let findings = diagnose::diagnose(&obs, env);
-    if json {
+    let worst = findings.iter().map(|f| f.severity).max();
+    let text = if json {
         let doc = serde_json::json!({ "summary": summary, "findings": findings });
         serde_json::to_string_pretty(&doc).unwrap_or_default()
     } else {
         diagnose::render_text(&summary, &findings, color)
-    }
+    };
+    (text, worst)
 }
 
 /// Entries for exchanges that were not recorded to disk (no bodies), for the end-of-run report.

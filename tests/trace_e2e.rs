@@ -330,3 +330,24 @@ async fn summary_reports_broken_traces_clearly() {
         out.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn summary_fail_on_gates_ci_on_findings() {
+    let dir = TempDir::new("fail-on");
+    let entry = r#"{"startedDateTime":"2026-01-01T00:00:00.000Z","time":1.0,"request":{"method":"GET","url":"https://proxy.golang.org/example.com/m/@v/v1.0.0.zip","httpVersion":"HTTP/2","cookies":[],"headers":[],"queryString":[],"headersSize":-1,"bodySize":0},"response":{"status":502,"statusText":"Bad Gateway","httpVersion":"HTTP/2","cookies":[],"headers":[],"content":{"size":0,"mimeType":"text/plain"},"redirectURL":"","headersSize":-1,"bodySize":0},"cache":{},"timings":{"send":0,"wait":1,"receive":0}}"#;
+    std::fs::write(dir.path().join("journal.jsonl"), format!("{entry}\n")).unwrap();
+    for (flag, want) in [
+        (None, Some(0)),
+        (Some("error"), Some(1)),
+        (Some("warning"), Some(1)),
+    ] {
+        let mut c = Command::new(MODSCOPE);
+        c.args(["summary", dir.path().to_str().unwrap()]);
+        if let Some(level) = flag {
+            c.args(["--fail-on", level]);
+        }
+        let out = run_bounded(c, Duration::from_secs(30)).await;
+        assert_eq!(out.code, want, "{flag:?}: {}{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains("502"), "{}", out.stdout);
+    }
+}
