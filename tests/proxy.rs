@@ -656,3 +656,44 @@ async fn shutdown_lets_in_flight_downloads_finish() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn a_new_client_connection_reuses_a_pooled_upstream_connection() {
+    tokio::time::timeout(LIMIT, async {
+        let fx = Fixture::start().await;
+        fx.client.get(&url("/bytes/10"), Alpn::Both).await.unwrap();
+        // The first client's connection ends; its upstream connection goes to the pool.
+        let mut ex = Vec::new();
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            fx.client.get(&url("/bytes/11"), Alpn::Both).await.unwrap();
+            ex = fx.exchanges();
+            if ex.last().unwrap().connection_id == ex[0].connection_id {
+                break;
+            }
+        }
+        let (first, last) = (&ex[0], ex.last().unwrap());
+        assert_eq!(last.connection_id, first.connection_id, "{ex:#?}");
+        assert!(first.timings.tls.is_some());
+        assert!(
+            last.timings.tcp.is_none() && last.timings.tls.is_none(),
+            "a reused connection has no connect phases"
+        );
+        assert!(
+            last.tls
+                .as_ref()
+                .unwrap()
+                .upstream
+                .as_ref()
+                .unwrap()
+                .verified,
+            "its TLS facts are still reported"
+        );
+        // An HTTP/1.1-only client does not get the pooled h2 connection.
+        fx.client.get(&url("/bytes/12"), Alpn::H1).await.unwrap();
+        let h1 = fx.wait_exchanges(ex.len() + 1).await.pop().unwrap();
+        assert_ne!(h1.connection_id, first.connection_id);
+    })
+    .await
+    .unwrap();
+}

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
@@ -47,6 +48,17 @@ pub struct ConnCtx {
     pub slot: UpstreamSlot,
     /// ALPN to offer when the upstream connection has to be redialled.
     pub alpn: Vec<Vec<u8>>,
+}
+
+impl Drop for ConnCtx {
+    fn drop(&mut self) {
+        // The client went away; its upstream connection can serve the next client.
+        if matches!(self.mode, ConnMode::Intercepted { .. }) {
+            if let Some(conn) = self.slot.take_reusable() {
+                self.shared.pool.put(conn);
+            }
+        }
+    }
 }
 
 /// Serves one request; never fails (failures become 4xx/5xx answers and trace entries).
@@ -169,13 +181,37 @@ pub async fn handle(
     // The client already got (or will get) its 100 Continue from us; the origin must not
     // send another interim answer.
     up_headers.remove(http::header::EXPECT);
+    // A bodiless idempotent request can be sent again if a reused connection turns out
+    // to have been closed by the origin while idle, as net/http does.
+    let retryable = matches!(
+        parts.method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    ) && up_body.is_end_stream();
+    let retry_headers = retryable.then(|| up_headers.clone());
     let mut up_req = Request::new(up_body);
     *up_req.method_mut() = parts.method.clone();
     *up_req.uri_mut() = url.clone();
     *up_req.headers_mut() = up_headers;
 
     let sent_at = Instant::now();
-    let sent = send_via_slot(&ctx.slot, &ctx.shared.dialer, &target, &ctx.alpn, up_req).await;
+    let mut sent = send_via_slot(&ctx.slot, &ctx.shared.dialer, &target, &ctx.alpn, up_req).await;
+    if let (Err(SendError::Request(err, _)), Some(headers)) = (&sent, retry_headers) {
+        if err.is_canceled() || err.is_incomplete_message() || err.is_closed() {
+            tracing::debug!(
+                "{}: reused upstream connection was closed ({err}); retrying once",
+                target.authority()
+            );
+            let mut again = Request::new(
+                http_body_util::Empty::<Bytes>::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            );
+            *again.method_mut() = parts.method.clone();
+            *again.uri_mut() = url.clone();
+            *again.headers_mut() = headers;
+            sent = send_via_slot(&ctx.slot, &ctx.shared.dialer, &target, &ctx.alpn, again).await;
+        }
+    }
     let head_at = Instant::now();
     match sent {
         Err(SendError::Connect(err)) => {

@@ -87,14 +87,22 @@ pub async fn serve_tls<S>(
         )
         .await;
     }
-    // Bounded by the per-phase timeouts; `ProxyConfig::go_handshake_warning` says when
-    // their sum exceeds go's 10 s TLS handshake timeout.
-    let dialed = shared.dialer.dial(&target, &upstream_alpn).await;
+    // A pooled connection to the same origin saves the upstream handshake; otherwise
+    // dial, bounded by the per-phase timeouts (`ProxyConfig::go_handshake_warning` says
+    // when their sum exceeds go's 10 s TLS handshake timeout).
+    let dialed = match shared.pool.take(&target, &upstream_alpn) {
+        Some(pooled) => Ok((pooled.sender, pooled.info, false)),
+        None => shared
+            .dialer
+            .dial(&target, &upstream_alpn)
+            .await
+            .map(|(sender, info)| (sender, info, true)),
+    };
     let (slot, upstream_choice) = match dialed {
-        Ok((sender, info)) => {
+        Ok((sender, info, fresh)) => {
             let choice = info.alpn.clone();
             (
-                UpstreamSlot::with_live(target.clone(), sender, info),
+                UpstreamSlot::with_live(target.clone(), sender, info, fresh),
                 choice,
             )
         }

@@ -57,6 +57,8 @@ pub struct Shared {
     next_exchange: AtomicU64,
     pub faults: Mutex<FaultEngine>,
     pub stats: TrafficStats,
+    /// Idle upstream connections left by client connections that ended.
+    pub pool: upstream::Pool,
     /// Where TLS secrets of both sides go (`--keylog`/`SSLKEYLOGFILE`).
     pub key_log: Option<Arc<crate::tls::KeyLogWriter>>,
     /// Replay mode: answers come from this trace instead of the network.
@@ -125,6 +127,7 @@ impl Shared {
             faults: Mutex::new(faults),
             stats: TrafficStats::default(),
             replay: None,
+            pool: upstream::Pool::default(),
             key_log,
             rogue_ca: OnceLock::new(),
         })

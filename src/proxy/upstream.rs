@@ -93,6 +93,14 @@ impl Sender {
         }
     }
 
+    /// Open and with no HTTP/1.1 exchange still in flight.
+    pub fn is_idle(&self) -> bool {
+        match self {
+            Sender::H1(s) => !s.is_closed() && s.is_ready(),
+            Sender::H2(s) => !s.is_closed(),
+        }
+    }
+
     /// Sends `req` (absolute URI) in the form the protocol wants: origin-form plus `Host`
     /// for HTTP/1.1, absolute URI and no `Host` for HTTP/2.
     pub async fn send(&mut self, mut req: Request<ProxyBody>) -> hyper::Result<Response<Incoming>> {
@@ -518,6 +526,47 @@ enum SlotState {
     Failed(Box<UpstreamError>),
 }
 
+/// An idle upstream connection kept for the next client connection to the same target,
+/// so a new client connection costs only the client-side handshake.
+pub struct Pooled {
+    pub target: Target,
+    pub sender: Sender,
+    pub info: Arc<ConnInfo>,
+    pub since: Instant,
+}
+
+/// Idle upstream connections by target.
+#[derive(Default)]
+pub struct Pool {
+    idle: Mutex<Vec<Pooled>>,
+}
+
+/// Idle connections kept per target, and for how long: below the idle timeouts of
+/// common origins (go's own client keeps 90 s), so a pooled connection is rarely stale.
+pub const POOL_PER_TARGET: usize = 4;
+const POOL_MAX_IDLE: Duration = Duration::from_secs(30);
+
+impl Pool {
+    pub fn put(&self, conn: Pooled) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.retain(|c| c.since.elapsed() < POOL_MAX_IDLE && c.sender.is_idle());
+        if idle.iter().filter(|c| c.target == conn.target).count() < POOL_PER_TARGET {
+            idle.push(conn);
+        }
+    }
+
+    /// The newest idle connection to `target` whose protocol the client offered.
+    pub fn take(&self, target: &Target, acceptable: &[Vec<u8>]) -> Option<Pooled> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.retain(|c| c.since.elapsed() < POOL_MAX_IDLE && c.sender.is_idle());
+        let pos = idle.iter().rposition(|c| {
+            let alpn = c.info.alpn.as_deref().unwrap_or(ALPN_HTTP11);
+            &c.target == target && acceptable.iter().any(|a| a.as_slice() == alpn)
+        })?;
+        Some(idle.remove(pos))
+    }
+}
+
 impl Default for UpstreamSlot {
     fn default() -> Self {
         UpstreamSlot {
@@ -528,14 +577,42 @@ impl Default for UpstreamSlot {
 
 impl UpstreamSlot {
     /// A slot primed with a connection made before the client handshake finished.
-    pub fn with_live(target: Target, sender: Sender, info: Arc<ConnInfo>) -> Self {
+    /// A slot primed with a connection; `fresh` when it was just dialled for this client
+    /// (its first exchange then carries the dns/connect/tls timings).
+    pub fn with_live(target: Target, sender: Sender, info: Arc<ConnInfo>, fresh: bool) -> Self {
         UpstreamSlot {
             state: tokio::sync::Mutex::new(SlotState::Live {
                 target,
                 sender,
                 info,
-                fresh: true,
+                fresh,
             }),
+        }
+    }
+
+    /// The live connection, if it can serve another client (used when the client
+    /// connection ends, to return it to the pool).
+    pub fn take_reusable(&self) -> Option<Pooled> {
+        let mut state = self.state.try_lock().ok()?;
+        let SlotState::Live { sender, .. } = &*state else {
+            return None;
+        };
+        if !sender.is_idle() {
+            return None;
+        }
+        match std::mem::replace(&mut *state, SlotState::Empty) {
+            SlotState::Live {
+                target,
+                sender,
+                info,
+                ..
+            } => Some(Pooled {
+                target,
+                sender,
+                info,
+                since: Instant::now(),
+            }),
+            _ => None,
         }
     }
 
