@@ -538,7 +538,7 @@ pub struct Pooled {
 /// Idle upstream connections by target.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<Vec<Pooled>>,
+    idle: Mutex<std::collections::HashMap<Target, Vec<Pooled>>>,
 }
 
 /// Idle connections kept per target, and for how long: below the idle timeouts of
@@ -546,24 +546,42 @@ pub struct Pool {
 pub const POOL_PER_TARGET: usize = 4;
 const POOL_MAX_IDLE: Duration = Duration::from_secs(30);
 
+fn still_usable(c: &Pooled) -> bool {
+    c.since.elapsed() < POOL_MAX_IDLE && c.sender.is_idle()
+}
+
 impl Pool {
     pub fn put(&self, conn: Pooled) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|c| c.since.elapsed() < POOL_MAX_IDLE && c.sender.is_idle());
-        if idle.iter().filter(|c| c.target == conn.target).count() < POOL_PER_TARGET {
-            idle.push(conn);
+        // Many targets (a browser, a benchmark): sweep stale ones now and then, not on
+        // every call.
+        if idle.len() > 256 {
+            idle.retain(|_, list| {
+                list.retain(still_usable);
+                !list.is_empty()
+            });
+        }
+        let list = idle.entry(conn.target.clone()).or_default();
+        list.retain(still_usable);
+        if list.len() < POOL_PER_TARGET {
+            list.push(conn);
         }
     }
 
     /// The newest idle connection to `target` whose protocol the client offered.
     pub fn take(&self, target: &Target, acceptable: &[Vec<u8>]) -> Option<Pooled> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|c| c.since.elapsed() < POOL_MAX_IDLE && c.sender.is_idle());
-        let pos = idle.iter().rposition(|c| {
+        let list = idle.get_mut(target)?;
+        list.retain(still_usable);
+        let pos = list.iter().rposition(|c| {
             let alpn = c.info.alpn.as_deref().unwrap_or(ALPN_HTTP11);
-            &c.target == target && acceptable.iter().any(|a| a.as_slice() == alpn)
+            acceptable.iter().any(|a| a.as_slice() == alpn)
         })?;
-        Some(idle.remove(pos))
+        let conn = list.remove(pos);
+        if list.is_empty() {
+            idle.remove(target);
+        }
+        Some(conn)
     }
 }
 
