@@ -323,30 +323,17 @@ impl HttpConn {
                 Ok(data.len())
             }
             Dir::Body { .. } => self.body_step(Side::Client, ts, data, out),
-            Dir::Head { buf, start_ts } => {
-                if buf.is_empty() {
-                    // Stray CRLFs between pipelined requests are allowed (RFC 9112 2.2).
-                    let blank = data
-                        .iter()
-                        .take_while(|b| **b == b'\r' || **b == b'\n')
-                        .count();
-                    if blank > 0 {
-                        return Ok(blank);
-                    }
+            Dir::Head { buf, start_ts } => match head_step(buf, start_ts, ts, data) {
+                HeadStep::More(used) => Ok(used),
+                HeadStep::TooLarge(used) => {
+                    self.break_dir(Side::Client, "request head larger than 256 KiB");
+                    Ok(used)
                 }
-                start_ts.get_or_insert(ts);
-                let (used, done) = take_head(buf, data);
-                if !done {
-                    if buf.len() >= MAX_HEAD {
-                        self.break_dir(Side::Client, "request head larger than 256 KiB");
-                    }
-                    return Ok(used);
+                HeadStep::Complete { used, start, head } => {
+                    self.on_request_head(start, ts, &head);
+                    Ok(used)
                 }
-                let head = std::mem::take(buf);
-                let start = start_ts.unwrap_or(ts);
-                self.on_request_head(start, ts, &head);
-                Ok(used)
-            }
+            },
         }
     }
 
@@ -433,30 +420,17 @@ impl HttpConn {
                 Ok(data.len())
             }
             Dir::Body { .. } => self.body_step(Side::Server, ts, data, out),
-            Dir::Head { buf, start_ts } => {
-                if buf.is_empty() {
-                    let blank = data
-                        .iter()
-                        .take_while(|b| **b == b'\r' || **b == b'\n')
-                        .count();
-                    if blank > 0 {
-                        return Ok(blank);
-                    }
+            Dir::Head { buf, start_ts } => match head_step(buf, start_ts, ts, data) {
+                HeadStep::More(used) => Ok(used),
+                HeadStep::TooLarge(used) => {
+                    self.break_dir(Side::Server, "response head larger than 256 KiB");
+                    Ok(used)
                 }
-                start_ts.get_or_insert(ts);
-                let (used, done) = take_head(buf, data);
-                if !done {
-                    if buf.len() >= MAX_HEAD {
-                        self.break_dir(Side::Server, "response head larger than 256 KiB");
-                    }
-                    return Ok(used);
+                HeadStep::Complete { used, start, head } => {
+                    self.on_response_head(start, ts, &head, out)?;
+                    Ok(used)
                 }
-                let head = std::mem::take(buf);
-                let start = start_ts.unwrap_or(ts);
-                *start_ts = None;
-                self.on_response_head(start, ts, &head, out)?;
-                Ok(used)
-            }
+            },
         }
     }
 
@@ -783,6 +757,47 @@ fn close_body(
 
 /// Appends head bytes from `data` to `buf` up to the blank line; returns how many bytes
 /// of `data` were used and whether the head is complete.
+/// What one chunk of bytes did to a message head being read.
+enum HeadStep {
+    /// `used` bytes consumed, the head is not complete yet.
+    More(usize),
+    /// The head outgrew `MAX_HEAD`; the direction cannot be decoded further.
+    TooLarge(usize),
+    Complete {
+        used: usize,
+        start: i64,
+        head: Vec<u8>,
+    },
+}
+
+/// Feeds `data` to a head buffer, the same way for requests and responses.
+fn head_step(buf: &mut Vec<u8>, start_ts: &mut Option<i64>, ts: i64, data: &[u8]) -> HeadStep {
+    if buf.is_empty() {
+        // Stray CRLFs between pipelined messages are allowed (RFC 9112 2.2).
+        let blank = data
+            .iter()
+            .take_while(|b| **b == b'\r' || **b == b'\n')
+            .count();
+        if blank > 0 {
+            return HeadStep::More(blank);
+        }
+    }
+    start_ts.get_or_insert(ts);
+    let (used, done) = take_head(buf, data);
+    if !done {
+        return if buf.len() >= MAX_HEAD {
+            HeadStep::TooLarge(used)
+        } else {
+            HeadStep::More(used)
+        };
+    }
+    HeadStep::Complete {
+        used,
+        start: start_ts.take().unwrap_or(ts),
+        head: std::mem::take(buf),
+    }
+}
+
 fn take_head(buf: &mut Vec<u8>, data: &[u8]) -> (usize, bool) {
     take_head_from(buf, data, false)
 }
