@@ -90,20 +90,6 @@ fn started_ms(rfc3339: &str) -> Option<f64> {
     Some((t.unix_timestamp_nanos() / 1_000) as f64 / 1000.0)
 }
 
-/// The go settings of this process' environment (inherited by a child under `run`).
-pub fn go_env_from_process() -> GoEnv {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    GoEnv {
-        goproxy: var("GOPROXY"),
-        gonoproxy: var("GONOPROXY"),
-        goprivate: var("GOPRIVATE"),
-        gonosumdb: var("GONOSUMDB"),
-        gosumdb: var("GOSUMDB"),
-        goflags: var("GOFLAGS"),
-        goinsecure: var("GOINSECURE"),
-    }
-}
-
 /// GOPROXY URLs, used as known bases when decoding module requests.
 pub fn goproxy_bases(goproxy: Option<&str>) -> Vec<String> {
     gomod::parse_goproxy(goproxy.unwrap_or(""))

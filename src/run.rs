@@ -14,8 +14,9 @@ use crate::commands::{
     finish_recording, load_replay, miss_recorder, observers, prepare, print_replay_report,
 };
 use crate::demo::Collector;
+use crate::diagnose::GoEnv;
 use crate::proxy::{self, proxy_url};
-use crate::report::{entries_from_exchanges, go_env_from_process, goproxy_bases, render};
+use crate::report::{entries_from_exchanges, goproxy_bases, render};
 
 pub async fn run(args: RunArgs) -> Result<i32> {
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
@@ -136,6 +137,20 @@ fn exit_code(status: ExitStatus) -> i32 {
         .code()
         .or_else(|| status.signal().map(|s| 128 + s))
         .unwrap_or(1)
+}
+
+/// The go settings of this process' environment (inherited by a child under `run`).
+pub fn go_env_from_process() -> GoEnv {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    GoEnv {
+        goproxy: var("GOPROXY"),
+        gonoproxy: var("GONOPROXY"),
+        goprivate: var("GOPRIVATE"),
+        gonosumdb: var("GONOSUMDB"),
+        gosumdb: var("GOSUMDB"),
+        goflags: var("GOFLAGS"),
+        goinsecure: var("GOINSECURE"),
+    }
 }
 
 /// GOPROXY hosts that the NO_PROXY list would send around the proxy.

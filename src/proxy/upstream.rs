@@ -264,7 +264,17 @@ impl Dialer {
                 };
                 return Err(fail("connect", kind, what, message, timings));
             }
-            (None, None) => unreachable!("addrs is not empty"),
+            // Not reachable (the address list was checked non-empty), but an error is
+            // cheaper to reason about than a panic.
+            (None, None) => {
+                return Err(fail(
+                    "dns",
+                    "dns",
+                    format!("DNS lookup of {dial_host}"),
+                    "no addresses".into(),
+                    timings,
+                ))
+            }
         };
         let _ = stream.set_nodelay(true);
         if let Some(proxy) = &self.upstream_proxy {
@@ -682,7 +692,16 @@ pub async fn send_via_slot(
         ..
     } = &mut *guard
     else {
-        unreachable!("the slot was just filled")
+        // The slot was filled just above; a state machine slip must not panic a task.
+        return Err(SendError::Connect(Box::new(UpstreamError {
+            phase: "connect",
+            kind: "other",
+            what: format!("connecting to {}", target.authority()),
+            message: "internal error: no upstream connection after dialling".into(),
+            timings: ConnTimings::default(),
+            server_ip: None,
+            tls: None,
+        })));
     };
     let was_fresh = std::mem::replace(fresh, false);
     let info = info.clone();
