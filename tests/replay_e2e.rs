@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{go_binary, go_env, run_bounded, write_app, Ran, TempDir, MODSCOPE};
+use common::{go_binary, go_env, map_hosts_to, run_bounded, write_app, Ran, TempDir, MODSCOPE};
 use modscope::ca::CertAuthority;
 use modscope::config::ProxyConfig;
 use modscope::proxy::replay::ReplaySource;
@@ -41,15 +41,12 @@ async fn go_through(
     cmd.current_dir(app)
         .args(["run", "--ca-dir", dir.join("ca").to_str().unwrap()]);
     if let Some(o) = origin {
-        let ca_file = dir.join("origin-ca.pem");
-        std::fs::write(&ca_file, o.ca_pem()).unwrap();
-        cmd.args(["--upstream-ca", ca_file.to_str().unwrap()]);
-        for host in ["proxy.golang.org", "a.example", "b.example"] {
-            cmd.args([
-                "--connect-to",
-                &format!("{host}:443:127.0.0.1:{}", o.addr.port()),
-            ]);
-        }
+        map_hosts_to(
+            &mut cmd,
+            dir,
+            o,
+            &["proxy.golang.org", "a.example", "b.example"],
+        );
     }
     cmd.args(extra);
     cmd.args(["--", go.to_str().unwrap(), "mod", "download"]);

@@ -63,13 +63,17 @@ pin_project! {
 }
 
 impl<B> TapBody<B> {
-    pub fn new(inner: B, on_done: OnDone) -> Self {
+    pub fn new(inner: B, on_done: OnDone) -> Self
+    where
+        B: Body,
+    {
         TapBody {
+            // An empty body is done before its first poll, and hyper may never poll it.
+            inner_done: inner.is_end_stream(),
             inner,
             bytes: 0,
             first_byte: None,
             trailers: None,
-            inner_done: false,
             capture: None,
             on_done: Some(on_done),
         }
@@ -227,6 +231,17 @@ mod tests {
         let outcome = slot.lock().unwrap().clone().unwrap();
         assert_eq!(outcome.bytes, 11);
         assert!(outcome.complete);
+    }
+
+    #[tokio::test]
+    async fn an_empty_body_dropped_unpolled_is_complete() {
+        let (slot, done) = collector();
+        let body = TapBody::new(Full::new(Bytes::new()), done);
+        assert!(body.is_end_stream());
+        drop(body);
+        let outcome = slot.lock().unwrap().clone().unwrap();
+        assert_eq!(outcome.bytes, 0);
+        assert!(outcome.complete, "an empty answer is not a client abort");
     }
 
     #[tokio::test]

@@ -4,3 +4,4 @@
 pub mod client;
 pub mod modules;
 pub mod origin;
+pub mod sumdb;

@@ -24,6 +24,8 @@ use super::modules::SyntheticModule;
 use crate::ca::{CertAuthority, Validity};
 use crate::proxy::BoxError;
 
+use super::sumdb::SumDb;
+
 type OriginBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
 /// How the origin presents itself.
@@ -38,6 +40,11 @@ pub struct OriginOptions {
     pub validity: Option<Validity>,
     /// GOPROXY path prefix, e.g. `/artifactory/api/go/remote`.
     pub prefix: String,
+    /// A checksum database to serve: directly (`/lookup`, `/tile`, `/latest`, for a host
+    /// named like it) and, with `sumdb_via_proxy`, also through the GOPROXY path
+    /// (`<prefix>/sumdb/<name>/...`, announced by `supported`).
+    pub sumdb: Option<Arc<SumDb>>,
+    pub sumdb_via_proxy: bool,
 }
 
 impl Default for OriginOptions {
@@ -52,6 +59,8 @@ impl Default for OriginOptions {
             alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
             validity: None,
             prefix: String::new(),
+            sumdb: None,
+            sumdb_via_proxy: true,
         }
     }
 }
@@ -95,7 +104,10 @@ impl Origin {
         } else {
             None
         };
-        let tree = Arc::new(ModuleTree::new(modules, &opts.prefix));
+        let mut tree = ModuleTree::new(modules, &opts.prefix);
+        tree.sumdb = opts.sumdb.clone();
+        tree.sumdb_via_proxy = opts.sumdb_via_proxy;
+        let tree = Arc::new(tree);
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(serve(listener, acceptor, tree, requests.clone(), stop_rx));
@@ -182,6 +194,8 @@ async fn serve(
 struct ModuleTree {
     prefix: String,
     by_path: HashMap<String, Vec<SyntheticModule>>,
+    sumdb: Option<Arc<SumDb>>,
+    sumdb_via_proxy: bool,
 }
 
 impl ModuleTree {
@@ -194,6 +208,8 @@ impl ModuleTree {
         ModuleTree {
             prefix: prefix.trim_end_matches('/').to_string(),
             by_path,
+            sumdb: None,
+            sumdb_via_proxy: true,
         }
     }
 
@@ -270,7 +286,62 @@ async fn route(
         }
         _ => {}
     }
+    if let Some(answer) = sumdb_route(&path, tree) {
+        return answer;
+    }
     goproxy(&path, tree)
+}
+
+/// Checksum-database endpoints, direct or under `<prefix>/sumdb/<name>/`.
+fn sumdb_route(path: &str, tree: &ModuleTree) -> Option<Response<OriginBody>> {
+    let db = tree.sumdb.as_ref()?;
+    let proxied = path
+        .strip_prefix(tree.prefix.as_str())
+        .and_then(|p| p.strip_prefix("/sumdb/"))
+        .and_then(|p| p.strip_prefix(db.name()));
+    let endpoint = match proxied {
+        Some(rest) if !tree.sumdb_via_proxy => {
+            return Some(full(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                format!("this proxy does not serve the checksum database: {rest}\n").into_bytes(),
+            ))
+        }
+        Some(rest) => rest,
+        None => path,
+    };
+    let text = "text/plain; charset=utf-8";
+    let missing = || {
+        full(
+            StatusCode::NOT_FOUND,
+            text,
+            format!("not found: {endpoint}\n").into_bytes(),
+        )
+    };
+    if endpoint == "/supported" {
+        return Some(full(StatusCode::OK, text, Vec::new()));
+    }
+    if endpoint == "/latest" {
+        return Some(full(StatusCode::OK, text, db.latest().to_vec()));
+    }
+    if let Some(key) = endpoint.strip_prefix("/lookup/") {
+        let found = key.rsplit_once('@').and_then(|(m, v)| {
+            let m = crate::gomod::unescape_path(m).ok()?;
+            let v = crate::gomod::unescape_version(v).ok()?;
+            db.lookup(&format!("{m}@{v}"))
+        });
+        return Some(match found {
+            Some(body) => full(StatusCode::OK, text, body),
+            None => missing(),
+        });
+    }
+    if let Some(tile) = endpoint.strip_prefix("/tile/") {
+        return Some(match db.tile(tile) {
+            Some(body) => full(StatusCode::OK, "application/octet-stream", body),
+            None => missing(),
+        });
+    }
+    None
 }
 
 fn goproxy(path: &str, tree: &ModuleTree) -> Response<OriginBody> {

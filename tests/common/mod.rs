@@ -190,6 +190,17 @@ pub fn go_env(cmd: &mut std::process::Command, dir: &Path, goproxy: &str) {
         .env("GOTOOLCHAIN", "local");
 }
 
+/// `modscope run` arguments that trust `origin`'s CA and send each of `hosts` to it.
+pub fn map_hosts_to(cmd: &mut std::process::Command, dir: &Path, origin: &Origin, hosts: &[&str]) {
+    let ca_file = dir.join("origin-ca.pem");
+    std::fs::write(&ca_file, origin.ca_pem()).unwrap();
+    cmd.arg("--upstream-ca").arg(&ca_file);
+    for host in hosts {
+        cmd.arg("--connect-to")
+            .arg(format!("{host}:443:127.0.0.1:{}", origin.addr.port()));
+    }
+}
+
 /// Output of a finished command, as text.
 pub struct Ran {
     pub success: bool,
