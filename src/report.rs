@@ -142,3 +142,80 @@ pub fn entries_from_exchanges(exchanges: &[Exchange], goproxy_bases: &[String]) 
         })
         .collect()
 }
+
+/// What to say when the traced command failed although the network did not: every
+/// request succeeded and nothing deserves a warning, so the cause is something go decided
+/// after downloading (a checksum, go.sum, the build list), and its own message says which.
+/// `None` when the command succeeded or the report already names a cause.
+pub fn exit_verdict(entries: &[Entry], env: Option<&GoEnv>, exit_code: i32) -> Option<String> {
+    if exit_code == 0 {
+        return None;
+    }
+    let bases = goproxy_bases(env.and_then(|e| e.goproxy.as_deref()));
+    let obs = observations(entries, &bases);
+    let totals = diagnose::summarize(&obs).totals;
+    let named = diagnose::diagnose(&obs, env)
+        .iter()
+        .any(|f| f.severity >= diagnose::Severity::Warning);
+    if named || totals.failures > 0 || totals.injected > 0 {
+        return None;
+    }
+    let seen = match totals.requests {
+        0 => "it made no request through modscope".to_string(),
+        n => format!("all {n} requests it made through modscope succeeded"),
+    };
+    Some(format!(
+        "the command exited with status {exit_code}, but {seen}: the failure is not the network. \
+         Read go's own message above: a checksum that disagrees with go.sum or the checksum \
+         database (SECURITY ERROR), a go.sum line missing under -mod=readonly, or a version \
+         that does not exist are decided by go after the download."
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::Entry;
+
+    fn entry(url: &str, status: u16) -> Entry {
+        serde_json::from_value(serde_json::json!({
+            "startedDateTime": "2026-11-21T10:00:00.000Z",
+            "time": 1.0,
+            "request": {"method": "GET", "url": url, "httpVersion": "HTTP/2.0",
+                "cookies": [], "headers": [], "queryString": [], "headersSize": -1, "bodySize": 0},
+            "response": {"status": status, "statusText": "", "httpVersion": "HTTP/2.0",
+                "cookies": [], "headers": [], "content": {"size": 3, "mimeType": "text/plain"},
+                "redirectURL": "", "headersSize": -1, "bodySize": 3},
+            "cache": {},
+            "timings": {"send": 0.0, "wait": 1.0, "receive": 0.0}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_failure_with_a_clean_network_points_at_go_itself() {
+        let ok = vec![
+            entry("https://proxy.golang.org/example.com/a/@v/v1.0.0.zip", 200),
+            entry(
+                "https://proxy.golang.org/sumdb/sum.golang.org/lookup/example.com/a@v1.0.0",
+                200,
+            ),
+        ];
+        let verdict = exit_verdict(&ok, None, 1).unwrap();
+        assert!(verdict.contains("all 2 requests"), "{verdict}");
+        assert!(verdict.contains("SECURITY ERROR"), "{verdict}");
+        assert!(exit_verdict(&[], None, 1)
+            .unwrap()
+            .contains("made no request"));
+        assert_eq!(exit_verdict(&ok, None, 0), None, "success needs no verdict");
+    }
+
+    #[test]
+    fn no_verdict_when_the_network_explains_the_failure() {
+        let failed = vec![entry(
+            "https://proxy.golang.org/example.com/a/@v/v1.0.0.zip",
+            502,
+        )];
+        assert_eq!(exit_verdict(&failed, None, 1), None);
+    }
+}

@@ -16,7 +16,7 @@ use crate::commands::{
 use crate::demo::Collector;
 use crate::diagnose::GoEnv;
 use crate::proxy::{self, proxy_url};
-use crate::report::{entries_from_exchanges, goproxy_bases, render};
+use crate::report::{entries_from_exchanges, exit_verdict, goproxy_bases, render};
 
 pub async fn run(args: RunArgs) -> Result<i32> {
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
@@ -111,6 +111,9 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             "\n{}",
             render(&entries, Some(&env), false, prepared.config.color)
         );
+        if let Some(verdict) = exit_verdict(&entries, Some(&env), exit_code(status)) {
+            eprintln!("modscope: {verdict}");
+        }
     }
     Ok(exit_code(status))
 }

@@ -208,5 +208,11 @@ async fn a_database_that_disagrees_with_the_zip_stops_go() {
         ran.stderr
     );
     assert!(ran.stderr.contains(&victim.path), "{}", ran.stderr);
+    // modscope saw a clean network and says so, pointing at go's own verdict.
+    assert!(
+        ran.stderr.contains("the failure is not the network"),
+        "{}",
+        ran.stderr
+    );
     make_writable(dir.path());
 }
