@@ -179,10 +179,6 @@ impl ProxyChild {
             url,
         })
     }
-
-    fn peak_rss_mib(&self) -> Option<f64> {
-        peak_rss_mib(self.child.id())
-    }
 }
 
 impl Drop for ProxyChild {
@@ -245,10 +241,6 @@ impl MitmChild {
             origin_port: origin.addr.port(),
         })
     }
-
-    fn peak_rss_mib(&self) -> Option<f64> {
-        peak_rss_mib(self.child.id())
-    }
 }
 
 impl Drop for MitmChild {
@@ -286,6 +278,15 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
         .parse()
         .ok()?;
     Some(kib / 1024.0)
+}
+
+/// The ways a measure is run: straight to the origin, through modscope without and with
+/// recording, and through mitmproxy when it is installed.
+struct Lanes<'a> {
+    direct: Via<'a>,
+    plain: Via<'a>,
+    recording: Via<'a>,
+    mitm: Option<Via<'a>>,
 }
 
 /// Connects straight to the origin (the "direct" column).
@@ -560,9 +561,6 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
     let plain = ProxyChild::start(&work.join("p1"), &origin, None)?;
     let trace_dir = work.join("trace");
     let recording = ProxyChild::start(&work.join("p2"), &origin, Some(&trace_dir))?;
-    let d = Via::Direct(&origin);
-    let m = Via::Proxy(&plain);
-    let r = Via::Proxy(&recording);
     let mitm = if which("mitmdump").is_some() && !args.no_mitm {
         match MitmChild::start(&work.join("mitm"), &origin) {
             Ok(c) => Some(c),
@@ -574,173 +572,25 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
     } else {
         None
     };
-    let x = mitm.as_ref().map(Via::Mitm);
+    let lanes = Lanes {
+        direct: Via::Direct(&origin),
+        plain: Via::Proxy(&plain),
+        recording: Via::Proxy(&recording),
+        mitm: mitm.as_ref().map(Via::Mitm),
+    };
     let mut rows = Vec::new();
-    let mib = plan.body >> 20;
-
     if args.wants(Measure::Throughput) {
-        for (alpn, label) in [(Alpn::H2, "h2"), (Alpn::H1, "http/1.1")] {
-            eprintln!("bench: {mib} MiB download over {label} ...");
-            let direct = throughput(&d, alpn, plan.body, plan.reps).await?;
-            let through = throughput(&m, alpn, plan.body, plan.reps).await?;
-            let rec = throughput(&r, alpn, plan.body, plan.reps).await?;
-            let mitm_run = match &x {
-                Some(x) => Some(throughput(x, alpn, plan.body, plan.reps).await?),
-                None => None,
-            };
-            let ratio = through.value / direct.value;
-            rows.push(Row {
-                name: format!("{mib} MiB download, {label}"),
-                unit: "MiB/s".into(),
-                direct: Some(direct.value),
-                modscope: through.value,
-                modscope_recording: Some(rec.value),
-                mitmproxy: mitm_run.as_ref().map(|r| r.value),
-                ratio: Some(ratio),
-                target: ">= 0.60 of direct; recording costs <= 15%".into(),
-                met: Some(ratio >= 0.6 && rec.value >= through.value * 0.85),
-            });
-            rows.push(Row {
-                name: format!("  CPU per download, {label} (all processes)"),
-                unit: "s".into(),
-                direct: Some(direct.cpu_per_rep),
-                modscope: through.cpu_per_rep,
-                modscope_recording: Some(rec.cpu_per_rep),
-                mitmproxy: mitm_run.as_ref().map(|r| r.cpu_per_rep),
-                ratio: Some(through.cpu_per_rep / direct.cpu_per_rep),
-                target: "explains the ratio (see docs)".into(),
-                met: None,
-            });
-        }
-        let rss = recording.peak_rss_mib().unwrap_or(0.0);
-        rows.push(Row {
-            name: format!("proxy peak RSS, {mib} MiB downloads recorded"),
-            unit: "MiB".into(),
-            direct: None,
-            modscope: rss,
-            modscope_recording: Some(rss),
-            mitmproxy: mitm.as_ref().and_then(|m| m.peak_rss_mib()),
-            ratio: None,
-            target: "<= 64 MiB".into(),
-            met: Some(rss <= 64.0),
-        });
+        rows.extend(throughput_rows(&lanes, plan).await?);
     }
-
     if args.wants(Measure::Sequential) {
-        eprintln!("bench: {} sequential small requests ...", plan.sequential);
-        let (dl, dcpu) = sequential(&d, plan.sequential).await?;
-        let (ml, mcpu) = sequential(&m, plan.sequential).await?;
-        let (rl, rcpu) = sequential(&r, plan.sequential).await?;
-        let (xl, xcpu) = match &x {
-            Some(x) => {
-                let (l, c) = sequential(x, plan.sequential).await?;
-                (Some(l), Some(c))
-            }
-            None => (None, None),
-        };
-        let (dsum, msum): (f64, f64) = (dl.iter().sum(), ml.iter().sum());
-        rows.push(Row {
-            name: format!("{} sequential requests, total", plan.sequential),
-            unit: "ms".into(),
-            direct: Some(dsum),
-            modscope: msum,
-            modscope_recording: Some(rl.iter().sum()),
-            mitmproxy: xl.as_ref().map(|l| l.iter().sum()),
-            ratio: Some(msum / dsum),
-            target: "<= 2x direct".into(),
-            met: Some(msum / dsum <= 2.0),
-        });
-        rows.push(Row {
-            name: "  CPU per sequential request (all processes)".into(),
-            unit: "us".into(),
-            direct: Some(dcpu),
-            modscope: mcpu,
-            modscope_recording: Some(rcpu),
-            mitmproxy: xcpu,
-            ratio: Some(mcpu / dcpu),
-            target: "explains the ratio (see docs)".into(),
-            met: None,
-        });
-        let (d50, d99) = (percentile(dl.clone(), 0.5), percentile(dl, 0.99));
-        let (m50, m99) = (percentile(ml.clone(), 0.5), percentile(ml, 0.99));
-        rows.push(Row {
-            name: "added latency per request p50".into(),
-            unit: "ms".into(),
-            direct: Some(d50),
-            modscope: m50,
-            modscope_recording: Some(percentile(rl.clone(), 0.5)),
-            mitmproxy: xl.clone().map(|l| percentile(l, 0.5)),
-            ratio: Some(m50 - d50),
-            target: "added <= 0.3 ms".into(),
-            met: Some(m50 - d50 <= 0.3),
-        });
-        rows.push(Row {
-            name: "added latency per request p99".into(),
-            unit: "ms".into(),
-            direct: Some(d99),
-            modscope: m99,
-            modscope_recording: Some(percentile(rl, 0.99)),
-            mitmproxy: xl.clone().map(|l| percentile(l, 0.99)),
-            ratio: Some(m99 - d99),
-            target: "added <= 2 ms".into(),
-            met: Some(m99 - d99 <= 2.0),
-        });
+        rows.extend(sequential_rows(&lanes, plan).await?);
     }
-
     if args.wants(Measure::Concurrent) {
-        eprintln!(
-            "bench: {} concurrent connections ...",
-            plan.concurrent_conns
-        );
-        let dc = concurrent(&d, plan.concurrent_conns, plan.per_conn).await?;
-        let mc = concurrent(&m, plan.concurrent_conns, plan.per_conn).await?;
-        let rc = concurrent(&r, plan.concurrent_conns, plan.per_conn).await?;
-        let xc = match &x {
-            Some(x) => Some(concurrent(x, plan.concurrent_conns, plan.per_conn).await?),
-            None => None,
-        };
-        rows.push(Row {
-            name: format!("{} connections, small requests", plan.concurrent_conns),
-            unit: "req/s".into(),
-            direct: Some(dc),
-            modscope: mc,
-            modscope_recording: Some(rc),
-            mitmproxy: xc,
-            ratio: Some(mc / dc),
-            target: ">= 10000 req/s".into(),
-            met: Some(mc >= 10_000.0),
-        });
+        rows.extend(concurrent_rows(&lanes, plan).await?);
     }
-
     if args.wants(Measure::Handshake) {
-        eprintln!("bench: first handshake to {} new hosts ...", plan.hosts);
-        let dh = handshakes(&d, plan.hosts).await?;
-        let first = handshakes(&m, plan.hosts).await?;
-        let cached = handshakes(&m, plan.hosts).await?;
-        rows.push(Row {
-            name: "new host: connect + TLS + GET (leaf minted)".into(),
-            unit: "ms".into(),
-            direct: Some(dh),
-            modscope: first,
-            modscope_recording: None,
-            mitmproxy: None,
-            ratio: Some(first - dh),
-            target: "added <= 5 ms".into(),
-            met: Some(first - dh <= 5.0),
-        });
-        rows.push(Row {
-            name: "known host: connect + TLS + GET (leaf cached)".into(),
-            unit: "ms".into(),
-            direct: Some(dh),
-            modscope: cached,
-            modscope_recording: None,
-            mitmproxy: None,
-            ratio: Some(cached - dh),
-            target: "added <= 0.5 ms".into(),
-            met: Some(cached - dh <= 0.5),
-        });
+        rows.extend(handshake_rows(&lanes, plan).await?);
     }
-
     if let Some(go) = which("go").filter(|_| !args.no_go && args.wants(Measure::Go)) {
         eprintln!("bench: go mod download of {} modules ...", plan.go_modules);
         let origin_ca = work.join("origin-ca.pem");
@@ -790,6 +640,186 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
             met: Some(mm / dm <= 1.3),
         });
     }
+    Ok(rows)
+}
+
+async fn throughput_rows(l: &Lanes<'_>, plan: &Plan) -> Result<Vec<Row>> {
+    let (d, m, r, x) = (&l.direct, &l.plain, &l.recording, l.mitm.as_ref());
+    let mut rows = Vec::new();
+    let mib = plan.body >> 20;
+    for (alpn, label) in [(Alpn::H2, "h2"), (Alpn::H1, "http/1.1")] {
+        eprintln!("bench: {mib} MiB download over {label} ...");
+        let direct = throughput(d, alpn, plan.body, plan.reps).await?;
+        let through = throughput(m, alpn, plan.body, plan.reps).await?;
+        let rec = throughput(r, alpn, plan.body, plan.reps).await?;
+        let mitm_run = match &x {
+            Some(x) => Some(throughput(x, alpn, plan.body, plan.reps).await?),
+            None => None,
+        };
+        let ratio = through.value / direct.value;
+        rows.push(Row {
+            name: format!("{mib} MiB download, {label}"),
+            unit: "MiB/s".into(),
+            direct: Some(direct.value),
+            modscope: through.value,
+            modscope_recording: Some(rec.value),
+            mitmproxy: mitm_run.as_ref().map(|r| r.value),
+            ratio: Some(ratio),
+            target: ">= 0.60 of direct; recording costs <= 15%".into(),
+            met: Some(ratio >= 0.6 && rec.value >= through.value * 0.85),
+        });
+        rows.push(Row {
+            name: format!("  CPU per download, {label} (all processes)"),
+            unit: "s".into(),
+            direct: Some(direct.cpu_per_rep),
+            modscope: through.cpu_per_rep,
+            modscope_recording: Some(rec.cpu_per_rep),
+            mitmproxy: mitm_run.as_ref().map(|r| r.cpu_per_rep),
+            ratio: Some(through.cpu_per_rep / direct.cpu_per_rep),
+            target: "explains the ratio (see docs)".into(),
+            met: None,
+        });
+    }
+    let rss = r.pid().and_then(peak_rss_mib).unwrap_or(0.0);
+    rows.push(Row {
+        name: format!("proxy peak RSS, {mib} MiB downloads recorded"),
+        unit: "MiB".into(),
+        direct: None,
+        modscope: rss,
+        modscope_recording: Some(rss),
+        mitmproxy: x.and_then(Via::pid).and_then(peak_rss_mib),
+        ratio: None,
+        target: "<= 64 MiB".into(),
+        met: Some(rss <= 64.0),
+    });
+
+    Ok(rows)
+}
+
+async fn sequential_rows(l: &Lanes<'_>, plan: &Plan) -> Result<Vec<Row>> {
+    let (d, m, r, x) = (&l.direct, &l.plain, &l.recording, l.mitm.as_ref());
+    let mut rows = Vec::new();
+    eprintln!("bench: {} sequential small requests ...", plan.sequential);
+    let (dl, dcpu) = sequential(d, plan.sequential).await?;
+    let (ml, mcpu) = sequential(m, plan.sequential).await?;
+    let (rl, rcpu) = sequential(r, plan.sequential).await?;
+    let (xl, xcpu) = match &x {
+        Some(x) => {
+            let (l, c) = sequential(x, plan.sequential).await?;
+            (Some(l), Some(c))
+        }
+        None => (None, None),
+    };
+    let (dsum, msum): (f64, f64) = (dl.iter().sum(), ml.iter().sum());
+    rows.push(Row {
+        name: format!("{} sequential requests, total", plan.sequential),
+        unit: "ms".into(),
+        direct: Some(dsum),
+        modscope: msum,
+        modscope_recording: Some(rl.iter().sum()),
+        mitmproxy: xl.as_ref().map(|l| l.iter().sum()),
+        ratio: Some(msum / dsum),
+        target: "<= 2x direct".into(),
+        met: Some(msum / dsum <= 2.0),
+    });
+    rows.push(Row {
+        name: "  CPU per sequential request (all processes)".into(),
+        unit: "us".into(),
+        direct: Some(dcpu),
+        modscope: mcpu,
+        modscope_recording: Some(rcpu),
+        mitmproxy: xcpu,
+        ratio: Some(mcpu / dcpu),
+        target: "explains the ratio (see docs)".into(),
+        met: None,
+    });
+    let (d50, d99) = (percentile(dl.clone(), 0.5), percentile(dl, 0.99));
+    let (m50, m99) = (percentile(ml.clone(), 0.5), percentile(ml, 0.99));
+    rows.push(Row {
+        name: "added latency per request p50".into(),
+        unit: "ms".into(),
+        direct: Some(d50),
+        modscope: m50,
+        modscope_recording: Some(percentile(rl.clone(), 0.5)),
+        mitmproxy: xl.clone().map(|l| percentile(l, 0.5)),
+        ratio: Some(m50 - d50),
+        target: "added <= 0.3 ms".into(),
+        met: Some(m50 - d50 <= 0.3),
+    });
+    rows.push(Row {
+        name: "added latency per request p99".into(),
+        unit: "ms".into(),
+        direct: Some(d99),
+        modscope: m99,
+        modscope_recording: Some(percentile(rl, 0.99)),
+        mitmproxy: xl.clone().map(|l| percentile(l, 0.99)),
+        ratio: Some(m99 - d99),
+        target: "added <= 2 ms".into(),
+        met: Some(m99 - d99 <= 2.0),
+    });
+
+    Ok(rows)
+}
+
+async fn concurrent_rows(l: &Lanes<'_>, plan: &Plan) -> Result<Vec<Row>> {
+    let (d, m, r, x) = (&l.direct, &l.plain, &l.recording, l.mitm.as_ref());
+    let mut rows = Vec::new();
+    eprintln!(
+        "bench: {} concurrent connections ...",
+        plan.concurrent_conns
+    );
+    let dc = concurrent(d, plan.concurrent_conns, plan.per_conn).await?;
+    let mc = concurrent(m, plan.concurrent_conns, plan.per_conn).await?;
+    let rc = concurrent(r, plan.concurrent_conns, plan.per_conn).await?;
+    let xc = match &x {
+        Some(x) => Some(concurrent(x, plan.concurrent_conns, plan.per_conn).await?),
+        None => None,
+    };
+    rows.push(Row {
+        name: format!("{} connections, small requests", plan.concurrent_conns),
+        unit: "req/s".into(),
+        direct: Some(dc),
+        modscope: mc,
+        modscope_recording: Some(rc),
+        mitmproxy: xc,
+        ratio: Some(mc / dc),
+        target: ">= 10000 req/s".into(),
+        met: Some(mc >= 10_000.0),
+    });
+
+    Ok(rows)
+}
+
+async fn handshake_rows(l: &Lanes<'_>, plan: &Plan) -> Result<Vec<Row>> {
+    let (d, m) = (&l.direct, &l.plain);
+    let mut rows = Vec::new();
+    eprintln!("bench: first handshake to {} new hosts ...", plan.hosts);
+    let dh = handshakes(d, plan.hosts).await?;
+    let first = handshakes(m, plan.hosts).await?;
+    let cached = handshakes(m, plan.hosts).await?;
+    rows.push(Row {
+        name: "new host: connect + TLS + GET (leaf minted)".into(),
+        unit: "ms".into(),
+        direct: Some(dh),
+        modscope: first,
+        modscope_recording: None,
+        mitmproxy: None,
+        ratio: Some(first - dh),
+        target: "added <= 5 ms".into(),
+        met: Some(first - dh <= 5.0),
+    });
+    rows.push(Row {
+        name: "known host: connect + TLS + GET (leaf cached)".into(),
+        unit: "ms".into(),
+        direct: Some(dh),
+        modscope: cached,
+        modscope_recording: None,
+        mitmproxy: None,
+        ratio: Some(cached - dh),
+        target: "added <= 0.5 ms".into(),
+        met: Some(cached - dh <= 0.5),
+    });
+
     Ok(rows)
 }
 

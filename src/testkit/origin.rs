@@ -104,10 +104,7 @@ impl Origin {
         } else {
             None
         };
-        let mut tree = ModuleTree::new(modules, &opts.prefix);
-        tree.sumdb = opts.sumdb.clone();
-        tree.sumdb_via_proxy = opts.sumdb_via_proxy;
-        let tree = Arc::new(tree);
+        let tree = Arc::new(ModuleTree::new(modules, &opts));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(serve(listener, acceptor, tree, requests.clone(), stop_rx));
@@ -199,17 +196,17 @@ struct ModuleTree {
 }
 
 impl ModuleTree {
-    fn new(modules: Vec<SyntheticModule>, prefix: &str) -> Self {
+    fn new(modules: Vec<SyntheticModule>, opts: &OriginOptions) -> Self {
         let mut by_path: HashMap<String, Vec<SyntheticModule>> = HashMap::new();
         for m in modules {
             let escaped = crate::gomod::escape_path(&m.path).unwrap_or_else(|_| m.path.clone());
             by_path.entry(escaped).or_default().push(m);
         }
         ModuleTree {
-            prefix: prefix.trim_end_matches('/').to_string(),
+            prefix: opts.prefix.trim_end_matches('/').to_string(),
             by_path,
-            sumdb: None,
-            sumdb_via_proxy: true,
+            sumdb: opts.sumdb.clone(),
+            sumdb_via_proxy: opts.sumdb_via_proxy,
         }
     }
 
@@ -299,18 +296,18 @@ fn sumdb_route(path: &str, tree: &ModuleTree) -> Option<Response<OriginBody>> {
         .strip_prefix(tree.prefix.as_str())
         .and_then(|p| p.strip_prefix("/sumdb/"))
         .and_then(|p| p.strip_prefix(db.name()));
+    let text = "text/plain; charset=utf-8";
     let endpoint = match proxied {
         Some(rest) if !tree.sumdb_via_proxy => {
             return Some(full(
                 StatusCode::NOT_FOUND,
-                "text/plain; charset=utf-8",
+                text,
                 format!("this proxy does not serve the checksum database: {rest}\n").into_bytes(),
             ))
         }
         Some(rest) => rest,
         None => path,
     };
-    let text = "text/plain; charset=utf-8";
     let missing = || {
         full(
             StatusCode::NOT_FOUND,
