@@ -206,6 +206,10 @@ pub struct CommonArgs {
     /// Seconds in-flight exchanges get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub shutdown_grace: u64,
+    /// Stand in GOPROXY as a plain-HTTP loopback module proxy in front of the real
+    /// entries, so go needs to trust no CA (direct/VCS traffic is then not seen).
+    #[arg(long)]
+    pub goproxy: bool,
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +291,7 @@ impl CommonArgs {
             goproxy_bases: Vec::new(),
             admin: self.admin,
             keylog: self.keylog.clone().filter(|p| !p.as_os_str().is_empty()),
+            goproxy: None,
         };
         config.validate()?;
         Ok(config)

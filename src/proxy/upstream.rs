@@ -656,6 +656,7 @@ impl UpstreamSlot {
 pub async fn send_via_slot(
     slot: &UpstreamSlot,
     dialer: &Dialer,
+    pool: Option<&Pool>,
     target: &Target,
     alpn: &[Vec<u8>],
     req: Request<ProxyBody>,
@@ -671,6 +672,38 @@ pub async fn send_via_slot(
         SlotState::Empty => false,
     };
     let mut dialed = Duration::ZERO;
+    if !reusable {
+        if let Some(pool) = pool {
+            // A slot that served another target hands its connection to the pool, and
+            // an idle pooled connection to this target saves a dial.
+            let old = std::mem::replace(&mut *guard, SlotState::Empty);
+            if let SlotState::Live {
+                target: t,
+                sender,
+                info,
+                ..
+            } = old
+            {
+                if sender.is_idle() {
+                    pool.put(Pooled {
+                        target: t,
+                        sender,
+                        info,
+                        since: Instant::now(),
+                    });
+                }
+            }
+            if let Some(conn) = pool.take(target, alpn) {
+                *guard = SlotState::Live {
+                    target: conn.target,
+                    sender: conn.sender,
+                    info: conn.info,
+                    fresh: false,
+                };
+            }
+        }
+    }
+    let reusable = reusable || matches!(&*guard, SlotState::Live { .. });
     if !reusable {
         let dial_started = Instant::now();
         let (sender, info) = dialer
