@@ -11,7 +11,7 @@ use crate::cli::RunArgs;
 use std::sync::Arc;
 
 use crate::commands::{
-    finish_recording, load_replay, miss_recorder, observers, prepare, print_replay_report,
+    finish_recording, load_replay, miss_recorder, observers, prepare_with_go, print_replay_report,
 };
 use crate::demo::Collector;
 use crate::diagnose::GoEnv;
@@ -24,7 +24,8 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         Some(path) => Some(load_replay(path, &args.replay_options)?),
         None => None,
     };
-    let mut prepared = prepare(&args.common, listen, false)?;
+    let go = crate::goproxy::go_of_command(&args.command);
+    let mut prepared = prepare_with_go(&args.common, listen, false, go.as_deref())?;
     if let Some(path) = &args.replay {
         if let Some(r) = miss_recorder(path, &args.replay_options, &args.common)? {
             prepared.recorder = Some(r);
@@ -63,14 +64,24 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         .context("no command given after --")?;
     let bundle = prepared.bundle.display().to_string();
     let mut command = Command::new(program);
-    command
-        .args(rest)
-        .env("HTTPS_PROXY", &url)
-        .env("https_proxy", &url)
-        .env("HTTP_PROXY", &url)
-        .env("http_proxy", &url)
-        .env("SSL_CERT_FILE", &bundle)
-        .env("GIT_SSL_CAINFO", &bundle);
+    command.args(rest);
+    match &prepared.config.goproxy {
+        // Plain HTTP on loopback: go needs no proxy variables and no CA.
+        Some(routes) => {
+            let value = routes.rewritten(running.addr)?;
+            eprintln!("modscope: GOPROXY={value}");
+            command.env("GOPROXY", value);
+        }
+        None => {
+            command
+                .env("HTTPS_PROXY", &url)
+                .env("https_proxy", &url)
+                .env("HTTP_PROXY", &url)
+                .env("http_proxy", &url)
+                .env("SSL_CERT_FILE", &bundle)
+                .env("GIT_SSL_CAINFO", &bundle);
+        }
+    }
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {program:?} (is it installed and on PATH?)"))?;
@@ -104,7 +115,11 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         print_replay_report(source);
     }
     if !args.common.quiet {
-        let env = go_env_from_process();
+        let mut env = go_env_from_process();
+        if let Some(routes) = &prepared.config.goproxy {
+            // The list go really used (it may come from `go env -w`), not the rewrite.
+            env.goproxy = Some(routes.original.clone()).filter(|v| !v.is_empty());
+        }
         let exchanges = collector.0.lock().map(|l| l.clone()).unwrap_or_default();
         let entries = entries_from_exchanges(&exchanges, &goproxy_bases(env.goproxy.as_deref()));
         eprintln!(
@@ -113,6 +128,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         );
         if let Some(verdict) = exit_verdict(&entries, Some(&env), exit_code(status)) {
             eprintln!("modscope: {verdict}");
+        }
+        if let Some(routes) = &prepared.config.goproxy {
+            let private = env.goprivate.is_some() || env.gonoproxy.is_some();
+            if let Some(note) = crate::goproxy::direct_note(routes, &exchanges, private) {
+                eprintln!("modscope: note: {note}");
+            }
         }
     }
     Ok(exit_code(status))
