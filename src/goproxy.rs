@@ -307,7 +307,7 @@ mod tests {
             ["https://b.example/x/@v/list", "https://b.example/y/@v/list"]
         );
         let pipe = plan_goproxy("https://a.example,https://b.example|direct").unwrap();
-        assert_eq!(direct_fallbacks(&pipe, &list).len(), 4);
+        assert_eq!(direct_fallbacks(&pipe, &list).len(), 3);
         let none = plan_goproxy("https://a.example,https://b.example").unwrap();
         assert!(direct_fallbacks(&none, &list).is_empty());
         assert!(direct_note(&none, &list, false).is_none());
