@@ -392,45 +392,82 @@ async fn bad_goproxy_input_is_refused_before_the_child_starts() {
     );
 }
 
+/// One GET as go sends it to a `--goproxy` route: origin-form, `Host` = modscope.
+fn get_via_route(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        !answer.contains(addr),
+        "modscope's address leaked upstream: {answer}"
+    );
+    answer
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn proxy_goproxy_prints_the_export_line_and_forwards_credentials_unrecorded() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, BufReader};
     let dir = TempDir::new("goproxy-proxy");
-    let origin = Origin::start(default_modules(), origin_opts(&["proxy.golang.org"]))
+    let hosts = ["proxy.golang.org", "netrc.example", "goauth.example"];
+    let origin = Origin::start(default_modules(), origin_opts(&hosts))
         .await
         .unwrap();
     let ca_file = dir.path().join("origin-ca.pem");
     std::fs::write(&ca_file, origin.ca_pem()).unwrap();
+    // go's three sources of credentials: userinfo in the entry, .netrc, a GOAUTH command
+    // (run with the entry's URL as its last argument).
+    let netrc = dir.path().join("netrc");
+    std::fs::write(&netrc, "machine netrc.example login bob password pw2\n").unwrap();
+    let helper = dir.path().join("goauth-helper");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nprintf '%s\\n\\nAuthorization: Bearer tok3n\\n\\n' \"$1\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
     let trace = dir.path().join("trace");
-    let mut child = Command::new(MODSCOPE)
-        .args([
-            "proxy",
-            "--goproxy",
-            "-q",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-redact",
-        ])
-        .arg("--ca-dir")
-        .arg(dir.path().join("ca"))
-        .arg("--upstream-ca")
-        .arg(&ca_file)
-        .arg("--connect-to")
-        .arg(format!(
-            "proxy.golang.org:443:127.0.0.1:{}",
-            origin.addr.port()
-        ))
-        .arg("--record")
-        .arg(&trace)
-        .env("GOPROXY", "https://alice:s3cret@proxy.golang.org|direct")
+    let mut cmd = Command::new(MODSCOPE);
+    cmd.args([
+        "proxy",
+        "--goproxy",
+        "-q",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-redact",
+    ])
+    .arg("--ca-dir")
+    .arg(dir.path().join("ca"))
+    .arg("--upstream-ca")
+    .arg(&ca_file)
+    .arg("--record")
+    .arg(&trace);
+    for host in hosts {
+        cmd.arg("--connect-to")
+            .arg(format!("{host}:443:127.0.0.1:{}", origin.addr.port()));
+    }
+    let mut child = cmd
+        .env(
+            "GOPROXY",
+            "https://alice:s3cret@proxy.golang.org|https://netrc.example,https://goauth.example,direct",
+        )
+        .env("NETRC", &netrc)
+        .env("GOAUTH", format!("netrc;{}", helper.display()))
         .env_remove("SSLKEYLOGFILE")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut guard = common::KillOnDrop(None);
     let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut guard = common::KillOnDrop(Some(child));
     let (mut first, mut export) = (String::new(), String::new());
     out.read_line(&mut first).unwrap();
     out.read_line(&mut export).unwrap();
@@ -441,56 +478,52 @@ async fn proxy_goproxy_prints_the_export_line_and_forwards_credentials_unrecorde
         .to_string();
     assert_eq!(
         export.trim(),
-        format!("export GOPROXY='http://{addr}/proxy.golang.org|direct'")
+        format!(
+            "export GOPROXY='http://{addr}/proxy.golang.org|http://{addr}/netrc.example,http://{addr}/goauth.example,direct'"
+        )
     );
-    guard.0 = Some(child);
 
-    // What go would send: origin-form GET on the route prefix, Host = modscope.
-    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
-    write!(
-        tcp,
-        "GET /proxy.golang.org/headers HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    tcp.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    // base64("alice:s3cret")
-    assert!(
-        answer.contains("authorization: Basic YWxpY2U6czNjcmV0"),
-        "{answer}"
-    );
-    // The origin was asked for its own name (HTTP/2 :authority, or Host over HTTP/1.1).
-    assert!(
-        answer.contains("GET https://proxy.golang.org/headers")
-            || answer.contains("host: proxy.golang.org"),
-        "{answer}"
-    );
-    assert!(
-        !answer.contains(&addr),
-        "modscope's address leaked upstream: {answer}"
-    );
+    let cases = [
+        // base64("alice:s3cret"), base64("bob:pw2")
+        ("proxy.golang.org", "authorization: Basic YWxpY2U6czNjcmV0"),
+        ("netrc.example", "authorization: Basic Ym9iOnB3Mg=="),
+        ("goauth.example", "authorization: Bearer tok3n"),
+    ];
+    for (host, want) in cases {
+        let answer = get_via_route(&addr, &format!("/{host}/headers"));
+        assert!(answer.contains(want), "{host}: {answer}");
+        // The origin was asked for its own name (HTTP/2 :authority, or Host over HTTP/1.1).
+        assert!(
+            answer.contains(&format!("GET https://{host}/headers"))
+                || answer.contains(&format!("host: {host}")),
+            "{answer}"
+        );
+    }
 
     // Stop it (SIGTERM drains and writes the trace), then read what was recorded.
     let child = guard.0.as_mut().unwrap();
+    // SAFETY: kill(2) on the pid of our own child.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
     }
     child.wait().unwrap();
     guard.0 = None;
     let loaded = load_trace(&trace).unwrap();
-    assert_eq!(loaded.entries.len(), 1);
-    let e = &loaded.entries[0];
-    assert_eq!(e.request.url, "https://proxy.golang.org/headers");
-    let auth: Vec<&str> = e
-        .request
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("authorization"))
-        .map(|h| h.value.as_str())
-        .collect();
-    assert_eq!(auth, ["[redacted]"], "even with --no-redact");
-    // (The origin's echo of the headers is a response body: it holds them by design.)
-    let request = serde_json::to_string(&e.request).unwrap();
-    assert!(!request.contains("s3cret") && !request.contains("YWxpY2U6czNjcmV0"));
+    assert_eq!(loaded.entries.len(), cases.len());
+    for (e, (host, _)) in loaded.entries.iter().zip(cases) {
+        assert_eq!(e.request.url, format!("https://{host}/headers"));
+        let auth: Vec<&str> = e
+            .request
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("authorization"))
+            .map(|h| h.value.as_str())
+            .collect();
+        assert_eq!(auth, ["[redacted]"], "{host}, even with --no-redact");
+        // (The origin's echo of the headers is a response body: it holds them by design.)
+        let request = serde_json::to_string(&e.request).unwrap();
+        for secret in ["s3cret", "YWxpY2U6czNjcmV0", "Ym9iOnB3Mg==", "tok3n"] {
+            assert!(!request.contains(secret), "{host}: {request}");
+        }
+    }
 }
