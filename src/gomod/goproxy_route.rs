@@ -260,7 +260,7 @@ fn parse_entry(url: &str) -> Result<GoproxyRoute, GoproxyRouteError> {
     if host.is_empty() {
         return Err(bad("the host is empty"));
     }
-    if !host.parse::<IpAddr>().is_ok()
+    if host.parse::<IpAddr>().is_err()
         && !host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
