@@ -183,6 +183,119 @@ async fn go_downloads_through_goproxy_mode_trusting_no_ca_and_replays_offline_by
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trace_recorded_by_the_intercepting_proxy_replays_in_goproxy_mode() {
+    let modules = default_modules();
+    for go in go_binaries() {
+        let version = go_version(&go);
+        let dir = TempDir::new("goproxy-cross");
+        let origin = Origin::start(modules.clone(), origin_opts(&["proxy.golang.org"]))
+            .await
+            .unwrap();
+        let app = write_app(dir.path(), &modules);
+        let trace = dir.path().join("trace");
+        // Recorded through HTTPS_PROXY with the modscope CA (the ordinary `run`).
+        let mut cmd = Command::new(MODSCOPE);
+        go_env(&mut cmd, dir.path(), "https://proxy.golang.org");
+        cmd.env("GOMODCACHE", dir.path().join("modcache-rec"))
+            .env("GOFLAGS", "-mod=mod -modcacherw")
+            .current_dir(&app)
+            .args(["run", "--ca-dir", dir.path().join("ca").to_str().unwrap()])
+            .args(["--record", trace.to_str().unwrap()]);
+        map_hosts_to(&mut cmd, dir.path(), &origin, &["proxy.golang.org"]);
+        cmd.args(["--", go.to_str().unwrap(), "mod", "download"]);
+        let rec = run_bounded(cmd, LIMIT).await;
+        assert!(rec.success, "{version}: {}", rec.stderr);
+        let zips = cached_zips(&dir.path().join("modcache-rec"));
+        origin.shutdown();
+        drop(origin);
+
+        // Replayed with no CA, no network, in GOPROXY mode.
+        let rep = run_bounded(
+            goproxy_run(
+                dir.path(),
+                &app,
+                &go,
+                "https://proxy.golang.org",
+                "modcache-replay",
+                None,
+                &["--replay", trace.to_str().unwrap()],
+            ),
+            LIMIT,
+        )
+        .await;
+        assert!(rep.success, "{version}: {}", rep.stderr);
+        assert!(
+            rep.stderr.contains("0 miss(es)"),
+            "{version}: {}",
+            rep.stderr
+        );
+        let replayed = cached_zips(&dir.path().join("modcache-replay"));
+        assert!(!zips.is_empty());
+        assert!(replayed == zips, "{version}: replayed zips differ");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_goproxy_prints_the_export_line_and_serves_the_trace() {
+    use std::ffi::OsStr;
+    let dir = TempDir::new("goproxy-replay-cmd");
+    let origin = Origin::start(default_modules(), origin_opts(&["proxy.golang.org"]))
+        .await
+        .unwrap();
+    let ca_file = dir.path().join("origin-ca.pem");
+    std::fs::write(&ca_file, origin.ca_pem()).unwrap();
+    let (ca_dir, trace) = (dir.path().join("ca"), dir.path().join("trace"));
+    let connect_to = format!("proxy.golang.org:443:127.0.0.1:{}", origin.addr.port());
+    let goproxy = "https://proxy.golang.org,direct";
+    let (guard, addr, _) = spawn_goproxy(
+        &[
+            OsStr::new("proxy"),
+            OsStr::new("--goproxy"),
+            OsStr::new("-q"),
+            OsStr::new("--listen"),
+            OsStr::new("127.0.0.1:0"),
+            OsStr::new("--ca-dir"),
+            ca_dir.as_os_str(),
+            OsStr::new("--upstream-ca"),
+            ca_file.as_os_str(),
+            OsStr::new("--connect-to"),
+            OsStr::new(&connect_to),
+            OsStr::new("--record"),
+            trace.as_os_str(),
+        ],
+        goproxy,
+    );
+    let info = "/proxy.golang.org/example.com/hello/@v/v1.1.0.info";
+    let live = get_via_route(&addr, info);
+    stop(guard);
+    origin.shutdown();
+    drop(origin);
+
+    let (guard, addr, export) = spawn_goproxy(
+        &[
+            OsStr::new("replay"),
+            OsStr::new("--goproxy"),
+            OsStr::new("-q"),
+            OsStr::new("--listen"),
+            OsStr::new("127.0.0.1:0"),
+            OsStr::new("--ca-dir"),
+            ca_dir.as_os_str(),
+            trace.as_os_str(),
+        ],
+        goproxy,
+    );
+    assert_eq!(
+        export,
+        format!("export GOPROXY='http://{addr}/proxy.golang.org,direct'")
+    );
+    let replayed = get_via_route(&addr, info);
+    stop(guard);
+    let body = |answer: &str| answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    assert!(body(&live).contains("v1.1.0"), "{live}");
+    assert_eq!(body(&replayed), body(&live));
+}
+
 /// Runs go with `GOPROXY=goproxy` over two origins' names and one fault; returns the run
 /// and the (host, status) of every recorded entry.
 async fn fallback_case(go: &Path, goproxy: &str, fault: &str) -> (Ran, Vec<(String, u16)>) {
@@ -392,6 +505,43 @@ async fn bad_goproxy_input_is_refused_before_the_child_starts() {
     );
 }
 
+/// `modscope ARGS` (`proxy` or `replay` with `--goproxy`) as a child with an explicit
+/// GOPROXY; returns it with its address and its `export` line.
+fn spawn_goproxy(args: &[&std::ffi::OsStr], goproxy: &str) -> (common::KillOnDrop, String, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(MODSCOPE)
+        .args(args)
+        .env("GOPROXY", goproxy)
+        .env_remove("SSLKEYLOGFILE")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let guard = common::KillOnDrop(Some(child));
+    let (mut first, mut export) = (String::new(), String::new());
+    out.read_line(&mut first).unwrap();
+    out.read_line(&mut export).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("modscope: listening on http://")
+        .unwrap_or_else(|| panic!("{first:?}"))
+        .to_string();
+    (guard, addr, export.trim().to_string())
+}
+
+/// SIGTERM (drain, write the trace) and wait.
+fn stop(mut guard: common::KillOnDrop) {
+    if let Some(mut child) = guard.0.take() {
+        // SAFETY: kill(2) on the pid of our own child.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        child.wait().unwrap();
+    }
+}
+
 /// One GET as go sends it to a `--goproxy` route: origin-form, `Host` = modscope.
 fn get_via_route(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
@@ -467,7 +617,7 @@ async fn proxy_goproxy_prints_the_export_line_and_forwards_credentials_unrecorde
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut guard = common::KillOnDrop(Some(child));
+    let guard = common::KillOnDrop(Some(child));
     let (mut first, mut export) = (String::new(), String::new());
     out.read_line(&mut first).unwrap();
     out.read_line(&mut export).unwrap();
@@ -500,14 +650,8 @@ async fn proxy_goproxy_prints_the_export_line_and_forwards_credentials_unrecorde
         );
     }
 
-    // Stop it (SIGTERM drains and writes the trace), then read what was recorded.
-    let child = guard.0.as_mut().unwrap();
-    // SAFETY: kill(2) on the pid of our own child.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-    child.wait().unwrap();
-    guard.0 = None;
+    // SIGTERM drains and writes the trace.
+    stop(guard);
     let loaded = load_trace(&trace).unwrap();
     assert_eq!(loaded.entries.len(), cases.len());
     for (e, (host, _)) in loaded.entries.iter().zip(cases) {
