@@ -70,6 +70,51 @@ fn cached_zips(modcache: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// `run --goproxy --replay TRACE -- go mod download` into a fresh module cache, with the
+/// origins gone and no CA: no miss, and the same zips, byte for byte.
+async fn replay_offline_gives_the_same_zips(
+    dir: &Path,
+    app: &Path,
+    go: &Path,
+    trace: &Path,
+    zips: &BTreeMap<PathBuf, Vec<u8>>,
+) {
+    let version = go_version(go);
+    let rep = run_bounded(
+        goproxy_run(
+            dir,
+            app,
+            go,
+            "https://proxy.golang.org",
+            "modcache-replay",
+            None,
+            &["--replay", trace.to_str().unwrap()],
+        ),
+        LIMIT,
+    )
+    .await;
+    assert!(rep.success, "{version}: {}", rep.stderr);
+    assert!(
+        rep.stderr.contains("0 miss(es)"),
+        "{version}: {}",
+        rep.stderr
+    );
+    let replayed = cached_zips(&dir.join("modcache-replay"));
+    assert!(!zips.is_empty(), "{version}: nothing recorded");
+    assert_eq!(
+        replayed.keys().collect::<Vec<_>>(),
+        zips.keys().collect::<Vec<_>>(),
+        "{version}"
+    );
+    for (path, bytes) in zips {
+        assert!(
+            replayed[path] == *bytes,
+            "{version}: {} differs",
+            path.display()
+        );
+    }
+}
+
 fn origin_opts(names: &[&str]) -> OriginOptions {
     OriginOptions {
         names: names.iter().map(|n| n.to_string()).collect(),
@@ -148,38 +193,7 @@ async fn go_downloads_through_goproxy_mode_trusting_no_ca_and_replays_offline_by
         // Offline: origin stopped, fresh module cache, no CA anywhere.
         origin.shutdown();
         drop(origin);
-        let rep = run_bounded(
-            goproxy_run(
-                dir.path(),
-                &app,
-                &go,
-                "https://proxy.golang.org",
-                "modcache-replay",
-                None,
-                &["--replay", trace.to_str().unwrap()],
-            ),
-            LIMIT,
-        )
-        .await;
-        assert!(rep.success, "{version}: {}", rep.stderr);
-        assert!(
-            rep.stderr.contains("0 miss(es)"),
-            "{version}: {}",
-            rep.stderr
-        );
-        let replayed = cached_zips(&dir.path().join("modcache-replay"));
-        assert_eq!(
-            replayed.keys().collect::<Vec<_>>(),
-            zips.keys().collect::<Vec<_>>(),
-            "{version}"
-        );
-        for (path, bytes) in &zips {
-            assert!(
-                replayed[path] == *bytes,
-                "{version}: {} differs",
-                path.display()
-            );
-        }
+        replay_offline_gives_the_same_zips(dir.path(), &app, &go, &trace, &zips).await;
     }
 }
 
@@ -211,28 +225,7 @@ async fn a_trace_recorded_by_the_intercepting_proxy_replays_in_goproxy_mode() {
         drop(origin);
 
         // Replayed with no CA, no network, in GOPROXY mode.
-        let rep = run_bounded(
-            goproxy_run(
-                dir.path(),
-                &app,
-                &go,
-                "https://proxy.golang.org",
-                "modcache-replay",
-                None,
-                &["--replay", trace.to_str().unwrap()],
-            ),
-            LIMIT,
-        )
-        .await;
-        assert!(rep.success, "{version}: {}", rep.stderr);
-        assert!(
-            rep.stderr.contains("0 miss(es)"),
-            "{version}: {}",
-            rep.stderr
-        );
-        let replayed = cached_zips(&dir.path().join("modcache-replay"));
-        assert!(!zips.is_empty());
-        assert!(replayed == zips, "{version}: replayed zips differ");
+        replay_offline_gives_the_same_zips(dir.path(), &app, &go, &trace, &zips).await;
     }
 }
 
