@@ -664,3 +664,37 @@ async fn proxy_goproxy_prints_the_export_line_and_forwards_credentials_unrecorde
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_goproxy_says_when_go_went_direct() {
+    let Some(go) = go_binaries().into_iter().next() else {
+        return;
+    };
+    let modules = default_modules();
+    let dir = TempDir::new("goproxy-direct");
+    let origin = Origin::start(modules.clone(), origin_opts(&["a.example"]))
+        .await
+        .unwrap();
+    let app = write_app(dir.path(), &modules);
+    let mut cmd = goproxy_run(
+        dir.path(),
+        &app,
+        &go,
+        "https://a.example,direct",
+        "modcache",
+        Some((&origin, &["a.example"])),
+        &["--fault", "host=a.example:respond=404"],
+    );
+    // go's direct fetch must stay on loopback: its discovery request goes to a closed
+    // loopback port as its proxy (go resolves nothing itself then), and no VCS may run.
+    cmd.env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("GOVCS", "*:off");
+    let ran = run_bounded(cmd, LIMIT).await;
+    assert!(!ran.success, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("go fell back to `direct`"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("https://a.example/"), "{}", ran.stderr);
+}
