@@ -229,6 +229,20 @@ pub fn direct_fallbacks(routes: &GoproxyRoutes, exchanges: &[Exchange]) -> Vec<S
     out
 }
 
+/// Whether the last served entry refused the checksum database, sending go to it directly.
+fn sumdb_went_direct(routes: &GoproxyRoutes, exchanges: &[Exchange]) -> bool {
+    let Some(last) = routes.last_route() else {
+        return false;
+    };
+    let prefix = format!("{}/sumdb/", last.base);
+    exchanges.iter().any(|ex| {
+        let status = ex.response.as_ref().map(|r| r.status).unwrap_or(0);
+        ex.request.url.starts_with(&prefix)
+            && ex.request.url.ends_with("/supported")
+            && (status == 404 || status == 410)
+    })
+}
+
 /// The closing note for `run --goproxy` when go went direct, or when GOPRIVATE-style
 /// settings send modules around every proxy.
 pub fn direct_note(
@@ -244,6 +258,12 @@ pub fn direct_note(
             fell_back.len(),
             fell_back[0]
         ));
+    }
+    if sumdb_went_direct(routes, exchanges) {
+        lines.push(
+            "no GOPROXY entry serves the checksum database (`sumdb/.../supported` answered 404/410), so go asked GOSUMDB's host itself, which --goproxy does not see"
+                .to_string(),
+        );
     }
     if private && routes.has_direct() {
         lines.push(
@@ -310,12 +330,22 @@ mod tests {
         assert_eq!(direct_fallbacks(&pipe, &list).len(), 3);
         let none = plan_goproxy("https://a.example,https://b.example").unwrap();
         assert!(direct_fallbacks(&none, &list).is_empty());
-        assert!(direct_note(&none, &list, false).is_none());
+        // Without direct, only the checksum database leaves modscope's sight.
+        let note = direct_note(&none, &list, false).unwrap();
+        assert!(
+            note.contains("checksum database") && !note.contains("fell back"),
+            "{note}"
+        );
         let note = direct_note(&comma, &list, true).unwrap();
         assert!(
             note.contains("2 answer(s)") && note.contains("GOPRIVATE"),
             "{note}"
         );
+        // b (the last entry) refused the checksum database: go asked it directly.
+        assert!(note.contains("checksum database"), "{note}");
+        let a_only = plan_goproxy("https://a.example,https://b.example").unwrap();
+        let refused_by_a = [ex("https://a.example/sumdb/sum.golang.org/supported", 404)];
+        assert!(direct_note(&a_only, &refused_by_a, false).is_none());
     }
 
     #[test]

@@ -52,7 +52,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     let no_proxy = std::env::var("NO_PROXY")
         .or_else(|_| std::env::var("no_proxy"))
         .unwrap_or_default();
-    for host in bypassed_goproxy_hosts(&goproxy, &no_proxy) {
+    // In --goproxy mode go reaches modscope on loopback, which NO_PROXY cannot bypass.
+    let bypassed = match prepared.config.goproxy {
+        Some(_) => Vec::new(),
+        None => bypassed_goproxy_hosts(&goproxy, &no_proxy),
+    };
+    for host in bypassed {
         eprintln!(
             "modscope: warning: NO_PROXY={no_proxy:?} makes go bypass modscope for {host} (from GOPROXY); its traffic will not be seen"
         );

@@ -172,6 +172,20 @@ impl GoproxyRoutes {
         }
     }
 
+    /// The last entry modscope serves before `direct`, `off` or the end of the list: when
+    /// it answers 404/410 to `sumdb/<db>/supported`, go asks the checksum database itself.
+    pub fn last_route(&self) -> Option<&GoproxyRoute> {
+        let mut last = None;
+        for (slot, _) in &self.slots {
+            match slot {
+                Slot::Routed(i) => last = self.routes.get(*i),
+                Slot::Verbatim(_) => {}
+                Slot::Direct | Slot::Off => break,
+            }
+        }
+        last
+    }
+
     /// The GOPROXY value for the child: every routed entry replaced by
     /// `http://ADDR/PREFIX`, separators, `direct` and `off` kept exactly.
     pub fn rewritten(&self, addr: SocketAddr) -> Result<String, GoproxyRouteError> {
@@ -466,6 +480,10 @@ mod tests {
         assert_eq!(
             plan.bases(),
             ["https://corp.example/go", "https://proxy.golang.org"]
+        );
+        assert_eq!(
+            plan.last_route().map(|r| r.base.as_str()),
+            Some("https://proxy.golang.org")
         );
         let (last, fb) = plan.last_before_direct().unwrap();
         assert_eq!(
