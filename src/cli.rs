@@ -233,6 +233,11 @@ pub struct RunArgs {
     pub replay: Option<PathBuf>,
     #[command(flatten)]
     pub replay_options: ReplayOptions,
+    /// With --goproxy: also give the command the intercepting proxy's environment
+    /// (HTTPS_PROXY, SSL_CERT_FILE, GIT_SSL_CAINFO), so direct/VCS traffic is seen where
+    /// the command trusts the modscope CA.
+    #[arg(long, requires = "goproxy")]
+    pub intercept: bool,
     /// The command to run, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

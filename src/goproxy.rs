@@ -273,7 +273,7 @@ pub fn direct_note(
     }
     (!lines.is_empty()).then(|| {
         format!(
-            "{}; to see them, use `modscope proxy --goproxy` where go trusts the modscope CA and export its HTTPS_PROXY lines as well",
+            "{}; to see them too where go can trust the modscope CA, add --intercept (`modscope run --goproxy --intercept`)",
             lines.join("; ")
         )
     })

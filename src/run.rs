@@ -70,22 +70,23 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     let bundle = prepared.bundle.display().to_string();
     let mut command = Command::new(program);
     command.args(rest);
-    match &prepared.config.goproxy {
-        // Plain HTTP on loopback: go needs no proxy variables and no CA.
-        Some(routes) => {
-            let value = routes.rewritten(running.addr)?;
-            eprintln!("modscope: GOPROXY={value}");
-            command.env("GOPROXY", value);
-        }
-        None => {
-            command
-                .env("HTTPS_PROXY", &url)
-                .env("https_proxy", &url)
-                .env("HTTP_PROXY", &url)
-                .env("http_proxy", &url)
-                .env("SSL_CERT_FILE", &bundle)
-                .env("GIT_SSL_CAINFO", &bundle);
-        }
+    if let Some(routes) = &prepared.config.goproxy {
+        // Plain HTTP on loopback: go needs no proxy variables and no CA for these.
+        let value = routes.rewritten(running.addr)?;
+        eprintln!("modscope: GOPROXY={value}");
+        command.env("GOPROXY", value);
+    }
+    // go never sends loopback URLs through HTTPS_PROXY, so with --goproxy --intercept
+    // module requests still take the GOPROXY route and only direct/VCS traffic is
+    // intercepted.
+    if prepared.config.goproxy.is_none() || args.intercept {
+        command
+            .env("HTTPS_PROXY", &url)
+            .env("https_proxy", &url)
+            .env("HTTP_PROXY", &url)
+            .env("http_proxy", &url)
+            .env("SSL_CERT_FILE", &bundle)
+            .env("GIT_SSL_CAINFO", &bundle);
     }
     let mut child = command
         .spawn()

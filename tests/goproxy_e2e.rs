@@ -460,6 +460,38 @@ async fn refused(dir: &Path, goproxy: &str, args: &[&str]) -> Ran {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_child_gets_only_goproxy_unless_intercept_is_asked_too() {
+    let dir = TempDir::new("goproxy-env");
+    let show = "echo \"GOPROXY=$GOPROXY HTTPS_PROXY=$HTTPS_PROXY SSL_CERT_FILE=$SSL_CERT_FILE\"";
+    for intercept in [false, true] {
+        let mut cmd = Command::new(MODSCOPE);
+        cmd.env("GOPROXY", "https://proxy.golang.org,direct")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("SSL_CERT_FILE")
+            .args(["run", "--goproxy", "-q", "--ca-dir"])
+            .arg(dir.path().join("ca"));
+        if intercept {
+            cmd.arg("--intercept");
+        }
+        cmd.args(["--", "sh", "-c", show]);
+        let ran = run_bounded(cmd, Duration::from_secs(30)).await;
+        assert!(ran.success, "{}", ran.stderr);
+        let line = ran.stdout.trim();
+        assert!(
+            line.starts_with("GOPROXY=http://127.0.0.1:")
+                && line.contains("/proxy.golang.org,direct "),
+            "{line}"
+        );
+        assert_eq!(
+            line.contains("HTTPS_PROXY=http://127.0.0.1:"),
+            intercept,
+            "{line}"
+        );
+        assert_eq!(line.ends_with("SSL_CERT_FILE="), !intercept, "{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn bad_goproxy_input_is_refused_before_the_child_starts() {
     let dir = TempDir::new("goproxy-bad");
     let run = ["run", "--goproxy", "-q"];
