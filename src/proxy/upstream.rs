@@ -672,6 +672,7 @@ pub async fn send_via_slot(
         SlotState::Empty => false,
     };
     let mut dialed = Duration::ZERO;
+    let mut from_pool = false;
     if !reusable {
         if let Some(pool) = pool {
             // A slot that served another target hands its connection to the pool, and
@@ -700,11 +701,11 @@ pub async fn send_via_slot(
                     info: conn.info,
                     fresh: false,
                 };
+                from_pool = true;
             }
         }
     }
-    let reusable = reusable || matches!(&*guard, SlotState::Live { .. });
-    if !reusable {
+    if !reusable && !from_pool {
         let dial_started = Instant::now();
         let (sender, info) = dialer
             .dial(target, alpn)
