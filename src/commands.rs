@@ -63,7 +63,8 @@ pub fn prepare_with_go(
         }
         eprintln!(
             "modscope: --goproxy: standing in front of GOPROXY={:?} (from {})",
-            setup.routes.original, setup.source
+            setup.routes.shown(),
+            setup.source
         );
         for note in &setup.notes {
             eprintln!("modscope: {note}");

@@ -638,10 +638,11 @@ async fn proxy_goproxy_prints_the_export_line_and_forwards_credentials_unrecorde
         .env_remove("SSLKEYLOGFILE")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut err = child.stderr.take().unwrap();
     let guard = common::KillOnDrop(Some(child));
     let (mut first, mut export) = (String::new(), String::new());
     out.read_line(&mut first).unwrap();
@@ -677,6 +678,12 @@ async fn proxy_goproxy_prints_the_export_line_and_forwards_credentials_unrecorde
 
     // SIGTERM drains and writes the trace.
     stop(guard);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut err, &mut stderr).unwrap();
+    assert!(stderr.contains("[redacted]@proxy.golang.org"), "{stderr}");
+    for secret in ["s3cret", "pw2", "tok3n"] {
+        assert!(!stderr.contains(secret), "{secret} printed: {stderr}");
+    }
     let loaded = load_trace(&trace).unwrap();
     assert_eq!(loaded.entries.len(), cases.len());
     for (e, (host, _)) in loaded.entries.iter().zip(cases) {

@@ -152,6 +152,19 @@ impl GoproxyRoutes {
         &mut self.routes
     }
 
+    /// The value as read, with any userinfo replaced by `[redacted]`, for messages.
+    pub fn shown(&self) -> String {
+        let mut out = String::new();
+        let mut rest = self.original.as_str();
+        while let Some(i) = rest.find([',', '|']) {
+            out.push_str(&redact(&rest[..i]));
+            out.push_str(&rest[i..=i]);
+            rest = &rest[i + 1..];
+        }
+        out.push_str(&redact(rest));
+        out
+    }
+
     /// The real bases, for decoding module requests (`_go.base`).
     pub fn bases(&self) -> Vec<String> {
         self.routes.iter().map(|r| r.base.clone()).collect()
@@ -470,6 +483,10 @@ mod tests {
             let got = plan.route(path).map(|(_, url)| url);
             assert_eq!(got.as_deref(), want, "{path}");
         }
+        assert_eq!(
+            plan.shown(),
+            "https://[redacted]@corp.example/go|https://proxy.golang.org,direct"
+        );
         let (corp, _) = plan.route("/corp.example~go/x").unwrap();
         assert_eq!(
             corp.userinfo,
