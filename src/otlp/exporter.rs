@@ -31,6 +31,8 @@ pub const MAX_BATCH: usize = 512;
 pub const BATCH_DELAY: Duration = Duration::from_millis(500);
 /// Tries per batch (the first plus retries).
 const ATTEMPTS: u32 = 5;
+/// The closing flush's limit when the collector's latest answer was a failure.
+const FAILING_DEADLINE: Duration = Duration::from_secs(1);
 /// A collector's answer is read up to this size (it is a tiny protobuf).
 const MAX_RESPONSE: usize = 64 * 1024;
 
@@ -83,6 +85,9 @@ struct Counters {
     sent: AtomicU64,
     dropped: AtomicU64,
     warned: AtomicBool,
+    /// The latest POST failed: the collector is down or refusing, so the closing flush
+    /// should not hold the command up for the whole deadline.
+    failing: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
 
@@ -173,6 +178,11 @@ impl OtlpExporter {
             tx.take();
         }
         let task = self.task.lock().ok().and_then(|mut t| t.take());
+        let deadline = if self.counters.failing.load(Ordering::Relaxed) {
+            deadline.min(FAILING_DEADLINE)
+        } else {
+            deadline
+        };
         if let Some(mut task) = task {
             if timeout(deadline, &mut task).await.is_err() {
                 task.abort();
@@ -281,6 +291,7 @@ impl Client {
                     Err((ExportError::Timeout(limit), None))
                 }
             };
+            counters.failing.store(result.is_err(), Ordering::Relaxed);
             match result {
                 Ok(rejected) => {
                     counters
