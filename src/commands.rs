@@ -146,7 +146,7 @@ pub fn observers(prepared: &Prepared) -> Vec<Arc<dyn Observer>> {
         list.push(Arc::new(crate::otlp::OtlpObserver {
             exporter: exporter.clone(),
             grouping: prepared.otlp_grouping,
-            goproxy_bases: prepared.config.goproxy_bases.clone(),
+            goproxy_bases: Arc::new(prepared.config.goproxy_bases.clone()),
         }));
     }
     if !prepared.config.quiet {

@@ -4,7 +4,7 @@
 //! slower proxy or unbounded memory.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,8 +31,12 @@ pub const MAX_BATCH: usize = 512;
 pub const BATCH_DELAY: Duration = Duration::from_millis(500);
 /// Tries per batch (the first plus retries).
 const ATTEMPTS: u32 = 5;
-/// The closing flush's limit when the collector's latest answer was a failure.
-const FAILING_DEADLINE: Duration = Duration::from_secs(1);
+/// The closing flush's limit when the collector's latest answer was a failure (a retry
+/// may still land); when nothing even accepted the connection, the flush does not wait.
+const FAILING_DEADLINE: Duration = Duration::from_millis(200);
+const HEALTHY: u8 = 0;
+const FAILING: u8 = 1;
+const UNREACHABLE: u8 = 2;
 /// A collector's answer is read up to this size (it is a tiny protobuf).
 const MAX_RESPONSE: usize = 64 * 1024;
 
@@ -85,9 +89,9 @@ struct Counters {
     sent: AtomicU64,
     dropped: AtomicU64,
     warned: AtomicBool,
-    /// The latest POST failed: the collector is down or refusing, so the closing flush
-    /// should not hold the command up for the whole deadline.
-    failing: AtomicBool,
+    /// How the latest POST went (`HEALTHY`, `FAILING`, `UNREACHABLE`): a collector that is
+    /// down must not hold the command up for the whole closing deadline.
+    health: AtomicU8,
     last_error: Mutex<Option<String>>,
 }
 
@@ -106,10 +110,48 @@ impl Counters {
     }
 }
 
+/// What waits in the queue: a finished span, or an exchange still to be mapped (mapping
+/// happens on the exporter's task, off the proxy's forwarding path).
+enum Job {
+    Span(Box<Span>),
+    Exchange {
+        exchange: Box<Exchange>,
+        ctx: SpanContext,
+        goproxy_bases: Arc<Vec<String>>,
+    },
+}
+
+impl Job {
+    fn into_span(self) -> Span {
+        match self {
+            Job::Span(span) => *span,
+            Job::Exchange {
+                exchange,
+                ctx,
+                goproxy_bases,
+            } => {
+                let go = crate::gomod::classify(
+                    &exchange.request.method,
+                    &exchange.request.url,
+                    &goproxy_bases,
+                );
+                let mut entry = crate::trace::build_entry(
+                    &exchange,
+                    serde_json::to_value(&go).ok(),
+                    &crate::trace::EntryBodies::default(),
+                    &crate::trace::BuildOptions { redact: true },
+                );
+                entry.id = Some(exchange.id);
+                entry_span(&entry, 0, &ctx, &goproxy_bases)
+            }
+        }
+    }
+}
+
 /// The exporter: `submit` from any thread, `finish` once at the end.
 pub struct OtlpExporter {
     url: String,
-    tx: Mutex<Option<mpsc::Sender<Box<Span>>>>,
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
     counters: Arc<Counters>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -139,13 +181,17 @@ impl OtlpExporter {
         &self.url
     }
 
-    fn sender(&self) -> Option<mpsc::Sender<Box<Span>>> {
+    fn sender(&self) -> Option<mpsc::Sender<Job>> {
         self.tx.lock().ok().and_then(|t| t.clone())
     }
 
     /// Queues a span without waiting: a full queue drops it (proxying never waits).
     pub fn submit(&self, span: Span) {
-        let sent = self.sender().map(|tx| tx.try_send(Box::new(span)));
+        self.submit_job(Job::Span(Box::new(span)));
+    }
+
+    fn submit_job(&self, job: Job) {
+        let sent = self.sender().map(|tx| tx.try_send(job));
         match sent {
             Some(Ok(())) => {
                 self.counters.queued.fetch_add(1, Ordering::Relaxed);
@@ -164,7 +210,7 @@ impl OtlpExporter {
     /// Queues a span, waiting for room (for `modscope export`, which has no traffic to protect).
     pub async fn submit_wait(&self, span: Span) {
         match self.sender() {
-            Some(tx) if tx.send(Box::new(span)).await.is_ok() => {
+            Some(tx) if tx.send(Job::Span(Box::new(span))).await.is_ok() => {
                 self.counters.queued.fetch_add(1, Ordering::Relaxed);
             }
             _ => self.counters.lose(1, &self.url, "the exporter has stopped"),
@@ -178,10 +224,10 @@ impl OtlpExporter {
             tx.take();
         }
         let task = self.task.lock().ok().and_then(|mut t| t.take());
-        let deadline = if self.counters.failing.load(Ordering::Relaxed) {
-            deadline.min(FAILING_DEADLINE)
-        } else {
-            deadline
+        let deadline = match self.counters.health.load(Ordering::Relaxed) {
+            HEALTHY => deadline,
+            FAILING => deadline.min(FAILING_DEADLINE),
+            _ => Duration::ZERO,
         };
         if let Some(mut task) = task {
             if timeout(deadline, &mut task).await.is_err() {
@@ -213,11 +259,7 @@ impl OtlpExporter {
 
 /// Gathers spans into batches of up to `MAX_BATCH`, or whatever arrived within
 /// `BATCH_DELAY` of a batch's first span, and exports each.
-async fn batch_loop(
-    mut rx: mpsc::Receiver<Box<Span>>,
-    mut client: Client,
-    counters: Arc<Counters>,
-) {
+async fn batch_loop(mut rx: mpsc::Receiver<Job>, mut client: Client, counters: Arc<Counters>) {
     let mut batch: Vec<Span> = Vec::new();
     let mut flush_at = Instant::now();
     loop {
@@ -237,7 +279,7 @@ async fn batch_loop(
                 if batch.is_empty() {
                     flush_at = Instant::now() + BATCH_DELAY;
                 }
-                batch.push(*span);
+                batch.push(span.into_span());
                 if batch.len() >= MAX_BATCH {
                     client.export(std::mem::take(&mut batch), &counters).await;
                 }
@@ -291,7 +333,12 @@ impl Client {
                     Err((ExportError::Timeout(limit), None))
                 }
             };
-            counters.failing.store(result.is_err(), Ordering::Relaxed);
+            let health = match &result {
+                Ok(_) => HEALTHY,
+                Err((ExportError::Connect { .. }, _)) => UNREACHABLE,
+                Err(_) => FAILING,
+            };
+            counters.health.store(health, Ordering::Relaxed);
             match result {
                 Ok(rejected) => {
                     counters
@@ -461,11 +508,11 @@ pub enum SpanGrouping {
     PerClientConnection { nonce: [u8; 16], flags: u8 },
 }
 
-/// Maps each finished exchange to a span and queues it.
+/// Queues each finished exchange for export (mapped to a span on the exporter's task).
 pub struct OtlpObserver {
     pub exporter: Arc<OtlpExporter>,
     pub grouping: SpanGrouping,
-    pub goproxy_bases: Vec<String>,
+    pub goproxy_bases: Arc<Vec<String>>,
 }
 
 impl OtlpObserver {
@@ -489,13 +536,10 @@ impl OtlpObserver {
 
 impl Observer for OtlpObserver {
     fn on_exchange(&self, ex: &Exchange) {
-        let entries =
-            crate::report::entries_from_exchanges(std::slice::from_ref(ex), &self.goproxy_bases);
-        if let Some(mut entry) = entries.into_iter().next() {
-            entry.id = Some(ex.id);
-            let ctx = self.context(ex);
-            self.exporter
-                .submit(entry_span(&entry, 0, &ctx, &self.goproxy_bases));
-        }
+        self.exporter.submit_job(Job::Exchange {
+            exchange: Box::new(ex.clone()),
+            ctx: self.context(ex),
+            goproxy_bases: self.goproxy_bases.clone(),
+        });
     }
 }
