@@ -308,6 +308,7 @@ mod tests {
             tls: None,
             error: None,
             fault: None,
+            client_connection: None,
         }
     }
 
