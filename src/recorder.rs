@@ -2,7 +2,7 @@
 //! HAR entry per exchange to the journal, on a writer thread behind a byte budget so the
 //! proxy applies backpressure instead of buffering when the disk is slow.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -16,7 +16,7 @@ use crate::gomod;
 use crate::proxy::{BodyCapture, BodyKind, Observer};
 use crate::trace::{
     build_entry, BodyContent, BodySink, BodyStore, BuildOptions, EntryBodies, FinishReport,
-    JournalWriter, StoredBody, TraceError,
+    JournalWriter, StoredBody, TraceError, Unrecorded,
 };
 
 /// Body bytes that may wait for the writer before the proxy stops reading from sockets.
@@ -83,16 +83,20 @@ pub struct Recorder {
     gate: Arc<Gate>,
     dir: PathBuf,
     pub entries: Arc<AtomicU64>,
+    /// What this run could not record (a full disk), for the closing report.
+    unrecorded: Arc<Mutex<Unrecorded>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Recorder {
     pub fn start(opts: RecordOptions) -> Result<Arc<Recorder>, TraceError> {
         let journal = JournalWriter::open(&opts.dir)?;
+        Self::start_on(opts, journal)
+    }
+
+    fn start_on(opts: RecordOptions, journal: JournalWriter) -> Result<Arc<Recorder>, TraceError> {
         // Appending to an existing journal: continue its `_id`s instead of repeating them.
-        let id_offset = std::fs::read(journal.path())
-            .map(|bytes| bytes.iter().filter(|b| **b == b'\n').count() as u64)
-            .unwrap_or(0);
+        let id_offset = journal.existing_lines();
         let store = BodyStore::new(&opts.dir)?;
         let (tx, rx) = mpsc::channel();
         let gate = Arc::new(Gate {
@@ -100,15 +104,21 @@ impl Recorder {
             waiters: Mutex::new(Vec::new()),
         });
         let entries = Arc::new(AtomicU64::new(0));
+        let unrecorded = Arc::new(Mutex::new(Unrecorded::default()));
         let mut writer = Writer {
             journal: Some(journal),
             store,
             opts: opts.clone(),
             open: HashMap::new(),
             stored: HashMap::new(),
+            lost: HashSet::new(),
             gate: gate.clone(),
             entries: entries.clone(),
-            failed: false,
+            losses: Losses {
+                pending: Unrecorded::default(),
+                total: unrecorded.clone(),
+                in_burst: false,
+            },
             id_offset,
         };
         let thread = std::thread::Builder::new()
@@ -124,12 +134,21 @@ impl Recorder {
             gate,
             dir: opts.dir,
             entries,
+            unrecorded,
             thread: Mutex::new(Some(thread)),
         }))
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Exchanges and bodies this run could not record so far (a full disk).
+    pub fn unrecorded(&self) -> Unrecorded {
+        self.unrecorded
+            .lock()
+            .map(|u| u.clone())
+            .unwrap_or_default()
     }
 
     fn send(&self, msg: Msg) {
@@ -223,12 +242,76 @@ struct Writer {
     opts: RecordOptions,
     open: HashMap<(u64, BodyKind), BodySink>,
     stored: HashMap<(u64, BodyKind), StoredBody>,
+    /// Bodies whose writing failed: their remaining chunks are dropped, and their entry
+    /// is journaled without a body reference.
+    lost: HashSet<(u64, BodyKind)>,
     gate: Arc<Gate>,
     entries: Arc<AtomicU64>,
-    /// After a disk error bodies are dropped, but entries keep being journaled.
-    failed: bool,
+    losses: Losses,
     /// Entries already in the journal when recording started.
     id_offset: u64,
+}
+
+/// What could not be recorded: `pending` is not yet noted in the journal, `total` is the
+/// whole run's. A burst of failures is announced once when it starts and once when
+/// recording works again, so a full disk does not print a line per exchange.
+struct Losses {
+    pending: Unrecorded,
+    total: Arc<Mutex<Unrecorded>>,
+    in_burst: bool,
+}
+
+impl Losses {
+    fn record(&mut self, dir: &Path, exchanges: u64, bodies: u64, e: &std::io::Error) {
+        let gap = Unrecorded {
+            exchanges,
+            bodies,
+            reason: failure_reason(e),
+        };
+        self.pending.add(&gap);
+        if let Ok(mut total) = self.total.lock() {
+            total.add(&gap);
+        }
+        if !self.in_burst {
+            self.in_burst = true;
+            tracing::warn!(
+                "cannot record into {}: {} ({e}); still proxying, counting what is not recorded",
+                dir.display(),
+                gap.reason
+            );
+        }
+    }
+
+    /// A whole exchange was recorded again.
+    fn recovered(&mut self, dir: &Path) {
+        if !self.in_burst {
+            return;
+        }
+        self.in_burst = false;
+        let total = self.total.lock().map(|t| t.clone()).unwrap_or_default();
+        tracing::warn!(
+            "recording into {} again; {} so far",
+            dir.display(),
+            total.describe()
+        );
+    }
+
+    /// Notes the pending gap in the journal; kept pending while the disk refuses it.
+    fn note(&mut self, journal: &JournalWriter) {
+        if !self.pending.is_empty() && journal.append_unrecorded(&self.pending).is_ok() {
+            self.pending = Unrecorded::default();
+        }
+    }
+}
+
+/// Words for why a write failed; "disk full" for the errors a full disk or quota gives.
+fn failure_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => "disk full".to_string(),
+        ErrorKind::PermissionDenied => "permission denied".to_string(),
+        kind => format!("write error: {kind}"),
+    }
 }
 
 impl Writer {
@@ -247,11 +330,15 @@ impl Writer {
                             sink.abort();
                         }
                         self.stored.remove(&(id, kind));
+                        self.lost.remove(&(id, kind));
                     }
                 }
                 Msg::Finish(reply) => {
                     let result = match self.journal.take() {
-                        Some(j) => j.finish(env!("CARGO_PKG_VERSION")),
+                        Some(j) => {
+                            self.losses.note(&j);
+                            j.finish(env!("CARGO_PKG_VERSION"))
+                        }
                         None => Err(TraceError::Io {
                             path: self.opts.dir.clone(),
                             source: std::io::Error::other("the trace was already finished"),
@@ -265,29 +352,27 @@ impl Writer {
     }
 
     fn write_chunk(&mut self, id: u64, kind: BodyKind, data: &[u8]) {
-        if self.failed {
+        if self.lost.contains(&(id, kind)) {
             return;
         }
         let sink = match self.open.entry((id, kind)) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => match self.store.begin() {
                 Ok(s) => v.insert(s),
-                Err(e) => return self.disk_failed(&e),
+                Err(e) => return self.body_failed(id, kind, &e),
             },
         };
         if let Err(e) = sink.write(data) {
-            self.open.remove(&(id, kind));
-            self.disk_failed(&e);
+            self.body_failed(id, kind, &e);
         }
     }
 
-    fn disk_failed(&mut self, e: &std::io::Error) {
-        tracing::error!(
-            "recording bodies to {} failed: {e}; continuing without bodies",
-            self.opts.dir.display()
-        );
-        self.failed = true;
-        self.open.clear();
+    /// One body could not be written: its temp file goes (dropping the sink removes it),
+    /// so no entry can refer to a partial file; other bodies keep trying.
+    fn body_failed(&mut self, id: u64, kind: BodyKind, e: &std::io::Error) {
+        self.open.remove(&(id, kind));
+        self.lost.insert((id, kind));
+        self.losses.record(&self.opts.dir, 0, 1, e);
     }
 
     fn end_body(&mut self, id: u64, kind: BodyKind) {
@@ -296,7 +381,7 @@ impl Writer {
                 Ok(stored) => {
                     self.stored.insert((id, kind), stored);
                 }
-                Err(e) => self.disk_failed(&e),
+                Err(e) => self.body_failed(id, kind, &e),
             }
         }
     }
@@ -304,6 +389,7 @@ impl Writer {
     fn content(&mut self, id: u64, kind: BodyKind, content_type: Option<&str>) -> BodyContent {
         // A request body the origin never read to the end is stored as far as it went.
         self.end_body(id, kind);
+        self.lost.remove(&(id, kind));
         let Some(stored) = self.stored.remove(&(id, kind)) else {
             return BodyContent::default();
         };
@@ -328,6 +414,9 @@ impl Writer {
                 .map(|(_, v)| v.clone())
         };
         let request_ct = content_type(&ex.request.headers);
+        let bodies_lost = [BodyKind::Request, BodyKind::Response]
+            .iter()
+            .any(|&k| self.lost.contains(&(ex.id, k)));
         let request = self.content(ex.id, BodyKind::Request, request_ct.as_deref());
         let response_ct = ex.response.as_ref().and_then(|r| content_type(&r.headers));
         let response = self.content(ex.id, BodyKind::Response, response_ct.as_deref());
@@ -352,9 +441,16 @@ impl Writer {
         let Some(journal) = self.journal.as_ref() else {
             return;
         };
+        self.losses.note(journal);
         match journal.append(&entry) {
             Ok(()) => {
                 self.entries.fetch_add(1, Ordering::Relaxed);
+                if !bodies_lost {
+                    self.losses.recovered(&self.opts.dir);
+                }
+            }
+            Err(TraceError::Io { source, .. }) => {
+                self.losses.record(&self.opts.dir, 1, 0, &source);
             }
             Err(e) => tracing::error!(
                 "cannot append to the journal in {}: {e}",

@@ -9,8 +9,11 @@ pub mod bodies;
 pub mod build;
 pub mod error;
 pub mod har;
+mod harstream;
 pub mod journal;
 pub mod reader;
+pub mod spill;
+pub mod tempfiles;
 mod urlparts;
 pub mod validate;
 
@@ -28,7 +31,7 @@ pub use har::{
     Cache, Content, Cookie, Creator, Entry, Har, Header, Log, NameValue, PostData, PostParam,
     Request, Response, Timings,
 };
-pub use journal::{write_har_atomic, FinishReport, JournalWriter};
+pub use journal::{write_har_atomic, FinishReport, JournalWriter, Unrecorded};
 pub use reader::{entry_body, load_trace, request_body, LoadProblem, LoadedTrace};
 pub use validate::validate_har_1_2;
 

@@ -1,0 +1,339 @@
+//! Streaming HAR reader: walks `log.entries` one entry at a time (a serde visitor over
+//! the file), so loading holds one entry's JSON, never the whole document. Large
+//! embedded bodies are moved to a [`SpillStore`] as each entry is read.
+//!
+//! The shape checks of the old whole-file reader are kept: a file that is not a HAR
+//! says what was found instead (`an array`, `` `log` without `entries` ``, ...), and a
+//! journal renamed to `.har` (its first value is an entry, not `{"log": ...}`) is
+//! recognised so the caller can read it as a journal.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+use super::error::TraceError;
+use super::har::Entry;
+use super::journal::{Unrecorded, UNRECORDED_KEY};
+use super::reader::{LoadProblem, LoadedTrace};
+use super::spill::{Kept, SpillStore, SPILL_MIN};
+
+/// What the file turned out to be.
+pub(crate) enum HarOutcome {
+    /// Entries were loaded into the trace; `raw` counts them before any was skipped.
+    Har { raw: usize },
+    /// The first value is a journal entry: read the file as a journal.
+    Journal,
+}
+
+/// Reads `path` as HAR into `trace` (whose `root` and `source` are set).
+pub(crate) fn load_har_into(
+    path: &Path,
+    trace: &mut LoadedTrace,
+) -> Result<HarOutcome, TraceError> {
+    let file = File::open(path).map_err(|e| TraceError::io(path, e))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    // Some Windows tools write a UTF-8 byte order mark.
+    if reader
+        .fill_buf()
+        .map_err(|e| TraceError::io(path, e))?
+        .starts_with(b"\xEF\xBB\xBF")
+    {
+        reader.consume(3);
+    }
+    let json_error = |e: serde_json::Error| {
+        if e.is_io() {
+            return TraceError::io(path, std::io::Error::other(e));
+        }
+        TraceError::Json {
+            path: path.to_path_buf(),
+            line: Some(e.line()),
+            source: e,
+        }
+    };
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let mut load = Load {
+        path,
+        trace,
+        raw: 0,
+        version: None,
+        spill_failed: false,
+    };
+    let top = Probe(TopShape(&mut load))
+        .deserialize(&mut de)
+        .map_err(json_error)?;
+    let found = match top {
+        Ok(Top::Har) => None,
+        Ok(Top::Journal) => return Ok(HarOutcome::Journal),
+        Ok(Top::NotHar(found)) => Some(found),
+        Err(shape) => Some(shape),
+    };
+    if let Some(found) = found {
+        return Err(TraceError::NotHar {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
+    de.end().map_err(json_error)?;
+    // The version is about the whole file: report it before entry problems.
+    let version_problem = match load.version.take() {
+        Some(Value::String(v)) if v == "1.1" || v == "1.2" => None,
+        Some(v) => Some(format!(
+            "HAR version {v} (expected \"1.1\" or \"1.2\"); loaded anyway"
+        )),
+        None => Some("no log.version (expected \"1.2\"); loaded anyway".to_string()),
+    };
+    let raw = load.raw;
+    if let Some(message) = version_problem {
+        trace
+            .problems
+            .insert(0, LoadProblem::new(path, None, message));
+    }
+    Ok(HarOutcome::Har { raw })
+}
+
+struct Load<'a> {
+    path: &'a Path,
+    trace: &'a mut LoadedTrace,
+    raw: usize,
+    version: Option<Value>,
+    /// The spill store could not be made; bodies stay in memory (said once).
+    spill_failed: bool,
+}
+
+impl Load<'_> {
+    fn entry(&mut self, value: Value) {
+        let i = self.raw;
+        self.raw += 1;
+        let what = format!("log.entries[{i}]");
+        match serde_json::from_value::<Entry>(value) {
+            Ok(mut entry) => {
+                self.spill(&mut entry);
+                super::reader::push_checked(self.trace, entry, self.path, None, &what);
+            }
+            Err(e) => self.trace.problems.push(LoadProblem::new(
+                self.path,
+                None,
+                format!("{what}: not a valid HAR entry, skipped: {e}"),
+            )),
+        }
+    }
+
+    /// Moves large embedded bodies of `entry` to the spill store.
+    fn spill(&mut self, entry: &mut Entry) {
+        let c = &mut entry.response.content;
+        let response = (&mut c.text, &mut c.encoding, &mut c.sha256);
+        let request = entry
+            .request
+            .post_data
+            .as_mut()
+            .map(|p| (&mut p.text, &mut p.encoding, &mut p.sha256));
+        for (text, encoding, sha256) in std::iter::once(response).chain(request) {
+            if text.as_ref().is_none_or(|t| t.len() <= SPILL_MIN) || self.spill_failed {
+                continue;
+            }
+            let Some(store) = self.store() else {
+                return;
+            };
+            let body = text.as_deref().unwrap_or_default();
+            match store.put(body, encoding.as_deref()) {
+                // A body that does not match the `_sha256` it claims stays embedded, so
+                // reading it reports the mismatch as it always did.
+                Ok(actual) if sha256.as_ref().is_none_or(|s| *s == actual) => {
+                    *text = None;
+                    *encoding = None;
+                    *sha256 = Some(actual);
+                }
+                Ok(_) | Err(Kept::Undecodable) => {}
+                Err(Kept::Io(e)) => self.give_up(e),
+            }
+        }
+    }
+
+    fn store(&mut self) -> Option<&mut SpillStore> {
+        if self.trace.spill.is_none() {
+            match SpillStore::create() {
+                Ok(s) => self.trace.spill = Some(std::sync::Arc::new(s)),
+                Err(e) => {
+                    self.give_up(e);
+                    return None;
+                }
+            }
+        }
+        // Only this loader holds the store while the trace is being built.
+        self.trace.spill.as_mut().and_then(std::sync::Arc::get_mut)
+    }
+
+    fn give_up(&mut self, e: std::io::Error) {
+        self.spill_failed = true;
+        self.trace.notes.push(format!(
+            "cannot move embedded bodies out of memory ({e}); they stay in memory"
+        ));
+    }
+}
+
+enum Top {
+    Har,
+    Journal,
+    NotHar(String),
+}
+
+/// A visitor for one expected shape (an object or an array); any other value is
+/// consumed and described, so the caller can say what it found.
+trait Shape<'de>: Sized {
+    type Out;
+
+    fn map<A: MapAccess<'de>>(self, map: A) -> Result<Result<Self::Out, String>, A::Error> {
+        describe_map(map).map(Err)
+    }
+
+    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Result<Self::Out, String>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Err("an array".to_string()))
+    }
+}
+
+fn describe_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<String, A::Error> {
+    let mut keys = Vec::new();
+    while let Some(key) = map.next_key::<String>()? {
+        map.next_value::<IgnoredAny>()?;
+        if keys.len() < 5 {
+            keys.push(key);
+        }
+    }
+    Ok(format!("an object with keys {keys:?}"))
+}
+
+struct Probe<S>(S);
+
+impl<'de, S: Shape<'de>> Visitor<'de> for Probe<S> {
+    type Value = Result<S::Out, String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        self.0.map(map)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        self.0.seq(seq)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err("a boolean".to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err("a number".to_string()))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err("a number".to_string()))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err("a number".to_string()))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err("a string".to_string()))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Err("null".to_string()))
+    }
+}
+
+impl<'de, S: Shape<'de>> DeserializeSeed<'de> for Probe<S> {
+    type Value = Result<S::Out, String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// The document: `{"log": {...}}`, or a journal entry (`startedDateTime`, `request`).
+struct TopShape<'b, 'a>(&'b mut Load<'a>);
+
+impl<'de> Shape<'de> for TopShape<'_, '_> {
+    type Out = Top;
+
+    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Result<Top, String>, A::Error> {
+        let mut log: Option<Result<Top, String>> = None;
+        let (mut started, mut request) = (false, false);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "log" if log.is_none() => log = Some(map.next_value_seed(Probe(LogShape(self.0)))?),
+                _ => {
+                    started |= key == "startedDateTime";
+                    request |= key == "request";
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Ok(match log {
+            Some(Ok(top)) => top,
+            Some(Err(found)) => Top::NotHar(format!("`log` is {found}")),
+            None if started && request => Top::Journal,
+            None => Top::NotHar("a JSON object without `log`".to_string()),
+        }))
+    }
+}
+
+/// `log`: `version`, `entries`, our `_unrecorded`; everything else is skipped.
+struct LogShape<'b, 'a>(&'b mut Load<'a>);
+
+impl<'de> Shape<'de> for LogShape<'_, '_> {
+    type Out = Top;
+
+    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Result<Top, String>, A::Error> {
+        let load = self.0;
+        let mut entries: Option<Result<(), String>> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "version" => load.version = Some(map.next_value::<Value>()?),
+                "entries" if entries.is_none() => {
+                    entries = Some(map.next_value_seed(Probe(EntriesShape(&mut *load)))?)
+                }
+                UNRECORDED_KEY => {
+                    let v = map.next_value::<Value>()?;
+                    match serde_json::from_value::<Unrecorded>(v) {
+                        Ok(gap) => load.trace.unrecorded.add(&gap),
+                        Err(e) => load.trace.problems.push(LoadProblem::new(
+                            load.path,
+                            None,
+                            format!("invalid log.{UNRECORDED_KEY}, ignored: {e}"),
+                        )),
+                    }
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Ok(match entries {
+            Some(Ok(())) => Top::Har,
+            Some(Err(found)) => Top::NotHar(format!("`log.entries` is {found}")),
+            None => Top::NotHar("`log` without `entries`".to_string()),
+        }))
+    }
+}
+
+/// `log.entries`: each element is read as one JSON value and turned into an entry.
+struct EntriesShape<'b, 'a>(&'b mut Load<'a>);
+
+impl<'de> Shape<'de> for EntriesShape<'_, '_> {
+    type Out = ();
+
+    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Result<(), String>, A::Error> {
+        while let Some(value) = seq.next_element::<Value>()? {
+            self.0.entry(value);
+        }
+        Ok(Ok(()))
+    }
+}

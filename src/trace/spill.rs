@@ -1,0 +1,157 @@
+//! Embedded bodies of a HAR moved out of memory while it loads: each large `text`
+//! (base64 or plain) is decoded into a private temp body store as the entry is read, and
+//! the entry keeps only its `_sha256`. Loading a HAR of any size then holds entry heads,
+//! not bodies; the bytes come back from the store, verified, when replay asks for them.
+//!
+//! The store lives under the system temp dir (`$TMPDIR`, `modscope-spill.tmp-<pid>-<n>`)
+//! and is removed when the last [`super::LoadedTrace`] holding it is dropped; one left by a
+//! killed process is removed by the next load that spills.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+
+use super::bodies::{BodySink, BodyStore, HEAD_LIMIT};
+use super::tempfiles;
+
+/// Embedded bodies longer than this (in characters of `text`) are spilled; shorter ones
+/// stay in the entry, where diagnosis reads them (error texts, `.mod` files, lists).
+pub const SPILL_MIN: usize = HEAD_LIMIT;
+
+const PREFIX: &str = "modscope-spill";
+
+/// Where spilled bodies are, by SHA-256.
+#[derive(Debug)]
+pub struct SpillStore {
+    dir: PathBuf,
+    store: BodyStore,
+    held: HashSet<String>,
+}
+
+/// Why a body stayed in memory instead.
+#[derive(Debug)]
+pub(crate) enum Kept {
+    /// Not valid base64 or an unknown encoding: the reader reports it when the body is used.
+    Undecodable,
+    Io(io::Error),
+}
+
+impl SpillStore {
+    /// Creates an empty store under the system temp dir.
+    pub(crate) fn create() -> io::Result<SpillStore> {
+        let base = std::env::temp_dir();
+        // Stores of processes that were killed before they could remove theirs.
+        if let Err(e) = tempfiles::remove_stale(&base, PREFIX) {
+            tracing::debug!("cannot clean old spill stores in {}: {e}", base.display());
+        }
+        let dir = tempfiles::temp_path(&base, PREFIX);
+        fs::create_dir(&dir)?;
+        let store = BodyStore::new(&dir).map_err(io::Error::other)?;
+        Ok(SpillStore {
+            dir,
+            store,
+            held: HashSet::new(),
+        })
+    }
+
+    /// The directory whose `bodies/<sha256>` holds the spilled bodies.
+    pub fn root(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn holds(&self, sha256: &str) -> bool {
+        self.held.contains(sha256)
+    }
+
+    /// Writes the bytes `text` stands for (base64 decoded when `encoding` says so) and
+    /// returns their SHA-256.
+    pub(crate) fn put(&mut self, text: &str, encoding: Option<&str>) -> Result<String, Kept> {
+        let mut sink = self.store.begin().map_err(Kept::Io)?;
+        match encoding {
+            None => sink.write(text.as_bytes()).map_err(Kept::Io)?,
+            Some(enc) if enc.eq_ignore_ascii_case("base64") => decode_base64_into(text, &mut sink)?,
+            Some(_) => return Err(Kept::Undecodable),
+        }
+        let stored = sink.finish().map_err(Kept::Io)?;
+        self.held.insert(stored.sha256.clone());
+        Ok(stored.sha256)
+    }
+}
+
+impl Drop for SpillStore {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Decodes base64 in slices (whitespace, as some tools wrap lines, is skipped) so the
+/// decoded copy never exists whole in memory.
+fn decode_base64_into(text: &str, sink: &mut BodySink) -> Result<(), Kept> {
+    const SLICE: usize = 64 * 1024; // a multiple of 4: slices end on quantum boundaries
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut pending: Vec<u8> = Vec::with_capacity(SLICE);
+    let mut out: Vec<u8> = Vec::with_capacity(SLICE / 4 * 3);
+    let mut flush = |pending: &mut Vec<u8>, sink: &mut BodySink| -> Result<(), Kept> {
+        out.clear();
+        engine
+            .decode_vec(&pending[..], &mut out)
+            .map_err(|_| Kept::Undecodable)?;
+        pending.clear();
+        sink.write(&out).map_err(Kept::Io)
+    };
+    for b in text.bytes().filter(|b| !b.is_ascii_whitespace()) {
+        pending.push(b);
+        if pending.len() == SLICE {
+            flush(&mut pending, sink)?;
+        }
+    }
+    if !pending.is_empty() {
+        flush(&mut pending, sink)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::bodies::read_verified;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn base64_and_plain_text_land_under_their_hash_and_vanish_on_drop() {
+        let data: Vec<u8> = (0..300_001u32).map(|i| (i * 31 % 256) as u8).collect();
+        let mut b64 = base64::engine::general_purpose::STANDARD.encode(&data);
+        // Wrapped at 76 columns, as some tools write it.
+        let wrapped: String = b64
+            .as_bytes()
+            .chunks(76)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        let mut spill = SpillStore::create().expect("create");
+        let root = spill.root().to_path_buf();
+        let sha = spill.put(&wrapped, Some("base64")).expect("spill");
+        assert_eq!(sha, hex::encode(Sha256::digest(&data)));
+        assert!(spill.holds(&sha));
+        assert_eq!(read_verified(&root, &sha).expect("read"), data);
+
+        let text = "v1.0.0\n".repeat(20_000);
+        let sha = spill.put(&text, None).expect("spill text");
+        assert_eq!(read_verified(&root, &sha).expect("read"), text.as_bytes());
+
+        b64.insert(10, '%');
+        assert!(matches!(
+            spill.put(&b64, Some("base64")),
+            Err(Kept::Undecodable)
+        ));
+        assert!(matches!(
+            spill.put("abc", Some("gzip")),
+            Err(Kept::Undecodable)
+        ));
+        drop(spill);
+        assert!(!root.exists(), "the store is removed with its owner");
+    }
+}
