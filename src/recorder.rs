@@ -459,3 +459,200 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::trace::testutil::{sample_exchange, FullDisk, TestDir};
+    use crate::trace::{load_trace, read_verified, BODIES_DIR, JOURNAL_FILE};
+
+    fn options(dir: &Path) -> RecordOptions {
+        RecordOptions {
+            dir: dir.to_path_buf(),
+            redact: true,
+            embed_bodies: false,
+            goproxy_bases: Vec::new(),
+            only_network: false,
+        }
+    }
+
+    /// Waits (bounded) until the writer thread has handled what was sent.
+    fn settle(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "the recorder never got to: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// One exchange with a response body of `body` bytes, streamed through a capture.
+    fn exchange(rec: &Recorder, id: u64, body: usize) {
+        let mut ex = sample_exchange();
+        ex.id = id;
+        ex.request.url = format!("https://proxy.golang.org/m/@v/v1.0.{id}.zip");
+        let data: Vec<u8> = (0..body).map(|i| (i * 31 + id as usize) as u8).collect();
+        if let Some(r) = ex.response.as_mut() {
+            r.headers = vec![("content-type".into(), "application/zip".into())];
+            r.body.size = body as u64;
+            r.body.sha256 = None;
+        }
+        let mut capture = rec.capture(id, BodyKind::Response).expect("capture");
+        for chunk in data.chunks(16 * 1024) {
+            capture.chunk(&Bytes::copy_from_slice(chunk));
+        }
+        capture.end(true);
+        rec.on_exchange(&ex);
+    }
+
+    #[test]
+    fn exchanges_a_full_journal_refuses_are_counted_and_reported() {
+        let dir = TestDir::new("recorder-full");
+        let room = Arc::new(AtomicU64::new(u64::MAX));
+        let journal = JournalWriter::open_with(dir.path(), |file| {
+            Box::new(FullDisk {
+                file,
+                room: room.clone(),
+            })
+        })
+        .expect("open");
+        let rec = Recorder::start_on(options(dir.path()), journal).expect("start");
+        for id in 1..=2 {
+            exchange(&rec, id, 1000);
+        }
+        settle("2 entries", || rec.entries.load(Ordering::SeqCst) == 2);
+        // The journal's disk fills up (the bodies' disk still has room).
+        room.store(0, Ordering::SeqCst);
+        for id in 3..=5 {
+            exchange(&rec, id, 1000);
+        }
+        settle("3 refused", || rec.unrecorded().exchanges == 3);
+        room.store(u64::MAX, Ordering::SeqCst);
+        for id in 6..=7 {
+            exchange(&rec, id, 1000);
+        }
+        let report = rec.finish().expect("finish");
+        let gap = Unrecorded {
+            exchanges: 3,
+            bodies: 0,
+            reason: "disk full".into(),
+        };
+        assert_eq!(rec.unrecorded(), gap);
+        assert_eq!(
+            (report.entries, report.unrecorded.clone()),
+            (4, gap.clone())
+        );
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+
+        let t = load_trace(dir.path()).expect("load");
+        let mut ids: Vec<_> = t.entries.iter().filter_map(|e| e.id).collect();
+        ids.sort();
+        assert_eq!(ids, [1, 2, 6, 7]);
+        assert_eq!(t.unrecorded, gap);
+        let (text, worst) =
+            crate::report::render_with_gap(&t.entries, &t.unrecorded, None, false, false);
+        assert!(
+            text.contains("3 exchanges were not recorded (disk full)"),
+            "{text}"
+        );
+        assert!(!text.contains("Findings: none"), "{text}");
+        assert_eq!(worst, Some(crate::diagnose::Severity::Warning));
+    }
+
+    /// A tmpfs of a few hundred KiB mounted for one test, unmounted on drop.
+    struct Tmpfs(TestDir);
+
+    impl Tmpfs {
+        fn mount(size: &str) -> Result<Tmpfs, String> {
+            let dir = TestDir::new("recorder-tmpfs");
+            let out = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir.path())
+                .output()
+                .map_err(|e| format!("cannot run mount: {e}"))?;
+            if !out.status.success() {
+                return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+            }
+            Ok(Tmpfs(dir))
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
+    /// Fills the file system holding `path` to the last byte.
+    fn fill(path: &Path) -> std::fs::File {
+        use std::io::Write;
+        let mut f = std::fs::File::create(path).expect("filler");
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        while f.write_all(&block[..1]).is_ok() {}
+        f
+    }
+
+    #[test]
+    fn recording_onto_a_tmpfs_that_fills_and_frees_keeps_every_line_whole() {
+        let fs = match Tmpfs::mount("512k") {
+            Ok(fs) => fs,
+            Err(why) => {
+                println!("SKIPPED: cannot mount a tmpfs ({why})");
+                return;
+            }
+        };
+        let dir = fs.0.path().join("rec");
+        let rec = Recorder::start(options(&dir)).expect("start");
+        for id in 1..=3 {
+            exchange(&rec, id, 20_000);
+        }
+        settle("3 entries", || rec.entries.load(Ordering::SeqCst) == 3);
+        let filler = fs.0.path().join("filler");
+        let file = fill(&filler);
+        for id in 4..=6 {
+            exchange(&rec, id, 20_000);
+        }
+        settle("3 refused", || rec.unrecorded().exchanges == 3);
+        drop(file);
+        std::fs::remove_file(&filler).expect("free the space");
+        for id in 7..=8 {
+            exchange(&rec, id, 20_000);
+        }
+        let report = rec.finish().expect("finish");
+        let lost = rec.unrecorded();
+        assert_eq!((lost.exchanges, lost.reason.as_str()), (3, "disk full"));
+        assert_eq!(lost.bodies, 3, "their bodies were refused too");
+        assert_eq!(report.entries, 5);
+
+        let journal = std::fs::read_to_string(dir.join(JOURNAL_FILE)).expect("journal");
+        for line in journal.lines() {
+            serde_json::from_str::<serde_json::Value>(line).expect("every line parses");
+        }
+        let t = load_trace(&dir).expect("load");
+        assert!(t.problems.is_empty(), "{:?}", t.problems);
+        let mut ids: Vec<_> = t.entries.iter().filter_map(|e| e.id).collect();
+        ids.sort();
+        assert_eq!(ids, [1, 2, 3, 7, 8]);
+        assert_eq!(t.unrecorded, lost);
+        // No partial body is left, and every body an entry names is whole.
+        for name in std::fs::read_dir(dir.join(BODIES_DIR)).expect("ls") {
+            let name = name.expect("entry").file_name();
+            assert!(
+                !name.to_string_lossy().starts_with('.'),
+                "{name:?} left behind"
+            );
+        }
+        for e in &t.entries {
+            let sha = e.response.content.sha256.as_deref().expect("stored body");
+            assert_eq!(read_verified(&dir, sha).expect("whole").len(), 20_000);
+        }
+    }
+}

@@ -505,42 +505,6 @@ mod tests {
         assert_eq!(v["log"]["version"], "1.2");
     }
 
-    /// A journal file on a "disk" with `room` bytes left: a write past it stores what
-    /// fits, then fails with StorageFull, as a write(2) on a full disk does.
-    #[derive(Debug)]
-    pub(crate) struct FullDisk {
-        pub file: File,
-        pub room: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    }
-
-    impl Write for FullDisk {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            use std::sync::atomic::Ordering::SeqCst;
-            let room = self.room.load(SeqCst);
-            if room == 0 {
-                return Err(io::Error::from(io::ErrorKind::StorageFull));
-            }
-            let n = buf.len().min(room as usize);
-            let n = self.file.write(&buf[..n])?;
-            self.room.fetch_sub(n as u64, SeqCst);
-            Ok(n)
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            self.file.flush()
-        }
-    }
-
-    impl LogFile for FullDisk {
-        fn truncate_to(&mut self, len: u64) -> io::Result<()> {
-            self.file.set_len(len)
-        }
-
-        fn sync(&mut self) -> io::Result<()> {
-            self.file.sync_all()
-        }
-    }
-
     #[test]
     fn a_full_disk_never_leaves_a_partial_line() {
         use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -552,7 +516,7 @@ mod tests {
         // Room for two lines and half of a third.
         let room = std::sync::Arc::new(AtomicU64::new(one * 2 + one / 2));
         let j = JournalWriter::open_with(dir.path(), |file| {
-            Box::new(FullDisk {
+            Box::new(crate::trace::testutil::FullDisk {
                 file,
                 room: room.clone(),
             })

@@ -18,7 +18,7 @@ mod urlparts;
 pub mod validate;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use bodies::{
     looks_like_text, open_verified, read_verified, BodySink, BodyStore, StoredBody, HEAD_LIMIT,
