@@ -19,7 +19,7 @@ use super::error::TraceError;
 use super::har::Entry;
 use super::journal::{Unrecorded, UNRECORDED_KEY};
 use super::reader::{LoadProblem, LoadedTrace};
-use super::spill::{Kept, SpillStore, SPILL_MIN};
+use super::spill::Spiller;
 
 /// What the file turned out to be.
 pub(crate) enum HarOutcome {
@@ -60,7 +60,7 @@ pub(crate) fn load_har_into(
         trace,
         raw: 0,
         version: None,
-        spill_failed: false,
+        spiller: Spiller::default(),
     };
     let top = Probe(TopShape(&mut load))
         .deserialize(&mut de)
@@ -100,8 +100,7 @@ struct Load<'a> {
     trace: &'a mut LoadedTrace,
     raw: usize,
     version: Option<Value>,
-    /// The spill store could not be made; bodies stay in memory (said once).
-    spill_failed: bool,
+    spiller: Spiller,
 }
 
 impl Load<'_> {
@@ -111,7 +110,7 @@ impl Load<'_> {
         let what = format!("log.entries[{i}]");
         match serde_json::from_value::<Entry>(value) {
             Ok(mut entry) => {
-                self.spill(&mut entry);
+                self.spiller.entry(self.trace, &mut entry);
                 super::reader::push_checked(self.trace, entry, self.path, None, &what);
             }
             Err(e) => self.trace.problems.push(LoadProblem::new(
@@ -120,58 +119,6 @@ impl Load<'_> {
                 format!("{what}: not a valid HAR entry, skipped: {e}"),
             )),
         }
-    }
-
-    /// Moves large embedded bodies of `entry` to the spill store.
-    fn spill(&mut self, entry: &mut Entry) {
-        let c = &mut entry.response.content;
-        let response = (&mut c.text, &mut c.encoding, &mut c.sha256);
-        let request = entry
-            .request
-            .post_data
-            .as_mut()
-            .map(|p| (&mut p.text, &mut p.encoding, &mut p.sha256));
-        for (text, encoding, sha256) in std::iter::once(response).chain(request) {
-            if text.as_ref().is_none_or(|t| t.len() <= SPILL_MIN) || self.spill_failed {
-                continue;
-            }
-            let Some(store) = self.store() else {
-                return;
-            };
-            let body = text.as_deref().unwrap_or_default();
-            match store.put(body, encoding.as_deref()) {
-                // A body that does not match the `_sha256` it claims stays embedded, so
-                // reading it reports the mismatch as it always did.
-                Ok(actual) if sha256.as_ref().is_none_or(|s| *s == actual) => {
-                    *text = None;
-                    *encoding = None;
-                    *sha256 = Some(actual);
-                }
-                Ok(_) | Err(Kept::Undecodable) => {}
-                Err(Kept::Io(e)) => self.give_up(e),
-            }
-        }
-    }
-
-    fn store(&mut self) -> Option<&mut SpillStore> {
-        if self.trace.spill.is_none() {
-            match SpillStore::create() {
-                Ok(s) => self.trace.spill = Some(std::sync::Arc::new(s)),
-                Err(e) => {
-                    self.give_up(e);
-                    return None;
-                }
-            }
-        }
-        // Only this loader holds the store while the trace is being built.
-        self.trace.spill.as_mut().and_then(std::sync::Arc::get_mut)
-    }
-
-    fn give_up(&mut self, e: std::io::Error) {
-        self.spill_failed = true;
-        self.trace.notes.push(format!(
-            "cannot move embedded bodies out of memory ({e}); they stay in memory"
-        ));
     }
 }
 

@@ -18,7 +18,7 @@ use super::error::TraceError;
 use super::har::{Content, Entry, Request};
 use super::harstream::HarOutcome;
 use super::journal::{Unrecorded, UNRECORDED_KEY};
-use super::spill::SpillStore;
+use super::spill::{SpillStore, Spiller};
 use super::urlparts;
 use super::{BODIES_DIR, HAR_FILE, JOURNAL_FILE};
 
@@ -198,11 +198,14 @@ pub(crate) fn load_journal_file(path: &Path) -> Result<LoadedTrace, TraceError> 
         source: path.to_path_buf(),
         ..LoadedTrace::default()
     };
-    let mut entries = Vec::new();
-    let scan = scan_journal(path, |_, _, entry| entries.push(entry))?;
+    let mut spiller = Spiller::default();
+    let scan = scan_journal(path, |_, _, mut entry| {
+        // Journals written with --embed-bodies hold whole bodies too.
+        spiller.entry(&mut trace, &mut entry);
+        trace.entries.push(entry);
+    })?;
     trace.problems = scan.problems;
     trace.unrecorded = scan.unrecorded;
-    trace.entries = entries;
     Ok(trace)
 }
 
@@ -598,6 +601,14 @@ mod tests {
         let embedded = t.entries.iter().find(|e| e.id == Some(2)).expect("entry 2");
         assert!(embedded.response.content.text.is_none());
         assert!(t.spill.as_ref().is_some_and(|s| s.holds(&sha(&data))));
+        // The journal alone (written with --embed-bodies) is spilled the same way.
+        let j = load_trace(&dir.path().join(JOURNAL_FILE)).expect("journal");
+        let embedded = j.entries.iter().find(|e| e.id == Some(2)).expect("entry 2");
+        assert!(embedded.response.content.text.is_none());
+        assert_eq!(
+            entry_body(&j, &embedded.response.content).expect("spilled"),
+            data
+        );
         assert_eq!(
             entry_body(&t, &embedded.response.content).expect("embedded"),
             data

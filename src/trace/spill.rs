@@ -11,10 +11,13 @@ use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 
 use super::bodies::{BodySink, BodyStore, HEAD_LIMIT};
+use super::har::Entry;
+use super::reader::LoadedTrace;
 use super::tempfiles;
 
 /// Embedded bodies longer than this (in characters of `text`) are spilled; shorter ones
@@ -78,6 +81,67 @@ impl SpillStore {
         let stored = sink.finish().map_err(Kept::Io)?;
         self.held.insert(stored.sha256.clone());
         Ok(stored.sha256)
+    }
+}
+
+/// Spills the large embedded bodies of entries as a trace loads, into the trace's store
+/// (made on first use). If the store cannot be made or written, bodies stay in memory
+/// and a note says so once.
+#[derive(Debug, Default)]
+pub(crate) struct Spiller {
+    failed: bool,
+}
+
+impl Spiller {
+    pub(crate) fn entry(&mut self, trace: &mut LoadedTrace, entry: &mut Entry) {
+        let c = &mut entry.response.content;
+        let response = (&mut c.text, &mut c.encoding, &mut c.sha256);
+        let request = entry
+            .request
+            .post_data
+            .as_mut()
+            .map(|p| (&mut p.text, &mut p.encoding, &mut p.sha256));
+        for (text, encoding, sha256) in std::iter::once(response).chain(request) {
+            if self.failed || text.as_ref().is_none_or(|t| t.len() <= SPILL_MIN) {
+                continue;
+            }
+            let Some(store) = self.store(trace) else {
+                return;
+            };
+            let body = text.as_deref().unwrap_or_default();
+            match store.put(body, encoding.as_deref()) {
+                // A body that does not match the `_sha256` it claims stays embedded, so
+                // reading it reports the mismatch as it always did.
+                Ok(actual) if sha256.as_ref().is_none_or(|s| *s == actual) => {
+                    *text = None;
+                    *encoding = None;
+                    *sha256 = Some(actual);
+                }
+                Ok(_) | Err(Kept::Undecodable) => {}
+                Err(Kept::Io(e)) => self.give_up(trace, e),
+            }
+        }
+    }
+
+    fn store<'t>(&mut self, trace: &'t mut LoadedTrace) -> Option<&'t mut SpillStore> {
+        if trace.spill.is_none() {
+            match SpillStore::create() {
+                Ok(s) => trace.spill = Some(Arc::new(s)),
+                Err(e) => {
+                    self.give_up(trace, e);
+                    return None;
+                }
+            }
+        }
+        // Only the loader holds the store while the trace is being built.
+        trace.spill.as_mut().and_then(Arc::get_mut)
+    }
+
+    fn give_up(&mut self, trace: &mut LoadedTrace, e: io::Error) {
+        self.failed = true;
+        trace.notes.push(format!(
+            "cannot move embedded bodies out of memory ({e}); they stay in memory"
+        ));
     }
 }
 
