@@ -152,28 +152,33 @@ impl Drop for SpillStore {
 }
 
 /// Decodes base64 in slices (whitespace, as some tools wrap lines, is skipped) so the
-/// decoded copy never exists whole in memory.
+/// decoded copy never exists whole in memory. Slices without whitespace, the common
+/// case, are copied whole rather than byte by byte.
 fn decode_base64_into(text: &str, sink: &mut BodySink) -> Result<(), Kept> {
-    const SLICE: usize = 64 * 1024; // a multiple of 4: slices end on quantum boundaries
+    const SLICE: usize = 64 * 1024;
     let engine = &base64::engine::general_purpose::STANDARD;
-    let mut pending: Vec<u8> = Vec::with_capacity(SLICE);
-    let mut out: Vec<u8> = Vec::with_capacity(SLICE / 4 * 3);
-    let mut flush = |pending: &mut Vec<u8>, sink: &mut BodySink| -> Result<(), Kept> {
-        out.clear();
-        engine
-            .decode_vec(&pending[..], &mut out)
+    let mut pending: Vec<u8> = Vec::with_capacity(SLICE + 4);
+    let mut out: Vec<u8> = vec![0; (SLICE + 4) / 4 * 3];
+    let mut decode = |pending: &[u8], sink: &mut BodySink| -> Result<(), Kept> {
+        let n = engine
+            .decode_slice_unchecked(pending, &mut out)
             .map_err(|_| Kept::Undecodable)?;
-        pending.clear();
-        sink.write(&out).map_err(Kept::Io)
+        sink.write(out.get(..n).unwrap_or_default())
+            .map_err(Kept::Io)
     };
-    for b in text.bytes().filter(|b| !b.is_ascii_whitespace()) {
-        pending.push(b);
-        if pending.len() == SLICE {
-            flush(&mut pending, sink)?;
+    for chunk in text.as_bytes().chunks(SLICE) {
+        if chunk.iter().any(u8::is_ascii_whitespace) {
+            pending.extend(chunk.iter().filter(|b| !b.is_ascii_whitespace()));
+        } else {
+            pending.extend_from_slice(chunk);
         }
+        // Decode whole 4-character quanta; the rest waits for the next slice.
+        let whole = pending.len() / 4 * 4;
+        decode(pending.get(..whole).unwrap_or_default(), sink)?;
+        pending.drain(..whole);
     }
     if !pending.is_empty() {
-        flush(&mut pending, sink)?;
+        decode(&pending, sink)?;
     }
     Ok(())
 }
