@@ -241,7 +241,7 @@ fn write_har_streaming(
         .map_err(|e| TraceError::io(&tmp, e))?;
         if !unrecorded.is_empty() {
             let gap = serde_json::to_string(unrecorded).map_err(ser)?;
-            write!(out, "    \"{UNRECORDED_KEY}\": {gap},\n")
+            writeln!(out, "    \"{UNRECORDED_KEY}\": {gap},")
                 .map_err(|e| TraceError::io(&tmp, e))?;
         }
         out.write_all(b"    \"entries\": [")
