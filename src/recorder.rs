@@ -2,7 +2,7 @@
 //! HAR entry per exchange to the journal, on a writer thread behind a byte budget so the
 //! proxy applies backpressure instead of buffering when the disk is slow.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -111,7 +111,7 @@ impl Recorder {
             opts: opts.clone(),
             open: HashMap::new(),
             stored: HashMap::new(),
-            lost: HashSet::new(),
+            lost: HashMap::new(),
             gate: gate.clone(),
             entries: entries.clone(),
             losses: Losses {
@@ -242,9 +242,9 @@ struct Writer {
     opts: RecordOptions,
     open: HashMap<(u64, BodyKind), BodySink>,
     stored: HashMap<(u64, BodyKind), StoredBody>,
-    /// Bodies whose writing failed: their remaining chunks are dropped, and their entry
-    /// is journaled without a body reference.
-    lost: HashSet<(u64, BodyKind)>,
+    /// Bodies whose writing failed, with why: their remaining chunks are dropped, and
+    /// their entry is journaled without a body reference.
+    lost: HashMap<(u64, BodyKind), String>,
     gate: Arc<Gate>,
     entries: Arc<AtomicU64>,
     losses: Losses,
@@ -262,23 +262,23 @@ struct Losses {
 }
 
 impl Losses {
-    fn record(&mut self, dir: &Path, exchanges: u64, bodies: u64, e: &std::io::Error) {
-        let gap = Unrecorded {
-            exchanges,
-            bodies,
-            reason: failure_reason(e),
-        };
-        self.pending.add(&gap);
-        if let Ok(mut total) = self.total.lock() {
-            total.add(&gap);
-        }
+    /// A write failed; the first failure of a burst is announced.
+    fn trouble(&mut self, dir: &Path, e: &std::io::Error) {
         if !self.in_burst {
             self.in_burst = true;
             tracing::warn!(
                 "cannot record into {}: {} ({e}); still proxying, counting what is not recorded",
                 dir.display(),
-                gap.reason
+                failure_reason(e)
             );
+        }
+    }
+
+    /// Counts what an exchange lost, once its entry was (or could not be) appended.
+    fn count(&mut self, gap: &Unrecorded) {
+        self.pending.add(gap);
+        if let Ok(mut total) = self.total.lock() {
+            total.add(gap);
         }
     }
 
@@ -352,7 +352,7 @@ impl Writer {
     }
 
     fn write_chunk(&mut self, id: u64, kind: BodyKind, data: &[u8]) {
-        if self.lost.contains(&(id, kind)) {
+        if self.lost.contains_key(&(id, kind)) {
             return;
         }
         let sink = match self.open.entry((id, kind)) {
@@ -371,8 +371,8 @@ impl Writer {
     /// so no entry can refer to a partial file; other bodies keep trying.
     fn body_failed(&mut self, id: u64, kind: BodyKind, e: &std::io::Error) {
         self.open.remove(&(id, kind));
-        self.lost.insert((id, kind));
-        self.losses.record(&self.opts.dir, 0, 1, e);
+        self.lost.insert((id, kind), failure_reason(e));
+        self.losses.trouble(&self.opts.dir, e);
     }
 
     fn end_body(&mut self, id: u64, kind: BodyKind) {
@@ -389,7 +389,6 @@ impl Writer {
     fn content(&mut self, id: u64, kind: BodyKind, content_type: Option<&str>) -> BodyContent {
         // A request body the origin never read to the end is stored as far as it went.
         self.end_body(id, kind);
-        self.lost.remove(&(id, kind));
         let Some(stored) = self.stored.remove(&(id, kind)) else {
             return BodyContent::default();
         };
@@ -414,12 +413,20 @@ impl Writer {
                 .map(|(_, v)| v.clone())
         };
         let request_ct = content_type(&ex.request.headers);
-        let bodies_lost = [BodyKind::Request, BodyKind::Response]
-            .iter()
-            .any(|&k| self.lost.contains(&(ex.id, k)));
         let request = self.content(ex.id, BodyKind::Request, request_ct.as_deref());
         let response_ct = ex.response.as_ref().and_then(|r| content_type(&r.headers));
         let response = self.content(ex.id, BodyKind::Response, response_ct.as_deref());
+        // Bodies that failed; they count only if the entry itself makes it to the journal.
+        let mut bodies_lost = Unrecorded::default();
+        for kind in [BodyKind::Request, BodyKind::Response] {
+            if let Some(reason) = self.lost.remove(&(ex.id, kind)) {
+                bodies_lost.add(&Unrecorded {
+                    exchanges: 0,
+                    bodies: 1,
+                    reason,
+                });
+            }
+        }
         ex.request.body.sha256 = request.sha256.clone();
         if let Some(r) = ex.response.as_mut() {
             r.body.sha256 = response.sha256.clone();
@@ -445,12 +452,19 @@ impl Writer {
         match journal.append(&entry) {
             Ok(()) => {
                 self.entries.fetch_add(1, Ordering::Relaxed);
-                if !bodies_lost {
+                if bodies_lost.is_empty() {
                     self.losses.recovered(&self.opts.dir);
+                } else {
+                    self.losses.count(&bodies_lost);
                 }
             }
             Err(TraceError::Io { source, .. }) => {
-                self.losses.record(&self.opts.dir, 1, 0, &source);
+                self.losses.trouble(&self.opts.dir, &source);
+                self.losses.count(&Unrecorded {
+                    exchanges: 1,
+                    bodies: 0,
+                    reason: failure_reason(&source),
+                });
             }
             Err(e) => tracing::error!(
                 "cannot append to the journal in {}: {e}",
@@ -621,6 +635,11 @@ mod tests {
             exchange(&rec, id, 20_000);
         }
         settle("3 refused", || rec.unrecorded().exchanges == 3);
+        // 16 KiB free: room for an entry, not for its 20 kB body.
+        let len = file.metadata().expect("stat").len();
+        file.set_len(len - 16 * 1024).expect("free 16 KiB");
+        exchange(&rec, 100, 20_000);
+        settle("a body refused", || rec.unrecorded().bodies == 1);
         drop(file);
         std::fs::remove_file(&filler).expect("free the space");
         for id in 7..=8 {
@@ -629,8 +648,11 @@ mod tests {
         let report = rec.finish().expect("finish");
         let lost = rec.unrecorded();
         assert_eq!((lost.exchanges, lost.reason.as_str()), (3, "disk full"));
-        assert_eq!(lost.bodies, 3, "their bodies were refused too");
-        assert_eq!(report.entries, 5);
+        assert_eq!(
+            lost.bodies, 1,
+            "a refused exchange's body is not counted twice"
+        );
+        assert_eq!(report.entries, 6);
 
         let journal = std::fs::read_to_string(dir.join(JOURNAL_FILE)).expect("journal");
         for line in journal.lines() {
@@ -640,7 +662,7 @@ mod tests {
         assert!(t.problems.is_empty(), "{:?}", t.problems);
         let mut ids: Vec<_> = t.entries.iter().filter_map(|e| e.id).collect();
         ids.sort();
-        assert_eq!(ids, [1, 2, 3, 7, 8]);
+        assert_eq!(ids, [1, 2, 3, 7, 8, 100]);
         assert_eq!(t.unrecorded, lost);
         // No partial body is left, and every body an entry names is whole.
         for name in std::fs::read_dir(dir.join(BODIES_DIR)).expect("ls") {
@@ -651,7 +673,16 @@ mod tests {
             );
         }
         for e in &t.entries {
-            let sha = e.response.content.sha256.as_deref().expect("stored body");
+            let c = &e.response.content;
+            if e.id == Some(100) {
+                assert_eq!(
+                    (&c.sha256, &c.file),
+                    (&None, &None),
+                    "no partial file named"
+                );
+                continue;
+            }
+            let sha = c.sha256.as_deref().expect("stored body");
             assert_eq!(read_verified(&dir, sha).expect("whole").len(), 20_000);
         }
     }
