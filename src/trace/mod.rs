@@ -14,7 +14,7 @@ pub mod journal;
 pub mod reader;
 pub mod spill;
 pub mod tempfiles;
-mod urlparts;
+pub(crate) mod urlparts;
 pub mod validate;
 
 #[cfg(test)]

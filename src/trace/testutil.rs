@@ -99,6 +99,7 @@ pub(crate) fn sample_exchange() -> Exchange {
         }),
         error: None,
         fault: None,
+        client_connection: None,
     }
 }
 
