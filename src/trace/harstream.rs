@@ -67,7 +67,9 @@ pub(crate) fn load_har_into(
         .map_err(json_error)?;
     let found = match top {
         Ok(Top::Har) => None,
-        Ok(Top::Journal) => return Ok(HarOutcome::Journal),
+        // More values follow: one entry per line, a journal. A lone entry object is not.
+        Ok(Top::Journal) if de.end().is_err() => return Ok(HarOutcome::Journal),
+        Ok(Top::Journal) => Some(NO_LOG.to_string()),
         Ok(Top::NotHar(found)) => Some(found),
         Err(shape) => Some(shape),
     };
@@ -121,6 +123,8 @@ impl Load<'_> {
         }
     }
 }
+
+const NO_LOG: &str = "a JSON object without `log`";
 
 enum Top {
     Har,
@@ -227,7 +231,7 @@ impl<'de> Shape<'de> for TopShape<'_, '_> {
             Some(Ok(top)) => top,
             Some(Err(found)) => Top::NotHar(format!("`log` is {found}")),
             None if started && request => Top::Journal,
-            None => Top::NotHar("a JSON object without `log`".to_string()),
+            None => Top::NotHar(NO_LOG.to_string()),
         }))
     }
 }

@@ -549,6 +549,14 @@ mod tests {
         assert!(report.problems.is_empty(), "{:?}", report.problems);
         assert_eq!(report.entries, 4);
         assert_eq!(report.unrecorded, gap);
+        let har: serde_json::Value =
+            serde_json::from_slice(&fs::read(&report.har).expect("read har")).expect("json");
+        assert_eq!(har["log"]["_unrecorded"]["exchanges"], 3);
+        assert!(
+            validate_har_1_2(&har).is_empty(),
+            "{:?}",
+            validate_har_1_2(&har)
+        );
         let t = crate::trace::load_trace(dir.path()).expect("load");
         let ids: Vec<_> = t.entries.iter().map(|e| e.id).collect();
         assert_eq!(ids, [Some(1), Some(2), Some(6), Some(7)]);

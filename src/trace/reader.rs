@@ -848,6 +848,15 @@ mod tests {
         let t = load_trace(&path).expect("load");
         assert_eq!(t.entries.len(), 2);
         assert!(t.notes.iter().any(|n| n.contains("as a journal")));
+        // One entry saved alone (pretty-printed) is not a journal: it lacks `log`.
+        let one = dir.path().join("one.json");
+        fs::write(
+            &one,
+            serde_json::to_vec_pretty(&sample_entry(1)).expect("json"),
+        )
+        .expect("w");
+        let msg = load_trace(&one).expect_err("lone entry").to_string();
+        assert!(msg.contains("without `log`"), "{msg}");
     }
 
     #[test]
