@@ -143,6 +143,22 @@ pub fn export_lines(proxy_url: &str, bundle: &Path) -> String {
     )
 }
 
+/// The control API's address and token (empty without `--admin`): every request needs
+/// `Authorization: Bearer $MODSCOPE_ADMIN_TOKEN`.
+pub fn admin_lines(running: &RunningProxy) -> String {
+    let (Some(addr), Some(token)) = (running.admin_addr, &running.admin_token) else {
+        return String::new();
+    };
+    let file = running
+        .admin_token_file
+        .as_ref()
+        .map(|f| format!(" (also in {})", f.display()))
+        .unwrap_or_default();
+    format!(
+        "# control API: http://{addr}/faults\n# control API token{file}: {token}\nexport MODSCOPE_ADMIN={addr} MODSCOPE_ADMIN_TOKEN={token}\n"
+    )
+}
+
 pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     let prepared = prepare(&args.common, args.listen, args.allow_remote)?;
     if !prepared.config.listen.ip().is_loopback() {
@@ -161,7 +177,7 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     .await
     .context("cannot start the proxy")?;
     let url = proxy::proxy_url(running.addr);
-    announce(&url, &prepared.bundle, running.admin_addr);
+    announce(&url, &prepared.bundle, &running);
     let code = wait_for_signal_then_shutdown(running).await?;
     finish_recording(prepared.recorder.as_ref())?;
     Ok(code)
@@ -262,7 +278,7 @@ pub async fn replay(args: ReplayArgs) -> Result<i32> {
     .await
     .context("cannot start the replay proxy")?;
     let url = proxy::proxy_url(running.addr);
-    announce(&url, &prepared.bundle, running.admin_addr);
+    announce(&url, &prepared.bundle, &running);
     let code = wait_for_signal_then_shutdown(running).await?;
     finish_recording(prepared.recorder.as_ref())?;
     print_replay_report(&source);
@@ -306,14 +322,12 @@ fn stdout_color() -> bool {
 
 /// Prints the listening line and the export lines. A reader that went away (a script that
 /// only wanted the first line) must not stop the proxy, so write errors are only logged.
-fn announce(url: &str, bundle: &Path, admin: Option<std::net::SocketAddr>) {
+fn announce(url: &str, bundle: &Path, running: &RunningProxy) {
     let mut text = format!(
         "modscope: listening on {url}\n{}",
         export_lines(url, bundle)
     );
-    if let Some(admin) = admin {
-        text.push_str(&format!("# control API: http://{admin}/faults\n"));
-    }
+    text.push_str(&admin_lines(running));
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         tracing::warn!("cannot print the listening address to stdout: {e}");

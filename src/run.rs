@@ -43,9 +43,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     .await
     .context("cannot start the proxy")?;
     let url = proxy_url(running.addr);
-    if let Some(admin) = running.admin_addr {
-        eprintln!("modscope: control API on http://{admin}/");
-    }
+    eprint!("{}", crate::commands::admin_lines(&running));
 
     let goproxy = std::env::var("GOPROXY").unwrap_or_default();
     let no_proxy = std::env::var("NO_PROXY")
@@ -71,6 +69,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         .env("http_proxy", &url)
         .env("SSL_CERT_FILE", &bundle)
         .env("GIT_SSL_CAINFO", &bundle);
+    if let (Some(addr), Some(token)) = (running.admin_addr, &running.admin_token) {
+        // A test suite run under modscope reaches the control API through these.
+        command
+            .env("MODSCOPE_ADMIN", addr.to_string())
+            .env("MODSCOPE_ADMIN_TOKEN", token);
+    }
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {program:?} (is it installed and on PATH?)"))?;

@@ -48,6 +48,12 @@ impl CaFiles {
         self.dir.join("bundle.pem")
     }
 
+    /// The control API token of the proxy whose API listens on `port` (mode 0600, removed
+    /// when that proxy stops); one file per port, so proxies sharing a CA directory coexist.
+    pub fn admin_token_path(&self, port: u16) -> PathBuf {
+        self.dir.join(format!("admin-{port}.token"))
+    }
+
     pub fn exists(&self) -> bool {
         self.cert_path().exists() || self.key_path().exists()
     }
