@@ -101,16 +101,25 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
 fn json(status: StatusCode, value: serde_json::Value) -> Response<ProxyBody> {
     let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');
-    let mut resp = Response::new(
-        Full::new(Bytes::from(text))
-            .map_err(|n| match n {})
-            .boxed_unsync(),
-    );
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
+    answer(
+        status,
+        Bytes::from(text),
         http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
+        "application/json",
+    )
+}
+
+/// A response with one header (the content type, or `Allow` for `OPTIONS`).
+fn answer(
+    status: StatusCode,
+    body: Bytes,
+    name: http::header::HeaderName,
+    value: &'static str,
+) -> Response<ProxyBody> {
+    let mut resp = Response::new(Full::new(body).map_err(|n| match n {}).boxed_unsync());
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(name, http::HeaderValue::from_static(value));
     resp
 }
 
@@ -231,17 +240,12 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 /// `OPTIONS` (a CORS preflight): the methods, and no `Access-Control-Allow-*` header, so a
 /// browser refuses to send the real cross-site request.
 fn options_answer() -> Response<ProxyBody> {
-    let mut resp = Response::new(
-        Full::new(Bytes::new())
-            .map_err(|n| match n {})
-            .boxed_unsync(),
-    );
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    resp.headers_mut().insert(
+    answer(
+        StatusCode::NO_CONTENT,
+        Bytes::new(),
         http::header::ALLOW,
-        http::HeaderValue::from_static("GET, PUT, POST, DELETE"),
-    );
-    resp
+        "GET, PUT, POST, DELETE",
+    )
 }
 
 fn rules_doc(engine: &FaultEngine) -> serde_json::Value {
