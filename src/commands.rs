@@ -32,6 +32,8 @@ pub struct Prepared {
     pub trust: UpstreamTrust,
     pub bundle: PathBuf,
     pub recorder: Option<Arc<Recorder>>,
+    /// Hide credentials in everything printed or stored (not `--no-redact`).
+    pub redact: bool,
 }
 
 pub fn prepare(
@@ -44,7 +46,11 @@ pub fn prepare(
         std::process::exit(0);
     }
     let mut config = common.to_config(listen, allow_remote, stderr_color())?;
-    config.goproxy_bases = crate::report::goproxy_bases(std::env::var("GOPROXY").ok().as_deref());
+    // The bases end up in `_go.base` and in findings: without the GOPROXY userinfo.
+    let goproxy = std::env::var("GOPROXY").ok();
+    config.goproxy_bases = crate::report::goproxy_bases(
+        redact_goproxy(goproxy.as_deref(), !common.no_redact).as_deref(),
+    );
     if let Some(warning) = config.go_handshake_warning() {
         eprintln!("modscope: warning: {warning}");
     }
@@ -86,6 +92,15 @@ pub fn prepare(
         trust,
         bundle,
         recorder,
+        redact: !common.no_redact,
+    })
+}
+
+/// A GOPROXY value with each URL's userinfo redacted (when `redact`).
+pub fn redact_goproxy(goproxy: Option<&str>, redact: bool) -> Option<String> {
+    goproxy.map(|g| match redact {
+        true => crate::trace::redact_url_list(g, crate::trace::REDACTED),
+        false => g.to_string(),
     })
 }
 
@@ -130,7 +145,10 @@ pub fn observers(prepared: &Prepared) -> Vec<Arc<dyn Observer>> {
         list.push(r.clone());
     }
     if !prepared.config.quiet {
-        list.push(Arc::new(ConsoleObserver::new(prepared.config.color)));
+        list.push(Arc::new(ConsoleObserver::new(
+            prepared.config.color,
+            prepared.redact,
+        )));
     }
     list
 }
@@ -419,7 +437,9 @@ pub fn ca(action: CaAction, ca_dir: Option<PathBuf>) -> Result<i32> {
 pub fn import(args: crate::cli::ImportArgs) -> Result<i32> {
     let options = crate::capture::ImportOptions {
         redact: !args.no_redact,
-        goproxy_bases: crate::report::goproxy_bases(std::env::var("GOPROXY").ok().as_deref()),
+        goproxy_bases: crate::report::goproxy_bases(
+            redact_goproxy(std::env::var("GOPROXY").ok().as_deref(), !args.no_redact).as_deref(),
+        ),
     };
     let report = crate::capture::import_with(&args.capture, &args.output, &options)
         .with_context(|| format!("cannot import {}", args.capture.display()))?;

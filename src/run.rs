@@ -108,7 +108,9 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         print_replay_report(source);
     }
     if !args.common.quiet {
-        let env = go_env_from_process();
+        let mut env = go_env_from_process();
+        // Findings quote GOPROXY ("go moves on to ..."): never with its password.
+        env.goproxy = crate::commands::redact_goproxy(env.goproxy.as_deref(), prepared.redact);
         let exchanges = collector.0.lock().map(|l| l.clone()).unwrap_or_default();
         let entries = entries_from_exchanges(&exchanges, &goproxy_bases(env.goproxy.as_deref()));
         eprintln!(
@@ -172,6 +174,8 @@ pub fn bypassed_goproxy_hosts(goproxy: &str, no_proxy: &str) -> Vec<String> {
         .filter_map(|entry| {
             let rest = entry.trim().split_once("://")?.1;
             let authority = rest.split('/').next()?;
+            // Userinfo is not part of the host (and may hold a password).
+            let authority = authority.rsplit('@').next()?;
             let host = authority
                 .rsplit_once(':')
                 .map(|(h, _)| h)
@@ -241,5 +245,9 @@ mod tests {
             ["b.example"]
         );
         assert!(bypassed_goproxy_hosts("off", "*").is_empty());
+        assert_eq!(
+            bypassed_goproxy_hosts("https://u:SECRET@corp.example/go", "corp.example"),
+            vec!["corp.example".to_string()]
+        );
     }
 }

@@ -1,0 +1,111 @@
+//! Security hardening (#11): credentials never printed or stored, the recorded URL is the
+//! dialled authority, request-head timeouts inside tunnels, parent-proxy loops, upstream
+//! CA files, and warnings about secrets on disk. Loopback only; every test is bounded.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{go_binary, go_env, map_hosts_to, run_bounded, write_app, TempDir, MODSCOPE};
+use modscope::testkit::modules::default_modules;
+use modscope::testkit::origin::{Origin, OriginOptions};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Every file under `dir`, with its text (lossy).
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+                out.push((p, text));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn goproxy_credentials_appear_nowhere_under_run_with_record() {
+    let Some(go) = go_binary() else { return };
+    let dir = TempDir::new("redact");
+    let modules = default_modules();
+    let origin = Origin::start(
+        modules.clone(),
+        OriginOptions {
+            names: vec!["corp.example".into()],
+            ..OriginOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let plain = Origin::start(
+        modules.clone(),
+        OriginOptions {
+            tls: false,
+            ..OriginOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let app = write_app(dir.path(), &modules);
+    let record = dir.path().join("rec");
+    let mut cmd = Command::new(MODSCOPE);
+    cmd.arg("run")
+        .arg("--record")
+        .arg(&record)
+        .arg("--ca-dir")
+        .arg(dir.path().join("ca"));
+    map_hosts_to(&mut cmd, dir.path(), &origin, &["corp.example"]);
+    cmd.arg("--connect-to")
+        .arg(format!("plain.example:80:127.0.0.1:{}", plain.addr.port()));
+    // go sends the GOPROXY password as Basic auth; a hand-written absolute-form request
+    // carries one in the URL itself, as the plain-HTTP attack did.
+    let raw = format!(
+        "p=${{HTTP_PROXY##*:}}; exec 3<>/dev/tcp/127.0.0.1/$p; printf 'GET http://user:SECRET@plain.example/{}/@v/list HTTP/1.1\\r\\nHost: plain.example\\r\\nConnection: close\\r\\n\\r\\n' >&3; cat <&3 >/dev/null",
+        modules[0].path
+    );
+    cmd.arg("--")
+        .arg("bash")
+        .arg("-c")
+        .arg(format!("{} mod download && ( {raw} )", go.display()));
+    go_env(
+        &mut cmd,
+        dir.path(),
+        "https://user:SECRET@corp.example,direct",
+    );
+    cmd.current_dir(&app);
+    let ran = run_bounded(cmd, LIMIT).await;
+    assert!(ran.success, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("http://[redacted]@plain.example/"),
+        "the plain-HTTP line is printed, redacted:\n{}",
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("SECRET"), "stderr:\n{}", ran.stderr);
+    assert!(!ran.stdout.contains("SECRET"), "stdout:\n{}", ran.stdout);
+    let files = files_under(&record);
+    assert!(files.iter().any(|(p, _)| p.ends_with("journal.jsonl")));
+    for (path, text) in &files {
+        assert!(
+            !text.contains("SECRET"),
+            "{} holds the secret",
+            path.display()
+        );
+    }
+    let (_, journal) = files
+        .iter()
+        .find(|(p, _)| p.ends_with("journal.jsonl"))
+        .unwrap();
+    assert!(
+        journal.contains("\"base\":\"https://[redacted]@corp.example\""),
+        "_go.base is recorded, without the password: {journal}"
+    );
+}
