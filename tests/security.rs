@@ -8,7 +8,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{go_binary, go_env, map_hosts_to, run_bounded, write_app, TempDir, MODSCOPE};
+use common::{
+    go_binary, go_env, map_hosts_to, run_bounded, write_app, Fixture, TempDir, GOPROXY_HOST,
+    MODSCOPE,
+};
+use modscope::testkit::client::{drain, get_request, Alpn};
 use modscope::testkit::modules::default_modules;
 use modscope::testkit::origin::{Origin, OriginOptions};
 
@@ -108,4 +112,47 @@ async fn goproxy_credentials_appear_nowhere_under_run_with_record() {
         journal.contains("\"base\":\"https://[redacted]@corp.example\""),
         "_go.base is recorded, without the password: {journal}"
     );
+}
+
+/// Inside a tunnel to proxy.golang.org:443, requests that name `evil.example:8443` (HTTP/1.1
+/// Host, HTTP/2 :authority) are recorded under the dialled authority, keep the name they
+/// sent as a header, and are reported.
+#[tokio::test]
+async fn the_recorded_url_is_the_dialled_authority_not_the_host_header() {
+    let fx = Fixture::start().await;
+    let m = &fx.modules[0];
+    let forged: http::Uri = format!("https://evil.example:8443/{}/@v/list", m.path)
+        .parse()
+        .unwrap();
+    for (alpn, header) in [(Alpn::H1, "host"), (Alpn::H2, ":authority")] {
+        let mut sender = fx.client.connect(GOPROXY_HOST, 443, alpn).await.unwrap();
+        let resp = sender.send(get_request(&forged)).await.unwrap();
+        drain(resp).await.unwrap();
+        let ex = fx
+            .wait_exchanges(if alpn == Alpn::H1 { 1 } else { 2 })
+            .await;
+        let ex = ex.last().unwrap();
+        assert_eq!(
+            ex.request.url,
+            format!("https://{GOPROXY_HOST}/{}/@v/list", m.path),
+            "{alpn:?}"
+        );
+        assert!(
+            ex.request
+                .headers
+                .iter()
+                .any(|(n, v)| n == header && v == "evil.example:8443"),
+            "{alpn:?}: {:?}",
+            ex.request.headers
+        );
+    }
+    let entries = modscope::report::entries_from_exchanges(&fx.exchanges(), &[]);
+    let obs = modscope::report::observations(&entries, &[]);
+    let findings = modscope::diagnose::diagnose(&obs, None);
+    let f = findings
+        .iter()
+        .find(|f| f.cause.as_str() == "host-header-mismatch")
+        .unwrap_or_else(|| panic!("{findings:?}"));
+    assert_eq!(f.entries.len(), 2);
+    assert!(f.title.contains("evil.example:8443"), "{}", f.title);
 }

@@ -28,6 +28,7 @@ pub fn diagnose_with(
         }
     }
     let mut findings = group(issues, &ctx, opts);
+    findings.extend(super::host_header::findings(obs));
     if let Some(env) = env {
         findings.extend(config_findings(obs, env));
     }
@@ -946,8 +947,8 @@ impl Group<'_, '_> {
                     "keep GOINSECURE as narrow as possible; it applies only to direct fetches, never to GOPROXY".to_string(),
                 )
             }
-            // Built by config_findings, never from grouped exchanges.
-            Cause::SumdbDisabled | Cause::GoproxyUnusable => (
+            // Built by config_findings or host_header, never from grouped exchanges.
+            Cause::SumdbDisabled | Cause::GoproxyUnusable | Cause::HostHeaderMismatch => (
                 format!("{host}: {reqs}"),
                 "see go env".to_string(),
             ),

@@ -4,6 +4,7 @@
 //! files, sockets, the environment or clocks.
 
 mod findings;
+mod host_header;
 mod render;
 mod summary;
 
@@ -48,6 +49,9 @@ pub struct Observation {
     pub response_text: Option<String>,
     /// The response's `Retry-After` header, if any (429 and 503 answers).
     pub retry_after: Option<String>,
+    /// The request's `Host` header (or HTTP/2 `:authority`) when the trace kept one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_header: Option<String>,
 }
 
 /// The go environment the traced command ran with (`go env` values; `None` = unset).
@@ -152,6 +156,8 @@ pub enum Cause {
     InsecureSetting,
     /// GOPROXY holds no usable entry.
     GoproxyUnusable,
+    /// The client's Host named another site than the CONNECT target modscope dialled.
+    HostHeaderMismatch,
 }
 
 impl Cause {
@@ -188,6 +194,7 @@ impl Cause {
             Cause::SumdbDisabled => "sumdb-disabled",
             Cause::InsecureSetting => "insecure-setting",
             Cause::GoproxyUnusable => "goproxy-unusable",
+            Cause::HostHeaderMismatch => "host-header-mismatch",
         }
     }
 }
