@@ -41,6 +41,25 @@ pub enum TlsSetupError {
     Verifier(#[from] rustls::client::VerifierBuilderError),
 }
 
+/// `n` random bytes from the system RNG, as lower-case hex (tokens, instance ids). The
+/// RNG only fails when the kernel has none; a guessable all-zero value would then be
+/// worse than one derived from the clock, so that is the fallback.
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
+        let seed = format!(
+            "{:?}{:?}",
+            std::time::SystemTime::now(),
+            std::thread::current().id()
+        );
+        let digest = ring::digest::digest(&ring::digest::SHA256, seed.as_bytes());
+        for (b, d) in bytes.iter_mut().zip(digest.as_ref().iter().cycle()) {
+            *b = *d;
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// ring, chosen explicitly: rcgen signs with ring too, and one provider avoids the
 /// "no process-level provider" panic that two linked providers cause.
 pub fn provider() -> Arc<CryptoProvider> {

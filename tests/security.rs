@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    go_binary, go_env, map_hosts_to, run_bounded, write_app, Fixture, TempDir, GOPROXY_HOST,
-    MODSCOPE,
+    go_binary, go_env, map_hosts_to, run_bounded, write_app, Fixture, FixtureOptions, TempDir,
+    GOPROXY_HOST, MODSCOPE,
 };
 use modscope::testkit::client::{drain, get_request, Alpn};
 use modscope::testkit::modules::default_modules;
@@ -155,4 +155,49 @@ async fn the_recorded_url_is_the_dialled_authority_not_the_host_header() {
         .unwrap_or_else(|| panic!("{findings:?}"));
     assert_eq!(f.entries.len(), 2);
     assert!(f.title.contains("evil.example:8443"), "{}", f.title);
+}
+
+/// `--upstream-proxy` naming this very proxy: one request must not turn into a thousand
+/// nested hops; the CONNECT that comes back (with our `Via`) is refused at once.
+#[tokio::test]
+async fn an_upstream_proxy_pointing_at_itself_is_answered_at_once() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fx = Fixture::with(FixtureOptions {
+        tweak: Box::new(move |c| {
+            c.listen = ([127, 0, 0, 1], port).into();
+            c.upstream_proxy = Some(
+                modscope::config::UpstreamProxy::parse(&format!("http://127.0.0.1:{port}"))
+                    .unwrap(),
+            );
+        }),
+        ..FixtureOptions::default()
+    })
+    .await;
+    let m = &fx.modules[0];
+    let started = std::time::Instant::now();
+    let got = tokio::time::timeout(
+        Duration::from_secs(5),
+        fx.client.get(
+            &format!("https://{GOPROXY_HOST}/{}/@v/list", m.path),
+            Alpn::Both,
+        ),
+    )
+    .await
+    .expect("answered")
+    .unwrap();
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&got.body);
+    assert_eq!(got.status, 502, "{text}");
+    assert!(
+        text.contains("leads back to this modscope"),
+        "the answer says why: {text}"
+    );
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    // One refused CONNECT from itself plus the client's exchange, not a cascade.
+    let exchanges = fx.wait_exchanges(1).await;
+    assert!(exchanges.len() <= 2, "{exchanges:?}");
 }

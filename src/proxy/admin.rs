@@ -30,16 +30,10 @@ pub struct AdminAccess {
 impl AdminAccess {
     /// A fresh random token (32 bytes, hex) for the API listening on `addr`.
     pub fn new(addr: SocketAddr) -> Self {
-        let mut bytes = [0u8; 32];
-        // The system RNG only fails when the kernel has none; an all-zero token would then
-        // be guessable, so fall back to the clock and address rather than to zeros.
-        if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
-            let seed = format!("{addr}{:?}", std::time::SystemTime::now());
-            let digest = ring::digest::digest(&ring::digest::SHA256, seed.as_bytes());
-            bytes.copy_from_slice(digest.as_ref());
+        AdminAccess {
+            addr,
+            token: crate::tls::random_hex(32),
         }
-        let token = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        AdminAccess { addr, token }
     }
 }
 

@@ -118,6 +118,9 @@ async fn first_hop(
     tunnel: Arc<Mutex<Option<Tunnel>>>,
     stop: watch::Receiver<bool>,
 ) -> Result<Response<ProxyBody>, BoxError> {
+    if let Some(answer) = refuse_loop(&req, &ctx.shared.dialer.via) {
+        return Ok(answer);
+    }
     if req.method() != Method::CONNECT {
         return forward::handle(req, ctx).await;
     }
@@ -191,6 +194,30 @@ async fn first_hop(
         *slot = Some(next);
     }
     Ok(connect_established())
+}
+
+/// 508 when the request already passed through this instance (its `Via` names us): the
+/// parent proxy is this modscope, and forwarding would nest one hop per round trip.
+fn refuse_loop(req: &Request<Incoming>, via: &str) -> Option<Response<ProxyBody>> {
+    let ours = via.split_whitespace().last().unwrap_or(via);
+    let looped = req
+        .headers()
+        .get_all(http::header::VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|hop| hop.split_whitespace().nth(1) == Some(ours));
+    looped.then(|| {
+        tracing::warn!("refused a request that came from this modscope itself (--upstream-proxy loop)");
+        text_response(
+            StatusCode::LOOP_DETECTED,
+            &format!(
+                "modscope: request loop: {} {} came from this modscope itself ({ours}); --upstream-proxy must name another proxy, not this one",
+                req.method(),
+                req.uri()
+            ),
+        )
+    })
 }
 
 fn connect_established() -> Response<ProxyBody> {
