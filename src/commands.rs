@@ -62,6 +62,17 @@ pub fn prepare(
             config.fault_seed
         );
     }
+    if let Some(warning) = CaFiles::new(&config.ca_dir).key_exposure() {
+        eprintln!("modscope: warning: {warning}");
+    }
+    if let Some(path) = &config.keylog {
+        let from_env = std::env::var_os("SSLKEYLOGFILE").is_some_and(|v| v == path.as_os_str());
+        eprintln!(
+            "modscope: TLS session secrets of every connection (client and upstream side) are written to {}{}; anyone who reads that file can decrypt the recorded traffic",
+            path.display(),
+            if from_env { " (from $SSLKEYLOGFILE)" } else { " (--keylog)" }
+        );
+    }
     let ca = Arc::new(
         CertAuthority::load_or_create(&config.ca_dir).with_context(|| {
             format!(

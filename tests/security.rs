@@ -201,3 +201,47 @@ async fn an_upstream_proxy_pointing_at_itself_is_answered_at_once() {
     let exchanges = fx.wait_exchanges(1).await;
     assert!(exchanges.len() <= 2, "{exchanges:?}");
 }
+
+/// A CA key others can read, and a key log switched on by the environment, are both said
+/// out loud at start-up (once), since either hands out the power to read the traffic.
+#[tokio::test]
+async fn an_exposed_ca_key_and_an_inherited_sslkeylogfile_are_announced() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("secrets");
+    let ca = dir.path().join("ca");
+    let run = |keylog: Option<&Path>| {
+        let mut cmd = Command::new(MODSCOPE);
+        cmd.args(["run", "--ca-dir"])
+            .arg(&ca)
+            .args(["--", "true"])
+            .env_remove("SSLKEYLOGFILE");
+        if let Some(k) = keylog {
+            cmd.env("SSLKEYLOGFILE", k);
+        }
+        cmd
+    };
+    let first = run_bounded(run(None), LIMIT).await;
+    assert!(first.success, "{}", first.stderr);
+    assert!(!first.stderr.contains("readable by"), "{}", first.stderr);
+    assert!(!first.stderr.contains("secrets"), "{}", first.stderr);
+
+    let key = ca.join("ca-key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let keylog = dir.path().join("keys.log");
+    let second = run_bounded(run(Some(&keylog)), LIMIT).await;
+    assert!(second.success, "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("ca-key.pem is readable by its group (mode 640)"),
+        "{}",
+        second.stderr
+    );
+    let announced = format!("written to {} (from $SSLKEYLOGFILE)", keylog.display());
+    assert_eq!(
+        second.stderr.matches(&announced).count(),
+        1,
+        "{}",
+        second.stderr
+    );
+}
