@@ -245,3 +245,96 @@ async fn an_exposed_ca_key_and_an_inherited_sslkeylogfile_are_announced() {
         second.stderr
     );
 }
+
+/// A one-certificate TLS server on loopback presenting `cert_pem`/`key_pem` and answering
+/// every connection with `200 hello`.
+async fn tls_server(cert_pem: &str, key_pem: &str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let certs = modscope::tls::certs_from_pem(cert_pem.as_bytes()).unwrap();
+    use rustls::pki_types::pem::PemObject;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(modscope::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tls
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+                    )
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// What `openssl req -x509 -newkey ...` makes: self-signed and CA:TRUE. Passed with
+/// `--upstream-ca`, a server presenting it is trusted (webpki alone refuses a CA as the
+/// end entity); names are still checked.
+#[tokio::test]
+async fn a_self_signed_ca_true_upstream_ca_is_trusted_as_the_server_certificate() {
+    use modscope::config::{ConnectTo, ProxyConfig};
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let dir = TempDir::new("selfsigned");
+    let mut params = CertificateParams::new(vec!["selfsigned.example".to_string()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let pem_file = dir.path().join("selfsigned.pem");
+    std::fs::write(&pem_file, cert.pem()).unwrap();
+    let server = tls_server(&cert.pem(), &key.serialize_pem()).await;
+
+    let ca_dir = dir.path().join("ca");
+    let ca = std::sync::Arc::new(modscope::ca::CertAuthority::load_or_create(&ca_dir).unwrap());
+    let mut config = ProxyConfig::for_tests(ca_dir);
+    for host in ["selfsigned.example", "othername.example"] {
+        config
+            .connect_to
+            .push(ConnectTo::parse(&format!("{host}:443:127.0.0.1:{}", server.port())).unwrap());
+    }
+    let trust = modscope::tls::UpstreamTrust::new(&[pem_file]).unwrap();
+    let proxy = modscope::proxy::start(config, ca.clone(), trust, Vec::new())
+        .await
+        .unwrap();
+    let client =
+        modscope::testkit::client::ProxiedClient::new(proxy.addr, &[ca.cert_der().clone()])
+            .unwrap();
+    let ok = client
+        .get("https://selfsigned.example/", Alpn::H1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (ok.status, String::from_utf8_lossy(&ok.body).to_string()),
+        (200, "hello".to_string())
+    );
+    let wrong = client
+        .get("https://othername.example/", Alpn::H1)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&wrong.body);
+    assert_eq!(wrong.status, 502, "{text}");
+    assert!(text.contains("not valid for this host"), "{text}");
+    proxy.shutdown().await;
+}

@@ -120,6 +120,8 @@ pub enum Cause {
     TlsUntrusted,
     TlsHostnameMismatch,
     TlsExpired,
+    /// The certificate's notBefore is in the future (a clock behind, or a cert issued ahead).
+    TlsNotYetValid,
     TlsHandshakeTimeout,
     TlsHandshakeFailed,
     ProxyAuthRequired,
@@ -169,6 +171,7 @@ impl Cause {
             Cause::TlsUntrusted => "tls-untrusted",
             Cause::TlsHostnameMismatch => "tls-hostname-mismatch",
             Cause::TlsExpired => "tls-expired",
+            Cause::TlsNotYetValid => "tls-not-yet-valid",
             Cause::TlsHandshakeTimeout => "tls-handshake-timeout",
             Cause::TlsHandshakeFailed => "tls-handshake-failed",
             Cause::ProxyAuthRequired => "proxy-auth-required",

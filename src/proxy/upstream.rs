@@ -399,9 +399,14 @@ impl Dialer {
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let result = timeout(self.tls_timeout, connector.connect(server_name, tcp)).await;
         timings.tls = Some(started.elapsed());
-        let chain: Vec<_> = seen
+        let (chain, weak): (Vec<_>, Option<String>) = seen
             .lock()
-            .map(|c| c.iter().map(cert_facts).collect())
+            .map(|c| {
+                (
+                    c.iter().map(cert_facts).collect(),
+                    c.iter().find_map(|d| crate::tls::weak_crypto(d)),
+                )
+            })
             .unwrap_or_default();
         match result {
             Ok(Ok(stream)) => {
@@ -420,7 +425,7 @@ impl Dialer {
                 Ok((stream, facts, negotiated))
             }
             Ok(Err(e)) => {
-                let (kind, message) = classify_handshake_error(&e, &chain);
+                let (kind, message) = classify_handshake_error(&e, &chain, weak.as_deref());
                 let facts = UpstreamTls {
                     verified: false,
                     error: Some(message.clone()),
