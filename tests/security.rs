@@ -338,3 +338,125 @@ async fn a_self_signed_ca_true_upstream_ca_is_trusted_as_the_server_certificate(
     assert!(text.contains("not valid for this host"), "{text}");
     proxy.shutdown().await;
 }
+
+/// Reads until the server closes; how long that took (None: still open at `limit`).
+async fn closed_after<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    limit: Duration,
+) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(
+            tokio::time::Instant::from_std(started + limit),
+            s.read(&mut buf),
+        )
+        .await
+        {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len();
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// `--header-timeout` inside TLS tunnels and plain tunnels: a client that finishes the
+/// handshake and sends no request, or only part of a head (HTTP/1.1 or HTTP/2), is cut
+/// within the header timeout + 1 s, not held until `--idle-timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_slow_request_heads_inside_tunnels_are_cut_by_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let header_timeout = Duration::from_secs(1);
+    let budget = header_timeout + Duration::from_secs(1);
+    let fx = Fixture::with(FixtureOptions {
+        tweak: Box::new(move |c| {
+            c.header_timeout = header_timeout;
+            c.idle_timeout = Duration::from_secs(60);
+        }),
+        ..FixtureOptions::default()
+    })
+    .await;
+    let m = &fx.modules[0];
+    let list = format!(
+        "GET /{}/@v/list HTTP/1.1\r\nHost: {GOPROXY_HOST}\r\n\r\n",
+        m.path
+    );
+    let mut results = Vec::new();
+
+    let tunnel = |alpn| fx.client.tls_tunnel(GOPROXY_HOST, 443, alpn);
+    let wait = Duration::from_secs(10);
+
+    // HTTP/1.1 in TLS: nothing after the handshake.
+    let mut tls = tunnel(Alpn::H1).await.unwrap();
+    results.push(("h1 silent", closed_after(&mut tls, wait).await));
+
+    // HTTP/1.1 in TLS: one request, then a next head that never ends.
+    let mut tls = tunnel(Alpn::H1).await.unwrap();
+    tls.write_all(list.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(&m.version) {
+        use tokio::io::AsyncReadExt;
+        let n = tls.read(&mut buf).await.unwrap();
+        assert!(n > 0, "first answer: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    // Idle longer than the header timeout: that is the idle timeout's business.
+    tokio::time::sleep(header_timeout + Duration::from_millis(500)).await;
+    tls.write_all(b"GET /slow HTTP/1.1\r\nHost: ")
+        .await
+        .unwrap();
+    results.push(("h1 slow second head", closed_after(&mut tls, wait).await));
+
+    // HTTP/2: the preface and SETTINGS, then no request; then the same plus a HEADERS
+    // frame without END_HEADERS and no CONTINUATION.
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut opening = preface.to_vec();
+    opening.extend(h2_frame(0x4, 0, 0, &[]));
+    let mut partial = opening.clone();
+    partial.extend(h2_frame(0x1, 0x1, 1, &[0x82, 0x87]));
+    for (what, bytes) in [
+        ("h2 no request", opening),
+        ("h2 HEADERS never complete", partial),
+    ] {
+        let mut tls = tunnel(Alpn::H2).await.unwrap();
+        tls.write_all(&bytes).await.unwrap();
+        results.push((what, closed_after(&mut tls, wait).await));
+    }
+
+    // A plain-HTTP tunnel: CONNECT, then a head that stops half-way.
+    let mut plain = fx.client.tunnel("plain.example:80").await.unwrap();
+    plain.write_all(b"GET /x HTTP/1.1\r\nHo").await.unwrap();
+    results.push((
+        "plain tunnel slow head",
+        closed_after(&mut plain, Duration::from_secs(10)).await,
+    ));
+
+    for (what, closed) in &results {
+        let took = closed.unwrap_or_else(|| panic!("{what}: still open after 10 s"));
+        assert!(
+            took <= budget,
+            "{what}: cut after {took:?}, budget {budget:?}"
+        );
+        eprintln!("{what}: cut after {took:.2?}");
+    }
+    // Nobody else was hurt.
+    let ok = fx
+        .client
+        .get(
+            &format!("https://{GOPROXY_HOST}/{}/@v/list", m.path),
+            Alpn::Both,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.status, 200);
+}

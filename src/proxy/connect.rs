@@ -10,7 +10,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
@@ -19,6 +19,7 @@ use super::forward::{
     self, fault_facts, publish_connection_event, reject_oversized_head, text_response, ConnCtx,
     ConnMode, MAX_HEAD_BYTES,
 };
+use super::head_timeout::CountReads;
 use super::io::{drive, Activity, ActivityClock, Rewind, RESET_ON_CLOSE};
 use super::upstream::{ConnTimings, Target, UpstreamSlot};
 use super::{intercept, BoxError, ProxyBody, Shared};
@@ -71,8 +72,9 @@ async fn client_lifecycle(
         let stop = stop.clone();
         service_fn(move |req| first_hop(req, forward_ctx.clone(), tunnel.clone(), stop.clone()))
     };
+    let (io, head_timer) = CountReads::new(io);
     let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
+        .timer(head_timer)
         .header_read_timeout(shared.config.header_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(io), service)
@@ -333,9 +335,12 @@ async fn serve_plain_tunnel<S>(
         alpn: Vec::new(),
     });
     let service = service_fn(move |req| forward::handle(req, ctx.clone()));
+    // Each head within --header-timeout of its first byte (the first one of the start);
+    // the waits between requests are --idle-timeout's.
+    let (stream, head_timer) = CountReads::new(stream);
     let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(shared.config.idle_timeout)
+        .timer(head_timer)
+        .header_read_timeout(shared.config.header_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(stream), service);
     if let Err(e) = drive(conn, stop).await {
