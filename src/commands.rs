@@ -34,6 +34,9 @@ pub struct Prepared {
     pub recorder: Option<Arc<Recorder>>,
     /// Hide credentials in everything printed or stored (not `--no-redact`).
     pub redact: bool,
+    /// OpenTelemetry export (`--otlp`, `OTEL_EXPORTER_OTLP_*`) and how spans are grouped.
+    pub otlp: Option<Arc<crate::otlp::OtlpExporter>>,
+    pub otlp_grouping: crate::otlp::SpanGrouping,
 }
 
 pub fn prepare(
@@ -97,6 +100,7 @@ pub fn prepare(
         ),
         None => None,
     };
+    let otlp = crate::export::start_live(common.otlp.as_deref(), &trust)?;
     Ok(Prepared {
         config,
         ca,
@@ -104,6 +108,8 @@ pub fn prepare(
         bundle,
         recorder,
         redact: !common.no_redact,
+        otlp,
+        otlp_grouping: crate::export::per_connection_grouping(),
     })
 }
 
@@ -113,6 +119,13 @@ pub fn redact_goproxy(goproxy: Option<&str>, redact: bool) -> Option<String> {
         true => crate::trace::redact_url_list(g, crate::trace::REDACTED),
         false => g.to_string(),
     })
+}
+
+/// Sends the last spans (bounded by a short deadline) and says what was sent or lost.
+pub async fn finish_otlp(prepared: &Prepared) {
+    if let Some(exporter) = &prepared.otlp {
+        crate::export::finish_live(exporter, prepared.config.quiet).await;
+    }
 }
 
 /// Writes trace.har after the proxy stopped, and says where the trace is.
@@ -154,6 +167,13 @@ pub fn observers(prepared: &Prepared) -> Vec<Arc<dyn Observer>> {
     let mut list: Vec<Arc<dyn Observer>> = Vec::new();
     if let Some(r) = &prepared.recorder {
         list.push(r.clone());
+    }
+    if let Some(exporter) = &prepared.otlp {
+        list.push(Arc::new(crate::otlp::OtlpObserver {
+            exporter: exporter.clone(),
+            grouping: prepared.otlp_grouping,
+            goproxy_bases: Arc::new(prepared.config.goproxy_bases.clone()),
+        }));
     }
     if !prepared.config.quiet {
         list.push(Arc::new(ConsoleObserver::new(
@@ -208,6 +228,7 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     let url = proxy::proxy_url(running.addr);
     announce(&url, &prepared.bundle, &running);
     let code = wait_for_signal_then_shutdown(running).await?;
+    finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
     Ok(code)
 }
@@ -309,6 +330,7 @@ pub async fn replay(args: ReplayArgs) -> Result<i32> {
     let url = proxy::proxy_url(running.addr);
     announce(&url, &prepared.bundle, &running);
     let code = wait_for_signal_then_shutdown(running).await?;
+    finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
     print_replay_report(&source);
     Ok(code)
