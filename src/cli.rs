@@ -47,6 +47,17 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Turn a packet capture (pcap/pcapng) into a trace directory.
     Import(ImportArgs),
+    /// Write a self-contained HTML report (waterfall, connections, Go view) of a trace.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Trace directory, HAR file or journal.jsonl.
+    pub trace: PathBuf,
+    /// The HTML file to write [default: TRACE/report.html for a directory, else report.html].
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +217,9 @@ pub struct CommonArgs {
     /// Seconds in-flight exchanges get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub shutdown_grace: u64,
+    /// Write a self-contained HTML report of the session to FILE when it finishes.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

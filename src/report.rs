@@ -31,7 +31,9 @@ pub fn observations(entries: &[Entry], goproxy_bases: &[String]) -> Vec<Observat
         .collect()
 }
 
-fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -> Observation {
+/// One entry as diagnosis reads it; `started_ms` is relative to the trace's first entry.
+/// Public so a streaming reader (the HTML report) builds the same observations as `summary`.
+pub fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -> Observation {
     let url = e.request.url.clone();
     let go: GoRequest =
         e.go.clone()
@@ -84,7 +86,8 @@ fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -> Ob
     }
 }
 
-fn started_ms(rfc3339: &str) -> Option<f64> {
+/// An RFC 3339 time as milliseconds since the Unix epoch.
+pub fn started_ms(rfc3339: &str) -> Option<f64> {
     let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
         .ok()?;
     Some((t.unix_timestamp_nanos() / 1_000) as f64 / 1000.0)
