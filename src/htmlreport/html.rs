@@ -12,11 +12,7 @@ const DATA_MARK: &str = "/*MODSCOPE_DATA*/";
 const DETAILS_MARK: &str = "/*MODSCOPE_DETAILS*/";
 
 /// Writes the page to `out`; returns the bytes written.
-pub fn render(
-    out: &mut impl Write,
-    model: &ReportModel,
-    details: &[Detail],
-) -> io::Result<u64> {
+pub fn render(out: &mut impl Write, model: &ReportModel, details: &[Detail]) -> io::Result<u64> {
     let (head, rest) = TEMPLATE
         .split_once(DATA_MARK)
         .expect("the report template has a data mark");

@@ -212,7 +212,13 @@ impl ReportBuilder {
         let index = self.rows.len();
         let obs = crate::report::observation(index, entry, 0.0, &self.bases);
         let t = &entry.timings;
-        let opt = |v: f64| if v >= 0.0 && v.is_finite() { round(v) } else { -1.0 };
+        let opt = |v: f64| {
+            if v >= 0.0 && v.is_finite() {
+                round(v)
+            } else {
+                -1.0
+            }
+        };
         let tls = opt(t.ssl);
         let tcp = if t.connect >= 0.0 {
             round((t.connect - tls.max(0.0)).max(0.0))
@@ -249,7 +255,9 @@ impl ReportBuilder {
             probe: false,
         };
         let pairs = |h: &[crate::trace::Header]| -> Vec<(String, String)> {
-            h.iter().map(|h| (h.name.clone(), h.value.clone())).collect()
+            h.iter()
+                .map(|h| (h.name.clone(), h.value.clone()))
+                .collect()
         };
         let timings = BTreeMap::from([
             ("blocked", t.blocked),
@@ -296,7 +304,11 @@ impl ReportBuilder {
     }
 
     /// The model and the details (one per row, same order).
-    pub fn finish(mut self, env: Option<&GoEnv>, source: ReportSource) -> (ReportModel, Vec<Detail>) {
+    pub fn finish(
+        mut self,
+        env: Option<&GoEnv>,
+        source: ReportSource,
+    ) -> (ReportModel, Vec<Detail>) {
         let first = self
             .starts
             .iter()
@@ -331,11 +343,7 @@ impl ReportBuilder {
         }
         let connections = connections(&mut self.rows, &self.connection_ids, &self.http_versions);
         let go = go_groups(&self.rows, &findings);
-        let duration_ms = self
-            .rows
-            .iter()
-            .map(|r| r.t + r.d)
-            .fold(0.0, f64::max);
+        let duration_ms = self.rows.iter().map(|r| r.t + r.d).fold(0.0, f64::max);
         let hosts = distinct(self.rows.iter().map(|r| r.h.as_str()));
         let kinds = distinct(self.rows.iter().map(|r| r.k));
         let totals = &summary.totals;
@@ -488,7 +496,11 @@ fn go_groups(rows: &[Row], findings: &[Finding]) -> Vec<GoGroup> {
         .into_iter()
         .map(|(key, members, folded)| group(rows, key, members, folded, &causes_of))
         .collect();
-    out.sort_by(|a, b| b.busy_ms.total_cmp(&a.busy_ms).then(a.start.total_cmp(&b.start)));
+    out.sort_by(|a, b| {
+        b.busy_ms
+            .total_cmp(&a.busy_ms)
+            .then(a.start.total_cmp(&b.start))
+    });
     out
 }
 
@@ -532,13 +544,18 @@ fn group(
         .collect();
     causes.sort();
     causes.dedup();
-    let start = members.iter().map(|&r| rows[r].t).fold(f64::INFINITY, f64::min);
+    let start = members
+        .iter()
+        .map(|&r| rows[r].t)
+        .fold(f64::INFINITY, f64::min);
     let end = members
         .iter()
         .map(|&r| rows[r].t + rows[r].d)
         .fold(0.0, f64::max);
     let busy_ms = round(members.iter().map(|&r| rows[r].d).sum());
-    let failed = members.iter().any(|&r| rows[r].e.is_some() || rows[r].s == 0);
+    let failed = members
+        .iter()
+        .any(|&r| rows[r].e.is_some() || rows[r].s == 0);
     let injected = members.iter().any(|&r| rows[r].f.is_some());
     let (key, module) = if folded {
         let longest = members
@@ -648,3 +665,7 @@ fn fmt_duration(ms: f64) -> String {
         format!("{ms:.0} ms")
     }
 }
+
+#[cfg(test)]
+#[path = "model_tests.rs"]
+mod tests;
