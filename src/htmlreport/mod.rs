@@ -93,14 +93,16 @@ pub fn write_from_entries(
 }
 
 /// Hands every entry of a trace, with the directory its body paths are relative to, to
-/// `visit`, streaming journals line by line.
+/// `visit`, in the order `summary` numbers them (so `#N` means the same entry in both).
+/// Journals (a `.jsonl`, or a directory whose recorder never wrote `trace.har`) are read
+/// line by line; otherwise `load_trace` decides, as it does for `summary`.
 fn visit_entries(
     trace: &Path,
     stats: &mut ReportStats,
     mut visit: impl FnMut(&Path, Entry),
 ) -> Result<(), ReportError> {
     let journal = if trace.is_dir() {
-        Some(trace.join(JOURNAL_FILE)).filter(|j| j.is_file())
+        Some(trace.join(JOURNAL_FILE)).filter(|j| j.is_file() && !trace.join(HAR_FILE).exists())
     } else {
         let ext = trace
             .extension()
@@ -109,8 +111,6 @@ fn visit_entries(
         matches!(ext.as_deref(), Some("jsonl" | "ndjson")).then(|| trace.to_path_buf())
     };
     if let Some(journal) = journal {
-        // The journal holds every entry the recorder wrote (trace.har is made from it at
-        // shutdown), one per line, so it can be read without holding the trace.
         let root = journal
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -119,12 +119,7 @@ fn visit_entries(
         stats.problems = crate::trace::reader::scan_journal(&journal, |_, _, e| visit(&root, e))?;
         return Ok(());
     }
-    let path = if trace.is_dir() {
-        trace.join(HAR_FILE)
-    } else {
-        trace.to_path_buf()
-    };
-    let loaded = crate::trace::load_trace(&path)?;
+    let loaded = crate::trace::load_trace(trace)?;
     stats.problems = loaded.problems;
     stats.notes = loaded.notes;
     for entry in loaded.entries {

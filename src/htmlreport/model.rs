@@ -640,11 +640,13 @@ fn explain(
     let distinct_bases: HashSet<&str> = bases.iter().copied().collect();
     if distinct_bases.len() > 1 {
         if let Some(answer) = answered_by {
-            let failed: Vec<String> = tried
-                .iter()
-                .filter(|(b, _)| b != answer)
-                .map(|(b, s)| format!("{b} {}", status_word(*s)))
-                .collect();
+            let mut failed: Vec<String> = Vec::new();
+            for (b, s) in tried.iter().filter(|(b, _)| b != answer) {
+                let said = format!("{b} {}", status_word(*s));
+                if !failed.contains(&said) {
+                    failed.push(said);
+                }
+            }
             parts.push(format!("fell back: {} → {answer}", failed.join(", ")));
         }
     }
