@@ -131,9 +131,19 @@ pub fn render_with_severity(
 }
 
 /// Entries for exchanges that were not recorded to disk (no bodies), for the end-of-run report.
+/// In start order, as trace.har and `summary` number them (observers see exchanges in
+/// completion order), so `#N` and module lists read the same in every rendering.
 pub fn entries_from_exchanges(exchanges: &[Exchange], goproxy_bases: &[String]) -> Vec<Entry> {
-    exchanges
-        .iter()
+    let mut ordered: Vec<&Exchange> = exchanges.iter().collect();
+    // Milliseconds, as startedDateTime has them; ties keep completion order, as in trace.har.
+    ordered.sort_by_key(|e| {
+        e.started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    });
+    ordered
+        .into_iter()
         .map(|ex| {
             let go = gomod::classify(&ex.request.method, &ex.request.url, goproxy_bases);
             crate::trace::build_entry(

@@ -623,15 +623,22 @@ fn explain(
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(name, v)| (*name, v))
         .unwrap_or(("wait", 0.0));
+    // Time before sending is an injected latency when a fault touched the row: say so.
+    let cause = match (&row.f, phase) {
+        (Some(f), "blocked") => format!(" by fault {f}"),
+        _ => String::new(),
+    };
     let mut parts = vec![format!(
-        "slowest: {} {} ({} {})",
+        "slowest: {} {} ({} {}{cause})",
         row.k,
         fmt_duration(row.d),
         phase,
         fmt_duration(ms.max(0.0))
     )];
-    if let Some(f) = members.iter().find_map(|&r| rows[r].f.as_deref()) {
-        parts.push(format!("fault {f}"));
+    if cause.is_empty() {
+        if let Some(f) = members.iter().find_map(|&r| rows[r].f.as_deref()) {
+            parts.push(format!("fault {f}"));
+        }
     }
     if let Some(e) = members.iter().find_map(|&r| rows[r].e.as_deref()) {
         parts.push(format!("failed: {e}"));
