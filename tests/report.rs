@@ -370,3 +370,66 @@ async fn a_20000_entry_report_opens_fast_filters_and_shows_failure_details() {
     assert!(seen["view_connections"].as_u64().unwrap() > 0);
     assert!(seen["view_go"].as_u64().unwrap() > 0);
 }
+
+/// `proxy --report`: from the recording with `--record`, from the exchanges it saw without.
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_writes_its_report_when_it_stops() {
+    use modscope::testkit::client::{get_request, read_whole, Alpn, ProxiedClient};
+    let origin = Origin::start(default_modules(), OriginOptions::default())
+        .await
+        .unwrap();
+    for record in [true, false] {
+        let dir = TempDir::new("report-proxy");
+        let report = dir.path().join("out").join("proxy.html");
+        let trace = dir.path().join("trace");
+        let mut args = vec!["--report".to_string(), report.display().to_string()];
+        if record {
+            args.extend(["--record".to_string(), trace.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (child, addr) = common::spawn_proxy(dir.path(), &origin, &args);
+        let mut child = common::KillOnDrop(Some(child));
+        let client = ProxiedClient::new(addr, &[common::modscope_ca(dir.path())]).unwrap();
+        let mut sender = client
+            .connect("proxy.golang.org", 443, Alpn::H2)
+            .await
+            .unwrap();
+        for path in [
+            "example.com/hello/@v/list",
+            "example.com/hello/@v/v1.1.0.info",
+        ] {
+            let uri: http::Uri = format!("https://proxy.golang.org/{path}").parse().unwrap();
+            read_whole(sender.send(get_request(&uri)).await.unwrap())
+                .await
+                .unwrap();
+        }
+        drop(sender);
+        let mut proc = child.0.take().unwrap();
+        // SAFETY: kill(2) on the child we spawned.
+        unsafe { libc::kill(proc.id() as i32, libc::SIGTERM) };
+        let status = tokio::task::spawn_blocking(move || proc.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "record={record}: {status}");
+        let model = embedded(&std::fs::read_to_string(&report).unwrap(), "modscope-data");
+        let kinds: Vec<&Value> = model["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["k"])
+            .collect();
+        assert_eq!(kinds, [&json!("list"), &json!("info")], "record={record}");
+        let source = model["header"]["source"]["trace"].as_str().unwrap();
+        assert_eq!(source.contains("trace"), record, "{source}");
+        let details = embedded(
+            &std::fs::read_to_string(&report).unwrap(),
+            "modscope-details",
+        );
+        if record {
+            // Small text bodies come from bodies/ as previews.
+            let preview = details[0]["preview"].as_str().unwrap_or_default();
+            assert!(preview.contains("v1.1.0"), "{}", details[0]);
+        }
+    }
+}
