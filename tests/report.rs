@@ -58,6 +58,8 @@ fn assert_clean_page(seen: &Value, entries: usize) {
     );
     assert_eq!(seen["entries"], json!(entries));
     assert_eq!(seen["rows"], json!(entries), "one row per entry");
+    let shift = seen["layoutShift"].as_f64().unwrap();
+    assert!(shift < 0.01, "layout shifted while loading: {shift}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -366,6 +368,11 @@ async fn a_20000_entry_report_opens_fast_filters_and_shows_failure_details() {
         seen["keyboardDetails"],
         json!("1"),
         "Home, Down, Enter opens row 1"
+    );
+    let tip = seen["tooltip"].as_str().expect("hover shows a tooltip");
+    assert!(
+        tip.contains("wait (TTFB)") && tip.contains("receive"),
+        "{tip}"
     );
     assert!(seen["view_connections"].as_u64().unwrap() > 0);
     assert!(seen["view_go"].as_u64().unwrap() > 0);

@@ -36,8 +36,22 @@ async function main() {
     out.entries = await page.evaluate(() => window.modscopeReport.model.rows.length);
     out.rows = await page.evaluate(() => +document.getElementById("wf").dataset.rows);
     out.domRows = await page.$$eval("#wf .row", (e) => e.length);
+    // Cumulative layout shift while loading (the page draws before its first paint).
+    out.layoutShift = await page.evaluate(() => new Promise((resolve) => {
+      let total = 0;
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) if (!e.hadRecentInput) total += e.value;
+      }).observe({ type: "layout-shift", buffered: true });
+      setTimeout(() => resolve(total), 200);
+    }));
 
     if (opts.interact) {
+      // Hovering a bar shows its phase times.
+      await page.hover("#wf .row .bar");
+      out.tooltip = await page.evaluate(() => {
+        const t = document.getElementById("tip");
+        return t.style.display === "block" ? t.textContent : null;
+      });
       // Failed only, then click the first failed row.
       await page.check("#f-failed");
       const failed = await page.$("#wf .row.failed");
