@@ -244,8 +244,10 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     .await
     .context("cannot start the proxy")?;
     let url = proxy::proxy_url(running.addr);
+    // Handlers first: a script may signal as soon as it reads the listening line.
+    let signals = Signals::install()?;
     announce(&url, &prepared.bundle, running.admin_addr);
-    let code = wait_for_signal_then_shutdown(running).await?;
+    let code = wait_for_signal_then_shutdown(running, signals).await?;
     finish_recording(prepared.recorder.as_ref())?;
     finish_report(&prepared, args.common.report.as_deref(), None, None)?;
     Ok(code)
@@ -346,8 +348,10 @@ pub async fn replay(args: ReplayArgs) -> Result<i32> {
     .await
     .context("cannot start the replay proxy")?;
     let url = proxy::proxy_url(running.addr);
+    // Handlers first: a script may signal as soon as it reads the listening line.
+    let signals = Signals::install()?;
     announce(&url, &prepared.bundle, running.admin_addr);
-    let code = wait_for_signal_then_shutdown(running).await?;
+    let code = wait_for_signal_then_shutdown(running, signals).await?;
     finish_recording(prepared.recorder.as_ref())?;
     print_replay_report(&source);
     finish_report(&prepared, args.common.report.as_deref(), None, None)?;
@@ -405,11 +409,25 @@ fn announce(url: &str, bundle: &Path, admin: Option<std::net::SocketAddr>) {
     }
 }
 
+/// SIGINT and SIGTERM handlers, installed before the proxy announces itself.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
+}
+
 /// Waits for SIGINT/SIGTERM, then drains; a second signal exits at once.
-async fn wait_for_signal_then_shutdown(running: RunningProxy) -> Result<i32> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+async fn wait_for_signal_then_shutdown(running: RunningProxy, signals: Signals) -> Result<i32> {
+    let Signals { mut int, mut term } = signals;
     tokio::select! {
         _ = int.recv() => {}
         _ = term.recv() => {}

@@ -5,7 +5,7 @@
 //! Only small per-entry facts are kept (no bodies beyond a short text preview the caller
 //! chooses to pass), so memory grows with the number of entries, not with body sizes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -99,21 +99,17 @@ pub struct Row {
     pub probe: bool,
 }
 
-/// Everything the details pane shows for one row; embedded separately and parsed on the
-/// first click, so opening the page does not pay for it.
+/// What the details pane shows for one row beyond the row itself (method, URL, status and
+/// phase times are in [`Row`]); embedded separately and parsed on the first click, so
+/// opening the page does not pay for it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Detail {
     pub started: String,
-    pub method: String,
-    pub url: String,
     pub request_version: String,
-    pub status: u16,
     pub status_text: String,
     pub response_version: String,
     pub request_headers: Vec<(String, String)>,
     pub response_headers: Vec<(String, String)>,
-    /// HAR timings as recorded (`connect` includes `ssl`).
-    pub timings: BTreeMap<&'static str, f64>,
     pub server_ip: Option<String>,
     pub connection: Option<String>,
     pub tls: Option<TlsFacts>,
@@ -259,26 +255,13 @@ impl ReportBuilder {
                 .map(|h| (h.name.clone(), h.value.clone()))
                 .collect()
         };
-        let timings = BTreeMap::from([
-            ("blocked", t.blocked),
-            ("dns", t.dns),
-            ("connect", t.connect),
-            ("ssl", t.ssl),
-            ("send", t.send),
-            ("wait", t.wait),
-            ("receive", t.receive),
-        ]);
         self.details.push(Detail {
             started: entry.started_date_time.clone(),
-            method: entry.request.method.clone(),
-            url: entry.request.url.clone(),
             request_version: entry.request.http_version.clone(),
-            status: entry.response.status,
             status_text: entry.response.status_text.clone(),
             response_version: entry.response.http_version.clone(),
             request_headers: pairs(&entry.request.headers),
             response_headers: pairs(&entry.response.headers),
-            timings,
             server_ip: entry.server_ip_address.clone(),
             connection: entry.connection.clone(),
             tls: entry.tls.clone(),
