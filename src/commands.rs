@@ -34,6 +34,9 @@ pub struct Prepared {
     pub recorder: Option<Arc<Recorder>>,
     /// Exchanges kept in memory for `--report` when nothing records this session to disk.
     pub collector: Option<Arc<crate::demo::Collector>>,
+    /// OpenTelemetry export (`--otlp`, `OTEL_EXPORTER_OTLP_*`) and how spans are grouped.
+    pub otlp: Option<Arc<crate::otlp::OtlpExporter>>,
+    pub otlp_grouping: crate::otlp::SpanGrouping,
 }
 
 pub fn prepare(
@@ -84,6 +87,7 @@ pub fn prepare(
     };
     let collector = (common.report.is_some() && recorder.is_none())
         .then(|| Arc::new(crate::demo::Collector::default()));
+    let otlp = crate::export::start_live(common.otlp.as_deref(), &trust)?;
     Ok(Prepared {
         config,
         ca,
@@ -91,7 +95,16 @@ pub fn prepare(
         bundle,
         recorder,
         collector,
+        otlp,
+        otlp_grouping: crate::export::per_connection_grouping(),
     })
+}
+
+/// Sends the last spans (bounded by a short deadline) and says what was sent or lost.
+pub async fn finish_otlp(prepared: &Prepared) {
+    if let Some(exporter) = &prepared.otlp {
+        crate::export::finish_live(exporter, prepared.config.quiet).await;
+    }
 }
 
 /// Writes trace.har after the proxy stopped, and says where the trace is.
@@ -99,8 +112,17 @@ pub fn finish_recording(recorder: Option<&Arc<Recorder>>) -> Result<()> {
     let Some(recorder) = recorder else {
         return Ok(());
     };
-    let report = recorder
-        .finish()
+    let report = recorder.finish();
+    // Said even when finishing failed: the disk that refused exchanges may refuse trace.har.
+    let unrecorded = recorder.unrecorded();
+    if !unrecorded.is_empty() {
+        eprintln!(
+            "modscope: warning: {} in {}",
+            unrecorded.describe(),
+            recorder.dir().display()
+        );
+    }
+    let report = report
         .with_context(|| format!("cannot finish the trace in {}", recorder.dir().display()))?;
     for problem in &report.problems {
         eprintln!("modscope: warning: {problem}");
@@ -133,6 +155,13 @@ pub fn observers(prepared: &Prepared) -> Vec<Arc<dyn Observer>> {
     let mut list: Vec<Arc<dyn Observer>> = Vec::new();
     if let Some(r) = &prepared.recorder {
         list.push(r.clone());
+    }
+    if let Some(exporter) = &prepared.otlp {
+        list.push(Arc::new(crate::otlp::OtlpObserver {
+            exporter: exporter.clone(),
+            grouping: prepared.otlp_grouping,
+            goproxy_bases: Arc::new(prepared.config.goproxy_bases.clone()),
+        }));
     }
     if !prepared.config.quiet {
         list.push(Arc::new(ConsoleObserver::new(prepared.config.color)));
@@ -248,6 +277,7 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     let signals = Signals::install()?;
     announce(&url, &prepared.bundle, running.admin_addr);
     let code = wait_for_signal_then_shutdown(running, signals).await?;
+    finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
     finish_report(&prepared, args.common.report.as_deref(), None, None)?;
     Ok(code)
@@ -352,6 +382,7 @@ pub async fn replay(args: ReplayArgs) -> Result<i32> {
     let signals = Signals::install()?;
     announce(&url, &prepared.bundle, running.admin_addr);
     let code = wait_for_signal_then_shutdown(running, signals).await?;
+    finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
     print_replay_report(&source);
     finish_report(&prepared, args.common.report.as_deref(), None, None)?;
@@ -367,8 +398,9 @@ pub fn summary(args: SummaryArgs) -> Result<i32> {
     for problem in &trace.problems {
         eprintln!("modscope: skipped: {problem}");
     }
-    let (text, worst) = crate::report::render_with_severity(
+    let (text, worst) = crate::report::render_with_gap(
         &trace.entries,
+        &trace.unrecorded,
         None,
         args.json,
         !args.json && stdout_color(),

@@ -152,6 +152,8 @@ pub enum Cause {
     InsecureSetting,
     /// GOPROXY holds no usable entry.
     GoproxyUnusable,
+    /// The recorder could not write every exchange (a full disk): the trace has a gap.
+    TraceIncomplete,
 }
 
 impl Cause {
@@ -188,6 +190,7 @@ impl Cause {
             Cause::SumdbDisabled => "sumdb-disabled",
             Cause::InsecureSetting => "insecure-setting",
             Cause::GoproxyUnusable => "goproxy-unusable",
+            Cause::TraceIncomplete => "trace-incomplete",
         }
     }
 }

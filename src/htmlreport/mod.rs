@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::diagnose::GoEnv;
-use crate::trace::{Entry, LoadProblem, TraceError, HAR_FILE, JOURNAL_FILE};
+use crate::trace::{Entry, LoadProblem, LoadedTrace, TraceError, HAR_FILE, JOURNAL_FILE};
 
 pub use model::{ReportBuilder, ReportModel, ReportSource};
 
@@ -62,8 +62,8 @@ pub fn write_from_trace(
 ) -> Result<ReportStats, ReportError> {
     let mut builder = ReportBuilder::new(goproxy_bases);
     let mut stats = ReportStats::default();
-    visit_entries(trace, &mut stats, |root, entry| {
-        let preview = preview(root, &entry);
+    visit_entries(trace, &mut stats, |loaded, entry| {
+        let preview = preview(loaded, &entry);
         builder.push(&entry, preview);
     })?;
     stats.entries = builder.len();
@@ -92,14 +92,14 @@ pub fn write_from_entries(
     })
 }
 
-/// Hands every entry of a trace, with the directory its body paths are relative to, to
-/// `visit`, in the order `summary` numbers them (so `#N` means the same entry in both).
+/// Hands every entry of a trace, with the trace its bodies are found in, to `visit`, in
+/// the order `summary` numbers them (so `#N` means the same entry in both).
 /// Journals (a `.jsonl`, or a directory whose recorder never wrote `trace.har`) are read
 /// line by line; otherwise `load_trace` decides, as it does for `summary`.
 fn visit_entries(
     trace: &Path,
     stats: &mut ReportStats,
-    mut visit: impl FnMut(&Path, Entry),
+    mut visit: impl FnMut(&LoadedTrace, Entry),
 ) -> Result<(), ReportError> {
     let journal = if trace.is_dir() {
         Some(trace.join(JOURNAL_FILE)).filter(|j| j.is_file() && !trace.join(HAR_FILE).exists())
@@ -111,19 +111,25 @@ fn visit_entries(
         matches!(ext.as_deref(), Some("jsonl" | "ndjson")).then(|| trace.to_path_buf())
     };
     if let Some(journal) = journal {
-        let root = journal
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        stats.problems = crate::trace::reader::scan_journal(&journal, |_, _, e| visit(&root, e))?;
+        let bodies = LoadedTrace {
+            root: journal
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
+            source: journal.clone(),
+            ..LoadedTrace::default()
+        };
+        let scan = crate::trace::reader::scan_journal(&journal, |_, _, e| visit(&bodies, e))?;
+        stats.problems = scan.problems;
         return Ok(());
     }
-    let loaded = crate::trace::load_trace(trace)?;
-    stats.problems = loaded.problems;
-    stats.notes = loaded.notes;
-    for entry in loaded.entries {
-        visit(&loaded.root, entry);
+    // load_trace streams HAR files and moves large embedded bodies out of memory.
+    let mut loaded = crate::trace::load_trace(trace)?;
+    stats.problems = std::mem::take(&mut loaded.problems);
+    stats.notes = std::mem::take(&mut loaded.notes);
+    for entry in std::mem::take(&mut loaded.entries) {
+        visit(&loaded, entry);
     }
     Ok(())
 }
@@ -144,16 +150,12 @@ fn inline_preview(entry: &Entry) -> Option<String> {
 }
 
 /// A small text body, embedded or from `bodies/`; anything else stays out of the page.
-fn preview(root: &Path, entry: &Entry) -> Option<String> {
+fn preview(trace: &LoadedTrace, entry: &Entry) -> Option<String> {
     let c = &entry.response.content;
     if !previewable(c) {
         return None;
     }
-    let trace = crate::trace::LoadedTrace {
-        root: root.to_path_buf(),
-        ..Default::default()
-    };
-    let bytes = crate::trace::entry_body(&trace, c).ok()?;
+    let bytes = crate::trace::entry_body(trace, c).ok()?;
     crate::trace::looks_like_text(&bytes, Some(&c.mime_type))
         .then(|| String::from_utf8(bytes).ok())
         .flatten()
