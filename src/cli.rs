@@ -49,6 +49,17 @@ pub enum Command {
     Import(ImportArgs),
     /// Send a recorded trace to an OpenTelemetry collector, or write it as OTLP/JSON.
     Export(ExportArgs),
+    /// Write a self-contained HTML report (waterfall, connections, Go view) of a trace.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Trace directory, HAR file or journal.jsonl.
+    pub trace: PathBuf,
+    /// The HTML file to write [default: TRACE/report.html for a directory, else report.html].
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +223,9 @@ pub struct CommonArgs {
     /// entries, so go needs to trust no CA (direct/VCS traffic is then not seen).
     #[arg(long)]
     pub goproxy: bool,
+    /// Write a self-contained HTML report of the session to FILE when it finishes.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Send every exchange as an OpenTelemetry span to this OTLP/HTTP collector
     /// (e.g. http://127.0.0.1:4318) [default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
     /// $OTEL_EXPORTER_OTLP_ENDPOINT when set]. See docs/fleet.md.

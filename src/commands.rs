@@ -32,6 +32,8 @@ pub struct Prepared {
     pub trust: UpstreamTrust,
     pub bundle: PathBuf,
     pub recorder: Option<Arc<Recorder>>,
+    /// Exchanges kept in memory for `--report` when nothing records this session to disk.
+    pub collector: Option<Arc<crate::demo::Collector>>,
     /// Hide credentials in everything printed or stored (not `--no-redact`).
     pub redact: bool,
     /// OpenTelemetry export (`--otlp`, `OTEL_EXPORTER_OTLP_*`) and how spans are grouped.
@@ -127,6 +129,8 @@ pub fn prepare_with_go(
         ),
         None => None,
     };
+    let collector = (common.report.is_some() && recorder.is_none())
+        .then(|| Arc::new(crate::demo::Collector::default()));
     let otlp = crate::export::start_live(common.otlp.as_deref(), &trust)?;
     Ok(Prepared {
         config,
@@ -134,6 +138,7 @@ pub fn prepare_with_go(
         trust,
         bundle,
         recorder,
+        collector,
         redact: !common.no_redact,
         otlp,
         otlp_grouping: crate::export::per_connection_grouping(),
@@ -217,7 +222,85 @@ pub fn observers(prepared: &Prepared) -> Vec<Arc<dyn Observer>> {
             prepared.redact,
         )));
     }
+    if let Some(c) = &prepared.collector {
+        list.push(c.clone());
+    }
     list
+}
+
+/// `--report FILE` at the end of a session: from the recorded trace when this session was
+/// recorded, else from the exchanges collected in memory.
+pub fn finish_report(
+    prepared: &Prepared,
+    file: Option<&Path>,
+    command: Option<String>,
+    env: Option<&crate::diagnose::GoEnv>,
+) -> Result<()> {
+    let Some(file) = file else { return Ok(()) };
+    let bases = crate::report::goproxy_bases(env.and_then(|e| e.goproxy.as_deref()));
+    let source = |trace: String| crate::htmlreport::ReportSource {
+        command: command.clone(),
+        trace,
+        producer: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let stats = match (&prepared.collector, &prepared.recorder) {
+        (None, Some(recorder)) => crate::htmlreport::write_from_trace(
+            recorder.dir(),
+            file,
+            source(recorder.dir().display().to_string()),
+            env,
+            bases,
+        ),
+        (collector, _) => {
+            let exchanges = collector
+                .as_ref()
+                .and_then(|c| c.0.lock().ok().map(|l| l.clone()))
+                .unwrap_or_default();
+            let entries = crate::report::entries_from_exchanges(&exchanges, &bases);
+            crate::htmlreport::write_from_entries(
+                &entries,
+                file,
+                source("(this session, not recorded)".to_string()),
+                env,
+                bases,
+            )
+        }
+    }
+    .with_context(|| format!("cannot write the report {}", file.display()))?;
+    eprintln!(
+        "modscope: report written to {} ({} entries)",
+        file.display(),
+        stats.entries
+    );
+    Ok(())
+}
+
+/// `modscope report TRACE [-o FILE]`.
+pub fn report(args: crate::cli::ReportArgs) -> Result<i32> {
+    let out = args
+        .output
+        .clone()
+        .unwrap_or_else(|| crate::htmlreport::default_output(&args.trace));
+    let source = crate::htmlreport::ReportSource {
+        command: None,
+        trace: args.trace.display().to_string(),
+        producer: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let stats = crate::htmlreport::write_from_trace(&args.trace, &out, source, None, Vec::new())
+        .with_context(|| format!("cannot make a report of {}", args.trace.display()))?;
+    for note in &stats.notes {
+        eprintln!("modscope: {note}");
+    }
+    for problem in &stats.problems {
+        eprintln!("modscope: skipped: {problem}");
+    }
+    println!(
+        "report written to {} ({} entries, {} bytes)",
+        out.display(),
+        stats.entries,
+        stats.bytes
+    );
+    Ok(0)
 }
 
 /// The lines a shell needs to send go through the proxy.
@@ -261,10 +344,13 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     )
     .await
     .context("cannot start the proxy")?;
+    // Handlers first: a script may signal as soon as it reads the listening line.
+    let signals = Signals::install()?;
     announce(&running, &prepared.bundle)?;
-    let code = wait_for_signal_then_shutdown(running).await?;
+    let code = wait_for_signal_then_shutdown(running, signals).await?;
     finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
+    finish_report(&prepared, args.common.report.as_deref(), None, None)?;
     Ok(code)
 }
 
@@ -362,11 +448,14 @@ pub async fn replay(args: ReplayArgs) -> Result<i32> {
     )
     .await
     .context("cannot start the replay proxy")?;
+    // Handlers first: a script may signal as soon as it reads the listening line.
+    let signals = Signals::install()?;
     announce(&running, &prepared.bundle)?;
-    let code = wait_for_signal_then_shutdown(running).await?;
+    let code = wait_for_signal_then_shutdown(running, signals).await?;
     finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
     print_replay_report(&source);
+    finish_report(&prepared, args.common.report.as_deref(), None, None)?;
     Ok(code)
 }
 
@@ -425,11 +514,25 @@ fn announce(running: &RunningProxy, bundle: &Path) -> Result<()> {
     Ok(())
 }
 
+/// SIGINT and SIGTERM handlers, installed before the proxy announces itself.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
+}
+
 /// Waits for SIGINT/SIGTERM, then drains; a second signal exits at once.
-async fn wait_for_signal_then_shutdown(running: RunningProxy) -> Result<i32> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+async fn wait_for_signal_then_shutdown(running: RunningProxy, signals: Signals) -> Result<i32> {
+    let Signals { mut int, mut term } = signals;
     tokio::select! {
         _ = int.recv() => {}
         _ = term.recv() => {}

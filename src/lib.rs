@@ -14,6 +14,7 @@ pub mod export;
 pub mod fault;
 pub mod gomod;
 pub mod goproxy;
+pub mod htmlreport;
 pub mod otlp;
 pub mod proxy;
 pub mod recorder;

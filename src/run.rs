@@ -37,9 +37,16 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         ..run_ctx
     });
     let run_started = std::time::SystemTime::now();
-    let collector = Arc::new(Collector::default());
+    // `--report` may already collect (see `prepare`); one collector serves both.
     let mut watchers = observers(&prepared);
-    watchers.push(collector.clone());
+    let collector = match &prepared.collector {
+        Some(c) => c.clone(),
+        None => {
+            let c = Arc::new(Collector::default());
+            watchers.push(c.clone());
+            c
+        }
+    };
     let running = proxy::start_with_replay(
         prepared.config.clone(),
         prepared.ca.clone(),
@@ -147,6 +154,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     if let Some(source) = &replay {
         print_replay_report(source);
     }
+    crate::commands::finish_report(
+        &prepared,
+        args.common.report.as_deref(),
+        Some(args.command.join(" ")),
+        Some(&go_env_from_process()),
+    )?;
     if !args.common.quiet {
         let mut env = go_env_from_process();
         if let Some(routes) = &prepared.config.goproxy {

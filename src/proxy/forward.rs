@@ -305,7 +305,9 @@ pub async fn handle(
             };
             strip_hop_by_hop(&mut head.headers);
             let timing = Timing {
-                blocked: sent.waited,
+                // Time before sending (an injected latency, mostly) is time go waited:
+                // counted as blocked so the entry's `time` covers it and waterfalls show it.
+                blocked: sent.waited + sent_at.saturating_duration_since(started),
                 sent_at: sent_at + sent.waited + sent.dialed,
                 head_at,
             };
