@@ -39,10 +39,6 @@ pub fn prepare(
     listen: std::net::SocketAddr,
     allow_remote: bool,
 ) -> Result<Prepared> {
-    if common.profile.iter().any(|p| p == "help") {
-        print!("{}", crate::cli::presets_help());
-        std::process::exit(0);
-    }
     let mut config = common.to_config(listen, allow_remote, stderr_color())?;
     config.goproxy_bases = crate::report::goproxy_bases(std::env::var("GOPROXY").ok().as_deref());
     if let Some(warning) = config.go_handshake_warning() {

@@ -745,7 +745,7 @@ fn grammar_covers_every_action_kind() {
     assert_eq!(kinds.len(), 10, "every action kind is exercised: {kinds:?}");
     assert!(matches!(
         parse_spec(":close").unwrap().action,
-        ActionSpec::CloseAfterConnect
+        ActionSpec::CloseAfterConnect(_)
     ));
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rule::{CertFault, StallEnd};
 use super::shaping::CorruptPlan;
-use super::units::{format_ms, format_rate, format_size};
+use super::values::{format_ms, format_rate, format_size};
 
 /// What the shell must do. Delays are whole milliseconds; byte positions count body
 /// bytes as they go to the client.
@@ -54,24 +54,6 @@ pub enum Action {
         stall_ms: Option<u64>,
         cert: Option<CertFault>,
     },
-}
-
-impl Action {
-    /// The action's key, as used in rules and in stats.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Action::Respond { .. } => "respond",
-            Action::Latency { .. } => "latency",
-            Action::Bandwidth { .. } => "bandwidth",
-            Action::Stall { .. } => "stall",
-            Action::Reset { .. } => "reset",
-            Action::Truncate { .. } => "truncate",
-            Action::Corrupt { .. } => "corrupt",
-            Action::RefuseConnect { .. } => "refuse_connect",
-            Action::CloseAfterConnect => "close_after_connect",
-            Action::Tls { .. } => "tls",
-        }
-    }
 }
 
 /// The short text recorded in the trace as `_fault.action`, e.g. `respond 502`,

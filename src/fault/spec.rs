@@ -30,12 +30,11 @@ use std::collections::BTreeMap;
 
 use super::error::FaultError;
 use super::rule::{
-    ActionSpec, BandwidthSpec, BodyPoint, CertFault, CorruptSpec, GoKind, Jitter, LatencySpec,
+    ActionSpec, BandwidthSpec, CertFault, CloseSpec, CorruptSpec, GoKind, Jitter, LatencySpec,
     RefuseSpec, ResetSpec, RespondSpec, Rule, StallEnd, StallSpec, StatusPattern, TlsSpec,
     TruncateSpec,
 };
-use super::units::{parse_duration_ms, parse_fraction, parse_rate, parse_size};
-use super::validate::{check_probability, check_status};
+use super::values::{parse_duration_ms, parse_rate, BodyPoint, Probability, Status};
 
 /// Help text for `--fault`, printed by `--help` and in errors.
 pub const SPEC_HELP: &str = "\
@@ -127,13 +126,7 @@ fn parse_matchers(text: &str, rule: &mut Rule) -> Result<(), String> {
                     .map(StatusPattern::parse)
                     .collect::<Result<_, _>>()?
             }
-            "p" => {
-                let p = parse_fraction(value).map_err(|_| {
-                    format!("probability `{value}` must be within 0..=1 (or a percentage like 5%)")
-                })?;
-                check_probability(p)?;
-                rule.select.probability = p;
-            }
+            "p" => rule.select.probability = Probability::parse(value)?,
             "first" => rule.select.first = Some(parse_count(&key, value)?),
             "every" => rule.select.every = Some(parse_count(&key, value)?),
             "after" => rule.select.after = parse_count(&key, value)?,
@@ -232,20 +225,16 @@ fn parse_action(text: &str) -> Result<ActionSpec, String> {
                         return Err(format!("`then` must be close or reset, got `{other}`"))
                     }
                 };
-                let (after_bytes, fraction) = split_point(at.map(parse_at).transpose()?);
                 ActionSpec::Stall(StallSpec {
                     ms,
                     then,
-                    after_bytes,
-                    fraction,
+                    at: at.map(BodyPoint::parse).transpose()?,
                 })
             }
             "reset" => {
                 no_arg(arg)?;
-                let (after_bytes, fraction) = split_point(at.map(parse_at).transpose()?);
                 ActionSpec::Reset(ResetSpec {
-                    after_bytes,
-                    fraction,
+                    at: at.map(BodyPoint::parse).transpose()?,
                 })
             }
             "truncate" => {
@@ -253,18 +242,14 @@ fn parse_action(text: &str) -> Result<ActionSpec, String> {
                     (Some(_), Some(_)) => {
                         return Err("write truncate@AT or truncate=AT, not both".into())
                     }
-                    (Some(p), None) | (None, Some(p)) => parse_at(p)?,
+                    (Some(p), None) | (None, Some(p)) => BodyPoint::parse(p)?,
                     (None, None) => {
                         return Err(
                             "`truncate` needs a point, e.g. truncate@1000 or truncate=50%".into(),
                         )
                     }
                 };
-                let (after_bytes, fraction) = split_point(Some(point));
-                ActionSpec::Truncate(TruncateSpec {
-                    after_bytes,
-                    fraction,
-                })
+                ActionSpec::Truncate(TruncateSpec { at: point })
             }
             "corrupt" => {
                 let count = match arg {
@@ -273,7 +258,7 @@ fn parse_action(text: &str) -> Result<ActionSpec, String> {
                         .parse()
                         .map_err(|_| format!("corrupt count must be a whole number, got `{c}`"))?,
                 };
-                let offset = match at.map(parse_at).transpose()? {
+                let offset = match at.map(BodyPoint::parse).transpose()? {
                     None => None,
                     Some(BodyPoint::Bytes(b)) => Some(b),
                     Some(BodyPoint::Fraction(_)) => {
@@ -291,14 +276,14 @@ fn parse_action(text: &str) -> Result<ActionSpec, String> {
                 ActionSpec::RefuseConnect(match arg {
                     None => RefuseSpec::default(),
                     Some(s) => RefuseSpec {
-                        status: parse_status(s)?,
+                        status: Status::parse(s)?,
                     },
                 })
             }
             "close" | "close_after_connect" => {
                 no_arg(arg)?;
                 no_at(at)?;
-                ActionSpec::CloseAfterConnect
+                ActionSpec::CloseAfterConnect(CloseSpec)
             }
             "tls" => {
                 no_at(at)?;
@@ -336,7 +321,7 @@ impl Params<'_> {
 }
 
 fn respond(status: &str, params: &mut Params) -> Result<ActionSpec, String> {
-    let status = parse_status(status)?;
+    let status = Status::parse(status)?;
     let body = params.take("body");
     let mut headers = BTreeMap::new();
     while let Some(h) = params.take("header") {
@@ -350,14 +335,6 @@ fn respond(status: &str, params: &mut Params) -> Result<ActionSpec, String> {
         body,
         headers,
     }))
-}
-
-fn parse_status(text: &str) -> Result<u16, String> {
-    let code: u16 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not an HTTP status code"))?;
-    check_status(code, "status")?;
-    Ok(code)
 }
 
 fn parse_latency(text: &str) -> Result<LatencySpec, String> {
@@ -434,29 +411,18 @@ fn parse_tls(text: &str) -> Result<TlsSpec, String> {
     Ok(spec)
 }
 
-/// `50%` and `0.5` are fractions; `1000` and `4KiB` are byte counts.
-fn parse_at(text: &str) -> Result<BodyPoint, String> {
-    let is_fraction = text.ends_with('%')
-        || (text.contains('.') && text.bytes().all(|b| b.is_ascii_digit() || b == b'.'));
-    if is_fraction {
-        parse_fraction(text).map(BodyPoint::Fraction)
-    } else {
-        parse_size(text).map(BodyPoint::Bytes)
-    }
-}
-
-fn split_point(point: Option<BodyPoint>) -> (Option<u64>, Option<f64>) {
-    match point {
-        None => (None, None),
-        Some(BodyPoint::Bytes(b)) => (Some(b), None),
-        Some(BodyPoint::Fraction(f)) => (None, Some(f)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fault::rule::{Match, Phase, Selection};
+
+    fn p(v: f64) -> Probability {
+        Probability::new(v).unwrap()
+    }
+
+    fn st(code: u16) -> Status {
+        Status::new(code).unwrap()
+    }
 
     #[test]
     fn valid_specs() {
@@ -469,11 +435,7 @@ mod tests {
                         kind: vec![GoKind::Zip],
                         ..Match::default()
                     },
-                    ..Rule::new(ActionSpec::Respond(RespondSpec {
-                        status: 502,
-                        body: None,
-                        headers: BTreeMap::new(),
-                    }))
+                    ..Rule::new(ActionSpec::Respond(RespondSpec::status(502)))
                 },
             ),
             (
@@ -489,8 +451,8 @@ mod tests {
             (
                 "p=0.05:reset@1000",
                 Rule {
-                    select: Selection { probability: 0.05, ..Selection::default() },
-                    ..Rule::new(ActionSpec::Reset(ResetSpec { after_bytes: Some(1000), fraction: None }))
+                    select: Selection { probability: p(0.05), ..Selection::default() },
+                    ..Rule::new(ActionSpec::Reset(ResetSpec { at: Some(BodyPoint::Bytes(1000)) }))
                 },
             ),
             (
@@ -502,7 +464,7 @@ mod tests {
             ),
             ("host=*:refuse=403", Rule {
                 when: Match { host: Some("*".into()), ..Match::default() },
-                ..Rule::new(ActionSpec::RefuseConnect(RefuseSpec { status: 403 }))
+                ..Rule::new(ActionSpec::RefuseConnect(RefuseSpec { status: st(403) }))
             }),
             (
                 "*:bandwidth=256KiB/s",
@@ -531,7 +493,7 @@ mod tests {
                         status: vec![StatusPattern::Class(5), StatusPattern::Code(429)],
                         ..Match::default()
                     },
-                    select: Selection { probability: 0.5, first: Some(2), every: Some(3), after: 1 },
+                    select: Selection { probability: p(0.5), first: Some(2), every: Some(3), after: 1 },
                     ..Rule::new(ActionSpec::Latency(LatencySpec {
                         fixed_ms: 0,
                         jitter: Jitter::Uniform { min_ms: 100, max_ms: 300 },
@@ -541,9 +503,9 @@ mod tests {
             (
                 ":respond=429,header=Retry-After=5,body=slow down",
                 Rule::new(ActionSpec::Respond(RespondSpec {
-                    status: 429,
                     body: Some("slow down".into()),
                     headers: BTreeMap::from([("Retry-After".into(), "5".into())]),
+                    ..RespondSpec::status(429)
                 })),
             ),
             (
@@ -574,17 +536,16 @@ mod tests {
                     ..Rule::new(ActionSpec::Stall(StallSpec {
                         ms: Some(30_000),
                         then: StallEnd::Reset,
-                        after_bytes: None,
-                        fraction: Some(0.5),
+                        at: Some(BodyPoint::Fraction(0.5)),
                     }))
                 },
             ),
-            (":stall@1KiB", Rule::new(ActionSpec::Stall(StallSpec { after_bytes: Some(1024), ..StallSpec::default() }))),
-            (":truncate=0.25", Rule::new(ActionSpec::Truncate(TruncateSpec { after_bytes: None, fraction: Some(0.25) }))),
-            (":truncate@4KiB", Rule::new(ActionSpec::Truncate(TruncateSpec { after_bytes: Some(4096), fraction: None }))),
+            (":stall@1KiB", Rule::new(ActionSpec::Stall(StallSpec { at: Some(BodyPoint::Bytes(1024)), ..StallSpec::default() }))),
+            (":truncate=0.25", Rule::new(ActionSpec::Truncate(TruncateSpec { at: BodyPoint::Fraction(0.25) }))),
+            (":truncate@4KiB", Rule::new(ActionSpec::Truncate(TruncateSpec { at: BodyPoint::Bytes(4096) }))),
             (":corrupt=3@100", Rule::new(ActionSpec::Corrupt(CorruptSpec { offset: Some(100), count: 3 }))),
-            (":refuse", Rule::new(ActionSpec::RefuseConnect(RefuseSpec { status: 502 }))),
-            (" * : close ", Rule::new(ActionSpec::CloseAfterConnect)),
+            (":refuse", Rule::new(ActionSpec::RefuseConnect(RefuseSpec { status: st(502) }))),
+            (" * : close ", Rule::new(ActionSpec::CloseAfterConnect(CloseSpec))),
             (":tls=5s+wrong-host", Rule::new(ActionSpec::Tls(TlsSpec { stall_ms: Some(5000), cert: Some(CertFault::WrongHost) }))),
             ("version=v1.*:reset", Rule {
                 when: Match { version: Some("v1.*".into()), ..Match::default() },
