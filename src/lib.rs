@@ -12,6 +12,7 @@ pub mod diagnose;
 pub mod exchange;
 pub mod fault;
 pub mod gomod;
+pub mod net;
 pub mod proxy;
 pub mod recorder;
 pub mod replay;

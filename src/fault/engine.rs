@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use super::action::{describe, Action};
 use super::error::FaultError;
-use super::glob::{glob_match, host_match, module_match};
 use super::rng::{digest, Rng};
 use super::rule::{ActionSpec, Jitter, Match, Phase, Rule};
 use super::shaping::{ByteSpan, CorruptPlan};
 use super::values::MAX_DELAY_MS;
+use crate::net::{glob_match, host_match, module_match};
 
 /// What the shell knows about an exchange when it asks. At the Connect and Tls phases
 /// only `host` and `port` are meaningful; `status` and `content_length` only at the

@@ -32,7 +32,6 @@
 mod action;
 mod engine;
 mod error;
-mod glob;
 mod plan;
 mod preset;
 mod rng;
@@ -43,12 +42,12 @@ mod spec;
 mod validate;
 mod values;
 
+pub use crate::net::{glob_match, host_match, module_match};
 pub use action::{describe, Action};
 pub use engine::{
     prepare_rules, trace_summary, Decision, FaultEngine, FaultStats, RequestFacts, RuleStats,
 };
 pub use error::{FaultError, RuleError};
-pub use glob::{glob_match, host_match, module_match};
 pub use plan::{BodyFaults, FaultPlan, InjectedAnswer};
 pub use preset::{preset, PRESETS};
 pub use rng::Rng;

@@ -47,31 +47,9 @@ pub(crate) fn split(url: &str) -> Result<UrlParts<'_>, String> {
 }
 
 fn check_hostport(hostport: &str) -> Result<(), String> {
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let Some((inside, after)) = v6.split_once(']') else {
-            return Err(format!("unclosed IPv6 literal in {hostport:?}"));
-        };
-        if inside.is_empty()
-            || !inside
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
-        {
-            return Err(format!("invalid IPv6 literal in {hostport:?}"));
-        }
-        match after {
-            "" => (inside, None),
-            p if p.starts_with(':') => (inside, Some(&p[1..])),
-            _ => return Err(format!("junk after IPv6 literal in {hostport:?}")),
-        }
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("URL has no host".to_string());
-    }
+    let host = crate::net::Authority::parse(hostport)
+        .map_err(|e| format!("URL authority {hostport:?}: {e}"))?
+        .host;
     if let Some(c) = host.chars().find(|c| {
         matches!(
             c,
@@ -79,12 +57,6 @@ fn check_hostport(hostport: &str) -> Result<(), String> {
         )
     }) {
         return Err(format!("host {host:?} contains {c:?}"));
-    }
-    if let Some(port) = port {
-        // An empty port ("host:") is legal per RFC 3986 and means the default.
-        if !port.is_empty() && port.parse::<u16>().is_err() {
-            return Err(format!("invalid port {port:?}"));
-        }
     }
     Ok(())
 }
