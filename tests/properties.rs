@@ -732,6 +732,8 @@ fn grammar_covers_every_action_kind() {
         "host=*.golang.org:refuse=403",
         ":close",
         ":tls=5s+expired",
+        ":login",
+        "kind=zip:reset@50%,code=INTERNAL_ERROR",
     ];
     let mut kinds = Vec::new();
     for s in specs {
@@ -742,7 +744,7 @@ fn grammar_covers_every_action_kind() {
     }
     kinds.sort();
     kinds.dedup();
-    assert_eq!(kinds.len(), 10, "every action kind is exercised: {kinds:?}");
+    assert_eq!(kinds.len(), 11, "every action kind is exercised: {kinds:?}");
     assert!(matches!(
         parse_spec(":close").unwrap().action,
         ActionSpec::CloseAfterConnect(_)

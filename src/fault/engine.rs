@@ -426,6 +426,14 @@ fn concretize(rule: &Rule, facts: &RequestFacts, rng: &mut Rng) -> Action {
                 body,
             }
         }
+        ActionSpec::LoginPage(l) => Action::Respond {
+            status: l.status.get(),
+            headers: vec![(
+                "content-type".to_string(),
+                "text/html; charset=utf-8".to_string(),
+            )],
+            body: LOGIN_PAGE.to_string(),
+        },
         ActionSpec::Latency(l) => {
             let jitter = match l.jitter {
                 Jitter::None => 0.0,
@@ -448,6 +456,7 @@ fn concretize(rule: &Rule, facts: &RequestFacts, rng: &mut Rng) -> Action {
         },
         ActionSpec::Reset(r) => Action::Reset {
             after_bytes: r.at.map(|p| p.resolve(len)),
+            h2_code: r.code,
         },
         ActionSpec::Truncate(t) => Action::Truncate {
             after_bytes: t.at.resolve(len),
@@ -465,6 +474,12 @@ fn concretize(rule: &Rule, facts: &RequestFacts, rng: &mut Rng) -> Action {
         },
     }
 }
+
+/// What a captive portal or an SSO gateway serves instead of the module: a login form.
+const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Sign in</title></head>\n\
+<body><h1>Sign in to continue</h1>\n\
+<form method=\"post\" action=\"/login\"><input name=\"user\"><input name=\"password\" type=\"password\">\n\
+<button>Sign in</button></form>\n<!-- injected by modscope (login_page) -->\n</body></html>\n";
 
 /// An explicit offset flips `count` consecutive bytes from there. Otherwise `count`
 /// distinct bytes are drawn from the middle half of the body, away from headers and
@@ -1136,7 +1151,10 @@ mod tests {
             },
             Decision {
                 rule: "r1".into(),
-                action: Action::Reset { after_bytes: None },
+                action: Action::Reset {
+                    after_bytes: None,
+                    h2_code: None,
+                },
             },
         ];
         assert_eq!(
@@ -1154,10 +1172,23 @@ mod tests {
             rule: "x".into(),
             action: Action::Reset {
                 after_bytes: Some(3),
+                h2_code: None,
             },
         };
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(json, r#"{"rule":"x","action":"reset","after_bytes":3}"#);
+        let d = Decision {
+            rule: "x".into(),
+            action: Action::Reset {
+                after_bytes: Some(3),
+                h2_code: Some(crate::fault::H2Code::INTERNAL_ERROR),
+            },
+        };
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(
+            json,
+            r#"{"rule":"x","action":"reset","after_bytes":3,"h2_code":"INTERNAL_ERROR"}"#
+        );
         let m = Match::default();
         assert!(m.is_any());
     }

@@ -53,8 +53,8 @@ pub use preset::{preset, PRESETS};
 pub use rng::Rng;
 pub use rule::{
     ActionSpec, BandwidthSpec, CertFault, CloseSpec, CorruptSpec, GoKind, Jitter, LatencySpec,
-    Match, Phase, RefuseSpec, ResetSpec, RespondSpec, Rule, Selection, StallEnd, StallSpec,
-    StatusPattern, TlsSpec, TruncateSpec,
+    LoginPageSpec, Match, Phase, RefuseSpec, ResetSpec, RespondSpec, Rule, Selection, StallEnd,
+    StallSpec, StatusPattern, TlsSpec, TruncateSpec,
 };
 pub use shaping::{
     bandwidth_chunk_size, bandwidth_delay, corrupt_in_place, cut_within, ByteSpan, CorruptPlan,
@@ -62,4 +62,4 @@ pub use shaping::{
 pub use source::{parse_json_rule, parse_json_rules, parse_toml, RuleFile};
 pub use spec::{parse_spec, SPEC_HELP};
 pub use validate::MAX_CORRUPT_BYTES;
-pub use values::{BodyPoint, Probability, Status, MAX_DELAY_MS};
+pub use values::{BodyPoint, H2Code, Probability, Status, MAX_DELAY_MS};

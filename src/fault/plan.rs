@@ -7,6 +7,7 @@ use super::action::Action;
 use super::engine::Decision;
 use super::rule::StallEnd;
 use super::shaping::CorruptPlan;
+use super::values::H2Code;
 
 /// An injected answer: status, extra headers, text body.
 pub type InjectedAnswer = (u16, Vec<(String, String)>, String);
@@ -29,6 +30,8 @@ pub struct BodyFaults {
     pub bytes_per_sec: Option<u64>,
     pub truncate_at: Option<u64>,
     pub reset_at: Option<u64>,
+    /// The HTTP/2 error code of a mid-body reset (None: hyper's INTERNAL_ERROR).
+    pub reset_code: Option<H2Code>,
     pub stall_at: Option<(u64, Option<Duration>, StallEnd)>,
     pub corrupt: Option<CorruptPlan>,
 }
@@ -77,10 +80,16 @@ impl FaultPlan {
                         Some(at) => self.body.stall_at = Some((*at, wait, *then)),
                     }
                 }
-                Action::Reset { after_bytes: None } => self.reset_head = true,
+                Action::Reset {
+                    after_bytes: None, ..
+                } => self.reset_head = true,
                 Action::Reset {
                     after_bytes: Some(at),
-                } => self.body.reset_at = Some(*at),
+                    h2_code,
+                } => {
+                    self.body.reset_at = Some(*at);
+                    self.body.reset_code = *h2_code;
+                }
                 Action::Truncate { after_bytes } => self.body.truncate_at = Some(*after_bytes),
                 Action::Corrupt { plan } => self.body.corrupt = Some(plan.clone()),
                 // Connection- and TLS-level actions are executed before any request.
@@ -147,7 +156,10 @@ mod tests {
                 then: StallEnd::Close,
                 after_bytes: None,
             }),
-            d(Action::Reset { after_bytes: None }),
+            d(Action::Reset {
+                after_bytes: None,
+                h2_code: None,
+            }),
             d(Action::Truncate { after_bytes: 3 }),
             d(Action::Respond {
                 status: 503,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::RuleError;
 use super::values::{
-    one_or_many, ser_one_or_many, serde_units, BodyPoint, ListItem, Probability, Status,
+    one_or_many, ser_one_or_many, serde_units, BodyPoint, H2Code, ListItem, Probability, Status,
 };
 
 /// When, in the life of a proxied exchange, a rule is consulted.
@@ -395,25 +395,55 @@ impl From<StallSpec> for StallKeys {
     }
 }
 
-/// Abort the connection: before the response head, or at a point in the body.
+/// Abort the connection: before the response head, or at a point in the body. On
+/// HTTP/2 a mid-body reset is an RST_STREAM with `code` (hyper's INTERNAL_ERROR when
+/// unset); on HTTP/1.1 it is a TCP reset and `code` does not apply.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "PointKeys", into = "PointKeys")]
+#[serde(try_from = "ResetKeys", into = "ResetKeys")]
 pub struct ResetSpec {
     pub at: Option<BodyPoint>,
+    pub code: Option<H2Code>,
 }
 
-impl TryFrom<PointKeys> for ResetSpec {
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetKeys {
+    #[serde(
+        default,
+        deserialize_with = "serde_units::opt_size",
+        skip_serializing_if = "Option::is_none"
+    )]
+    after_bytes: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "serde_units::opt_fraction",
+        skip_serializing_if = "Option::is_none"
+    )]
+    fraction: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<H2Code>,
+}
+
+impl TryFrom<ResetKeys> for ResetSpec {
     type Error = String;
-    fn try_from(k: PointKeys) -> Result<ResetSpec, String> {
-        Ok(ResetSpec {
-            at: k.read("reset")?,
-        })
+    fn try_from(k: ResetKeys) -> Result<ResetSpec, String> {
+        let at = PointKeys {
+            after_bytes: k.after_bytes,
+            fraction: k.fraction,
+        }
+        .read("reset")?;
+        Ok(ResetSpec { at, code: k.code })
     }
 }
 
-impl From<ResetSpec> for PointKeys {
-    fn from(s: ResetSpec) -> PointKeys {
-        PointKeys::write(s.at)
+impl From<ResetSpec> for ResetKeys {
+    fn from(s: ResetSpec) -> ResetKeys {
+        let p = PointKeys::write(s.at);
+        ResetKeys {
+            after_bytes: p.after_bytes,
+            fraction: p.fraction,
+            code: s.code,
+        }
     }
 }
 
@@ -527,6 +557,27 @@ impl<'de> Deserialize<'de> for CloseSpec {
     }
 }
 
+/// Answer like a captive portal or an expired single sign-on session: an HTML login
+/// page with a success status, in place of what go asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginPageSpec {
+    #[serde(default = "ok_status")]
+    pub status: Status,
+}
+
+fn ok_status() -> Status {
+    Status::new(200).expect("200 is a status")
+}
+
+impl Default for LoginPageSpec {
+    fn default() -> Self {
+        LoginPageSpec {
+            status: ok_status(),
+        }
+    }
+}
+
 /// Misbehave in the client-side TLS handshake.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -636,6 +687,7 @@ action_table! {
     refuse_connect => RefuseConnect(RefuseSpec),
     close_after_connect => CloseAfterConnect(CloseSpec),
     tls => Tls(TlsSpec),
+    login_page => LoginPage(LoginPageSpec),
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -809,6 +861,7 @@ mod tests {
         let reset = |after_bytes: Option<u64>| {
             Rule::new(ActionSpec::Reset(ResetSpec {
                 at: after_bytes.map(BodyPoint::Bytes),
+                code: None,
             }))
         };
         assert_eq!(reset(None).phase(), Phase::Request);

@@ -11,12 +11,13 @@
 //!   latency=DUR | DUR~SD | LO..HI | lognormal:MU/SIGMA
 //!   bandwidth[=RATE]          [down=RATE] [up=RATE]
 //!   stall[=DUR][@AT]          [then=close|reset]      ; no DUR: forever
-//!   reset[@AT]                                        ; no AT: before the response head
+//!   reset[@AT]                [code=H2CODE]           ; no AT: before the response head
 //!   truncate@AT | truncate=AT
 //!   corrupt[=COUNT][@OFFSET]
 //!   refuse[=STATUS]           (refuse_connect; default 502)
 //!   close                     (close_after_connect)
 //!   tls=PART[+PART]           PART = DUR (handshake stall) | untrusted | expired | wrong_host
+//!   login[=STATUS]            (login_page: an HTML sign-in page, default 200)
 //! DUR  = NUMBER ("ms" | "s")                 250ms, 1.5s
 //! SIZE = NUMBER ["B" | "KiB" | "MiB" | "GiB"]  1000, 64KiB
 //! RATE = SIZE ["/s"]                         256KiB/s
@@ -31,10 +32,10 @@ use std::collections::BTreeMap;
 use super::error::FaultError;
 use super::rule::{
     ActionSpec, BandwidthSpec, CertFault, CloseSpec, CorruptSpec, GoKind, Jitter, LatencySpec,
-    RefuseSpec, ResetSpec, RespondSpec, Rule, StallEnd, StallSpec, StatusPattern, TlsSpec,
-    TruncateSpec,
+    LoginPageSpec, RefuseSpec, ResetSpec, RespondSpec, Rule, StallEnd, StallSpec, StatusPattern,
+    TlsSpec, TruncateSpec,
 };
-use super::values::{parse_duration_ms, parse_rate, BodyPoint, Probability, Status};
+use super::values::{parse_duration_ms, parse_rate, BodyPoint, H2Code, Probability, Status};
 
 /// Help text for `--fault`, printed by `--help` and in errors.
 pub const SPEC_HELP: &str = "\
@@ -50,11 +51,12 @@ pub const SPEC_HELP: &str = "\
               | latency=lognormal:4/0.5 (exp(N(mu,sigma)) ms)
             bandwidth=256KiB/s[,up=64KiB/s]
             stall | stall=5s[,then=close|reset] | stall=5s@1KiB (mid-body)
-            reset (before head) | reset@1000 | reset@50%
+            reset (before head) | reset@1000 | reset@50%[,code=INTERNAL_ERROR] (h2 RST_STREAM)
             truncate@1000 | truncate=50%
             corrupt | corrupt=4 | corrupt@1000 (byte offset)
             refuse[=403] (answer CONNECT, default 502)   close (close after CONNECT)
             tls=untrusted|expired|wrong_host | tls=15s | tls=5s+expired
+            login (an HTML login page with 200, like a captive portal)
   units     durations ms s; sizes B KiB MiB GiB; fractions 0.5 or 50%
   examples  kind=zip,host=proxy.golang.org:502   module=golang.org/x/*:latency=200ms~50ms
             p=0.05:reset@1000   kind=zip:corrupt   host=*:refuse=403   :tls=expired";
@@ -144,7 +146,7 @@ fn parse_count(key: &str, value: &str) -> Result<u64, String> {
 }
 
 const ACTIONS: &str =
-    "STATUS, respond, latency, bandwidth, stall, reset, truncate, corrupt, refuse, close, tls";
+    "STATUS, respond, latency, bandwidth, stall, reset, truncate, corrupt, refuse, close, tls, login";
 
 fn parse_action(text: &str) -> Result<ActionSpec, String> {
     if text.is_empty() {
@@ -235,6 +237,7 @@ fn parse_action(text: &str) -> Result<ActionSpec, String> {
                 no_arg(arg)?;
                 ActionSpec::Reset(ResetSpec {
                     at: at.map(BodyPoint::parse).transpose()?,
+                    code: params.take("code").map(|c| H2Code::parse(&c)).transpose()?,
                 })
             }
             "truncate" => {
@@ -284,6 +287,15 @@ fn parse_action(text: &str) -> Result<ActionSpec, String> {
                 no_arg(arg)?;
                 no_at(at)?;
                 ActionSpec::CloseAfterConnect(CloseSpec)
+            }
+            "login" | "login_page" => {
+                no_at(at)?;
+                ActionSpec::LoginPage(match arg {
+                    None => LoginPageSpec::default(),
+                    Some(s) => LoginPageSpec {
+                        status: Status::parse(s)?,
+                    },
+                })
             }
             "tls" => {
                 no_at(at)?;
@@ -452,7 +464,7 @@ mod tests {
                 "p=0.05:reset@1000",
                 Rule {
                     select: Selection { probability: p(0.05), ..Selection::default() },
-                    ..Rule::new(ActionSpec::Reset(ResetSpec { at: Some(BodyPoint::Bytes(1000)) }))
+                    ..Rule::new(ActionSpec::Reset(ResetSpec { at: Some(BodyPoint::Bytes(1000)), code: None }))
                 },
             ),
             (
@@ -547,6 +559,14 @@ mod tests {
             (":refuse", Rule::new(ActionSpec::RefuseConnect(RefuseSpec { status: st(502) }))),
             (" * : close ", Rule::new(ActionSpec::CloseAfterConnect(CloseSpec))),
             (":tls=5s+wrong-host", Rule::new(ActionSpec::Tls(TlsSpec { stall_ms: Some(5000), cert: Some(CertFault::WrongHost) }))),
+            (":login", Rule::new(ActionSpec::LoginPage(LoginPageSpec::default()))),
+            ("kind=zip:reset@50%,code=internal_error", Rule {
+                when: Match { kind: vec![GoKind::Zip], ..Match::default() },
+                ..Rule::new(ActionSpec::Reset(ResetSpec {
+                    at: Some(BodyPoint::Fraction(0.5)),
+                    code: Some(H2Code::INTERNAL_ERROR),
+                }))
+            }),
             ("version=v1.*:reset", Rule {
                 when: Match { version: Some("v1.*".into()), ..Match::default() },
                 ..Rule::new(ActionSpec::Reset(ResetSpec::default()))
@@ -615,6 +635,8 @@ mod tests {
             ),
             ("name=a b:502", "may use only"),
             (":respond=502,header=Content-Length=3", "set by the proxy"),
+            (":login=503", "200..=299"),
+            (":reset@1,code=oops", "not an HTTP/2 error code"),
         ];
         for (spec, want) in cases {
             let err = parse_spec(spec).expect_err(spec);
@@ -640,6 +662,7 @@ mod tests {
             "refuse",
             "close",
             "tls",
+            "login",
         ] {
             assert!(SPEC_HELP.contains(a), "{a}");
         }

@@ -106,6 +106,18 @@ impl Rule {
         let key = self.action.name();
         let err = |field: &str, msg: String| RuleError::field(format!("{key}.{field}"), msg);
         match &self.action {
+            ActionSpec::LoginPage(l) => {
+                if !(200..=299).contains(&l.status.get()) {
+                    return Err(err(
+                        "status",
+                        format!(
+                            "`login_page.status` must be a success within 200..=299 (a portal \
+                             pretends all is well), got {}",
+                            l.status
+                        ),
+                    ));
+                }
+            }
             ActionSpec::Respond(r) => {
                 if !(200..=599).contains(&r.status.get()) {
                     return Err(err(

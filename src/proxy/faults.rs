@@ -147,7 +147,12 @@ where
                     data.truncate(n);
                     this.held.take();
                     this.faults.reset_at = None;
-                    *this.pending_error = Some("modscope: injected reset".into());
+                    *this.pending_error = Some(match this.faults.reset_code {
+                        // hyper resets an HTTP/2 stream with the h2 reason it finds in
+                        // the body error's chain (INTERNAL_ERROR when there is none).
+                        Some(code) => Box::new(h2::Error::from(h2::Reason::from(code.get()))),
+                        None => "modscope: injected reset".into(),
+                    });
                     // A short pause lets the server flush the bytes before the cut;
                     // failing at once would discard them with the connection.
                     *this.sleep = Some(Box::pin(tokio::time::sleep(Duration::from_millis(5))));
