@@ -1,7 +1,7 @@
 //! Hardening: a thousand concurrent clients with recording on, faults around the proxy
 //! (upstream and client dying mid-body, stalled upstreams), SIGTERM under load and at the
 //! drain deadline, and the connection limit and idle timeout. Loopback only; every test is
-//! bounded in time. Tests marked `#[ignore = "bug: ..."]` document defects found in `src/`.
+//! bounded in time.
 
 mod common;
 

@@ -17,34 +17,7 @@ use modscope::testkit::modules::{default_modules, SyntheticModule};
 use modscope::testkit::origin::{Origin, OriginOptions};
 use modscope::tls::UpstreamTrust;
 
-/// A temporary directory removed on drop (made writable first: go's module cache is read-only).
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("modscope-test-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("chmod")
-            .args(["-R", "u+w"])
-            .arg(&self.0)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use modscope::testkit::TempDir;
 
 pub const GOPROXY_HOST: &str = "proxy.golang.org";
 
