@@ -37,7 +37,7 @@ pub(crate) fn split(url: &str) -> Result<UrlParts<'_>, String> {
         Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
         None => (None, authority),
     };
-    check_hostport(hostport)?;
+    parse_hostport(hostport)?;
     Ok(UrlParts {
         scheme,
         userinfo,
@@ -46,10 +46,11 @@ pub(crate) fn split(url: &str) -> Result<UrlParts<'_>, String> {
     })
 }
 
-fn check_hostport(hostport: &str) -> Result<(), String> {
-    let host = crate::net::Authority::parse(hostport)
-        .map_err(|e| format!("URL authority {hostport:?}: {e}"))?
-        .host;
+/// Host (IPv6 without brackets) and port (`None` when absent or empty) of an authority.
+fn parse_hostport(hostport: &str) -> Result<(&str, Option<u16>), String> {
+    let authority = crate::net::Authority::parse(hostport)
+        .map_err(|e| format!("URL authority {hostport:?}: {e}"))?;
+    let host = authority.host;
     if let Some(c) = host.chars().find(|c| {
         matches!(
             c,
@@ -58,7 +59,15 @@ fn check_hostport(hostport: &str) -> Result<(), String> {
     }) {
         return Err(format!("host {host:?} contains {c:?}"));
     }
-    Ok(())
+    Ok((host, authority.port))
+}
+
+/// Host and port of an absolute URL, the port defaulted from the scheme (http 80, https 443).
+pub(crate) fn host_port(url: &str) -> Option<(String, u16)> {
+    let parts = split(url).ok()?;
+    let (host, port) = parse_hostport(parts.hostport).ok()?;
+    let port = port.or_else(|| crate::net::default_port(parts.scheme))?;
+    Some((host.to_ascii_lowercase(), port))
 }
 
 /// `None` when the URL is usable in a trace, otherwise the reason.

@@ -322,6 +322,7 @@ fn exchange_with(
                     tls,
                     error,
                     fault,
+                    client_connection: None,
                 }
             },
         )
