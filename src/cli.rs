@@ -373,6 +373,24 @@ fn random_seed() -> u64 {
         .unwrap_or(1)
 }
 
+impl Command {
+    /// The text to print instead of running, when `--profile help` was given to a
+    /// command that takes fault options; `main` prints it and exits 0.
+    pub fn profile_help(&self) -> Option<String> {
+        let common = match self {
+            Command::Proxy(a) => &a.common,
+            Command::Run(a) => &a.common,
+            Command::Replay(a) => &a.common,
+            _ => return None,
+        };
+        common
+            .profile
+            .iter()
+            .any(|p| p == "help")
+            .then(presets_help)
+    }
+}
+
 /// The text of `--profile help`.
 pub fn presets_help() -> String {
     let mut out = String::from("fault presets (use with --profile NAME):\n");
@@ -385,6 +403,18 @@ pub fn presets_help() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profile_help_is_answered_before_any_command_runs() {
+        let cli = Cli::try_parse_from(["modscope", "proxy", "--profile", "help"]).unwrap();
+        let help = cli.command.profile_help().expect("help asked for");
+        assert!(
+            help.contains("flaky") && help.contains("--profile NAME"),
+            "{help}"
+        );
+        let cli = Cli::try_parse_from(["modscope", "proxy", "--profile", "flaky"]).unwrap();
+        assert!(cli.command.profile_help().is_none());
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -56,10 +56,6 @@ pub fn prepare_with_go(
     allow_remote: bool,
     go: Option<&Path>,
 ) -> Result<Prepared> {
-    if common.profile.iter().any(|p| p == "help") {
-        print!("{}", crate::cli::presets_help());
-        std::process::exit(0);
-    }
     let mut config = common.to_config(listen, allow_remote, stderr_color())?;
     // The bases end up in `_go.base` and in findings: without the GOPROXY userinfo.
     let goproxy = std::env::var("GOPROXY").ok();

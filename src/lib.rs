@@ -15,6 +15,7 @@ pub mod fault;
 pub mod gomod;
 pub mod goproxy;
 pub mod htmlreport;
+pub mod net;
 pub mod otlp;
 pub mod proxy;
 pub mod recorder;

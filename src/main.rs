@@ -7,6 +7,10 @@ use modscope::cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(help) = cli.command.profile_help() {
+        print!("{help}");
+        std::process::exit(0);
+    }
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

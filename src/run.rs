@@ -15,6 +15,7 @@ use crate::commands::{
 };
 use crate::demo::Collector;
 use crate::diagnose::GoEnv;
+use crate::net::Authority;
 use crate::proxy::{self, proxy_url};
 use crate::report::{entries_from_exchanges, exit_verdict, goproxy_bases, render};
 
@@ -241,19 +242,9 @@ pub fn bypassed_goproxy_hosts(goproxy: &str, no_proxy: &str) -> Vec<String> {
     goproxy
         .split([',', '|'])
         .filter_map(|entry| {
-            let rest = entry.trim().split_once("://")?.1;
-            let authority = rest.split('/').next()?;
             // Userinfo is not part of the host (and may hold a password).
-            let authority = authority.rsplit('@').next()?;
-            let host = authority
-                .rsplit_once(':')
-                .map(|(h, _)| h)
-                .unwrap_or(authority);
-            Some(
-                host.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_ascii_lowercase(),
-            )
+            let (_, authority) = Authority::of_url(entry).ok()?;
+            Some(authority.host.to_ascii_lowercase())
         })
         .filter(|host| no_proxy_matches(no_proxy, host))
         .collect()
@@ -270,11 +261,12 @@ pub fn no_proxy_matches(no_proxy: &str, host: &str) -> bool {
             if entry == "*" {
                 return true;
             }
-            let entry = entry
-                .rsplit_once(':')
-                .map(|(h, _)| h)
-                .unwrap_or(entry)
-                .to_ascii_lowercase();
+            // `::1`, `[::1]:8080`, `host:443` and `host` all name a host; ports are ignored.
+            let entry = match Authority::parse(entry) {
+                _ if entry.parse::<std::net::IpAddr>().is_ok() => entry.to_ascii_lowercase(),
+                Ok(a) => a.host.to_ascii_lowercase(),
+                Err(_) => entry.to_ascii_lowercase(),
+            };
             if let Some(suffix) = entry.strip_prefix('.') {
                 host.ends_with(&format!(".{suffix}"))
             } else {
@@ -296,6 +288,8 @@ mod tests {
             (".golang.org", "golang.org", false),
             ("example.com,localhost", "proxy.golang.org", false),
             ("proxy.golang.org:443", "proxy.golang.org", true),
+            ("[::1]:8080", "::1", true),
+            ("[::1]", "::1", true),
             ("", "proxy.golang.org", false),
         ];
         for (list, host, want) in table {
@@ -314,6 +308,13 @@ mod tests {
             ["b.example"]
         );
         assert!(bypassed_goproxy_hosts("off", "*").is_empty());
+        // IPv6 literals keep their colons: `https://[::1]/` is host `::1`, not `:`.
+        assert_eq!(bypassed_goproxy_hosts("https://[::1]/", "[::1]"), ["::1"]);
+        assert_eq!(
+            bypassed_goproxy_hosts("https://user:pw@[::1]:8443/p", "::1"),
+            ["::1"]
+        );
+        assert!(bypassed_goproxy_hosts("https://[::1]/", ":").is_empty());
         assert_eq!(
             bypassed_goproxy_hosts("https://u:SECRET@corp.example/go", "corp.example"),
             vec!["corp.example".to_string()]

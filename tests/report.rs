@@ -394,7 +394,7 @@ async fn proxy_writes_its_report_when_it_stops() {
             args.extend(["--record".to_string(), trace.display().to_string()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (child, addr) = common::spawn_proxy(dir.path(), &origin, &args);
+        let (child, addr) = common::spawn_proxy(dir.path(), &origin).args(&args).start();
         let mut child = common::KillOnDrop(Some(child));
         let client = ProxiedClient::new(addr, &[common::modscope_ca(dir.path())]).unwrap();
         let mut sender = client

@@ -82,10 +82,6 @@ pub enum Sender {
 }
 
 impl Sender {
-    pub fn is_h2(&self) -> bool {
-        matches!(self, Sender::H2(_))
-    }
-
     pub fn is_closed(&self) -> bool {
         match self {
             Sender::H1(s) => s.is_closed(),
