@@ -178,17 +178,62 @@ pub fn load_replay(path: &Path, opts: &ReplayOptions) -> Result<Arc<ReplaySource
         eprintln!("modscope: skipped: {problem}");
     }
     let source = ReplaySource::new(trace, opts.on_miss, opts.timing, opts.ignore_query.clone());
+    let entry = |i: usize| {
+        source
+            .trace
+            .entries
+            .get(i)
+            .map(|e| format!("#{} {} {}", i + 1, e.request.method, e.request.url))
+            .unwrap_or_else(|| format!("#{}", i + 1))
+    };
     for &i in &source.unusable {
         if let Some(e) = source.trace.entries.get(i) {
             eprintln!(
-                "modscope: skipped entry #{i}: {:?} is not an absolute http(s) URL",
+                "modscope: skipped entry #{}: {:?} is not an absolute http(s) URL",
+                i + 1,
                 e.request.url
             );
         }
     }
+    if !source.missing_bodies.is_empty() {
+        eprintln!(
+            "modscope: error: {} of the trace's body files are missing (was trace.har copied without its bodies/ directory?); those entries will be answered as misses:",
+            plural(source.missing_bodies.len(), "entry", "entries"),
+        );
+        for (i, path) in source.missing_bodies.iter().take(LISTED) {
+            eprintln!("  {}: {} not found", entry(*i), path.display());
+        }
+        if source.missing_bodies.len() > LISTED {
+            eprintln!("  ... and {} more", source.missing_bodies.len() - LISTED);
+        }
+    }
+    for (i, e) in &source.broken_bodies {
+        eprintln!(
+            "modscope: error: {}: the recorded body cannot be rebuilt ({e}); answered as a miss",
+            entry(*i)
+        );
+    }
+    for (i, m) in source.size_mismatches.iter().take(LISTED) {
+        eprintln!(
+            "modscope: warning: {}: the body rebuilt from `text` is {} bytes, but content.size says {}; it is served as rebuilt",
+            entry(*i),
+            m.rebuilt,
+            m.declared
+        );
+    }
+    if source.size_mismatches.len() > LISTED {
+        eprintln!(
+            "modscope: warning: ... and {} more size mismatches",
+            source.size_mismatches.len() - LISTED
+        );
+    }
+    let servable = source.trace.entries.len()
+        - source.unusable.len()
+        - source.missing_bodies.len()
+        - source.broken_bodies.len();
     eprintln!(
-        "modscope: replaying {} recorded exchange(s) from {} (on miss: {})",
-        source.trace.entries.len() - source.unusable.len(),
+        "modscope: replaying {} from {} (on miss: {})",
+        plural(servable, "recorded exchange", "recorded exchanges"),
         path.display(),
         opts.on_miss
     );
@@ -224,25 +269,59 @@ pub fn miss_recorder(
     Ok(Some(recorder))
 }
 
+/// How many entries a load-time list shows before "... and N more".
+const LISTED: usize = 20;
+
+/// `1 entry`, `2 entries`: the count with the right form of the noun.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// Hits, misses and unused entries at the end of a replay.
 pub fn print_replay_report(source: &ReplaySource) {
     let report = source.report();
-    eprintln!(
-        "modscope replay: {} hit(s), {} miss(es), {} recorded entr(ies) never used",
-        report.hits,
-        report.misses.len(),
-        report.unused.len()
+    let mut line = format!(
+        "modscope replay: {}, {}, {} never used",
+        plural(report.hits as usize, "hit", "hits"),
+        plural(report.misses.len(), "miss", "misses"),
+        plural(report.unused.len(), "recorded entry", "recorded entries"),
     );
+    if !source.missing_bodies.is_empty() || !source.broken_bodies.is_empty() {
+        line.push_str(&format!(
+            ", {} not servable (missing or broken body)",
+            plural(
+                source.missing_bodies.len() + source.broken_bodies.len(),
+                "entry",
+                "entries"
+            )
+        ));
+    }
+    if !source.size_mismatches.is_empty() {
+        line.push_str(&format!(
+            ", {} whose rebuilt body disagrees with content.size",
+            plural(source.size_mismatches.len(), "entry", "entries")
+        ));
+    }
+    eprintln!("{line}");
     for miss in &report.misses {
         eprintln!("  miss: {miss}");
     }
-    for &i in report.unused.iter().take(20) {
+    for &i in report.unused.iter().take(LISTED) {
         if let Some(e) = source.trace.entries.get(i) {
-            eprintln!("  unused: #{i} {} {}", e.request.method, e.request.url);
+            eprintln!(
+                "  unused: #{} {} {}",
+                i + 1,
+                e.request.method,
+                e.request.url
+            );
         }
     }
-    if report.unused.len() > 20 {
-        eprintln!("  ... and {} more unused", report.unused.len() - 20);
+    if report.unused.len() > LISTED {
+        eprintln!("  ... and {} more unused", report.unused.len() - LISTED);
     }
 }
 

@@ -20,9 +20,10 @@ pub fn observations(entries: &[Entry], goproxy_bases: &[String]) -> Vec<Observat
         .iter()
         .zip(starts)
         .enumerate()
-        .map(|(index, (entry, start))| {
+        .map(|(position, (entry, start))| {
+            // Entry numbers count from 1, like `_id` and every `#N` modscope prints.
             observation(
-                index,
+                position + 1,
                 entry,
                 start.map(|s| s - first).unwrap_or(0.0),
                 goproxy_bases,

@@ -25,7 +25,8 @@ pub use summary::{
 /// One exchange as diagnosis needs it, decoupled from the HAR model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
-    /// Position in the trace, for reporting.
+    /// Entry number: 1-based position in the trace (`#1` is the first entry), the
+    /// number every `#N` in modscope's output uses.
     pub index: usize,
     /// Milliseconds since the trace started, for ordering.
     pub started_ms: f64,
