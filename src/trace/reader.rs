@@ -542,6 +542,7 @@ fn materialise(trace: &LoadedTrace, r: &BodyRef<'_>, plan: &Plan) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
     use crate::trace::bodies::BodyStore;
     use crate::trace::build::{build_entry, BodyContent, BuildOptions, EntryBodies};
     use crate::trace::journal::{write_har_atomic, JournalWriter};
