@@ -542,11 +542,11 @@ fn materialise(trace: &LoadedTrace, r: &BodyRef<'_>, plan: &Plan) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine as _;
     use crate::trace::bodies::BodyStore;
     use crate::trace::build::{build_entry, BodyContent, BuildOptions, EntryBodies};
     use crate::trace::journal::{write_har_atomic, JournalWriter};
     use crate::trace::testutil::{sample_exchange, TestDir};
+    use base64::Engine as _;
     use serde_json::json;
     use std::io::Write;
     use std::time::{Duration, SystemTime};
@@ -645,7 +645,7 @@ mod tests {
         for (id, embed) in [(1, false), (2, true)] {
             ex.id = id;
             let content = stored
-                .content(&store, Some("application/zip"), embed)
+                .content(&store, Some("application/zip"), None, embed)
                 .expect("content");
             assert_eq!(content.text, None);
             let bodies = EntryBodies {
@@ -688,7 +688,7 @@ mod tests {
         ex.request.method = "POST".into();
         ex.request.body.size = stored.size;
         let bodies = EntryBodies {
-            request: stored.content(&store, None, false).expect("content"),
+            request: stored.content(&store, None, None, false).expect("content"),
             response: BodyContent::default(),
         };
         let e = build_entry(&ex, None, &bodies, &BuildOptions::default());
