@@ -197,7 +197,7 @@ pub fn load_replay(path: &Path, opts: &ReplayOptions) -> Result<Arc<ReplaySource
     }
     if !source.missing_bodies.is_empty() {
         eprintln!(
-            "modscope: error: {} of the trace's body files are missing (was trace.har copied without its bodies/ directory?); those entries will be answered as misses:",
+            "modscope: error: the body files of {} are missing (was trace.har copied without its bodies/ directory?); their requests will be answered as misses:",
             plural(source.missing_bodies.len(), "entry", "entries"),
         );
         for (i, path) in source.missing_bodies.iter().take(LISTED) {

@@ -78,7 +78,12 @@ fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -> Ob
             receive: phase(t.receive),
         },
         total_ms: e.time,
-        response_bytes: content.size.max(0) as u64,
+        // Bytes on the wire: `content.size` is the decoded length under a Content-Encoding.
+        response_bytes: if e.response.body_size >= 0 {
+            e.response.body_size as u64
+        } else {
+            content.size.max(0) as u64
+        },
         body_complete: content.complete != Some(false),
         response_text,
         retry_after,
