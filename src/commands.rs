@@ -135,12 +135,39 @@ pub fn observers(prepared: &Prepared) -> Vec<Arc<dyn Observer>> {
     list
 }
 
-/// The lines a shell needs to send go through the proxy.
+/// Variables that send a child through the proxy: both spellings of the proxy variables
+/// (curl reads only lower-case `http_proxy`), and the bundle (system roots + the modscope
+/// CA) for go (`SSL_CERT_FILE`), git, curl, Python requests and Node.
+pub fn child_env(proxy_url: &str, bundle: &Path) -> Vec<(&'static str, String)> {
+    let b = bundle.display().to_string();
+    let mut vars: Vec<(&'static str, String)> =
+        ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]
+            .into_iter()
+            .map(|k| (k, proxy_url.to_string()))
+            .collect();
+    vars.extend(
+        [
+            "SSL_CERT_FILE",
+            "GIT_SSL_CAINFO",
+            "CURL_CA_BUNDLE",
+            "REQUESTS_CA_BUNDLE",
+            "NODE_EXTRA_CA_CERTS",
+        ]
+        .into_iter()
+        .map(|k| (k, b.clone())),
+    );
+    vars
+}
+
+/// The lines a shell needs to send go (and curl, Python, Node) through the proxy.
 pub fn export_lines(proxy_url: &str, bundle: &Path) -> String {
-    format!(
-        "export HTTPS_PROXY={proxy_url} HTTP_PROXY={proxy_url}\nexport SSL_CERT_FILE={b} GIT_SSL_CAINFO={b}\n",
-        b = bundle.display()
-    )
+    let vars = child_env(proxy_url, bundle);
+    let line = |keys: &[(&str, String)]| {
+        let parts: Vec<String> = keys.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("export {}\n", parts.join(" "))
+    };
+    let (proxies, cas) = vars.split_at(4);
+    format!("{}{}", line(proxies), line(cas))
 }
 
 pub async fn proxy(args: ProxyArgs) -> Result<i32> {

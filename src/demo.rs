@@ -83,7 +83,10 @@ async fn demo_in(work: &Path, args: &DemoArgs, started: Instant) -> Result<i32> 
             run_go(go, work, &ca, &url, &modules).await
         }
         None => {
-            println!("  client             built-in (go not found on PATH), same list/info/mod/zip requests\n");
+            println!(
+                "  client             built-in ({}), same list/info/mod/zip requests\n",
+                builtin_reason(args.no_go)
+            );
             run_builtin(&running.addr, &ca, &modules).await
         }
     };
@@ -247,5 +250,14 @@ fn make_writable(dir: &Path) {
                 make_writable(&path);
             }
         }
+    }
+}
+
+/// Why the demo uses its built-in client.
+fn builtin_reason(no_go: bool) -> &'static str {
+    if no_go {
+        "--no-go"
+    } else {
+        "go not found on PATH"
     }
 }

@@ -153,12 +153,21 @@ pub fn entries_from_exchanges(exchanges: &[Exchange], goproxy_bases: &[String]) 
 /// request succeeded and nothing deserves a warning, so the cause is something go decided
 /// after downloading (a checksum, go.sum, the build list), and its own message says which.
 /// `None` when the command succeeded or the report already names a cause.
-pub fn exit_verdict(entries: &[Entry], env: Option<&GoEnv>, exit_code: i32) -> Option<String> {
+///
+/// The advice names go's own checks only when `child_is_go` or go traffic was seen; for
+/// another command (`run -- curl ...`) it only says the network is not the cause.
+pub fn exit_verdict(
+    entries: &[Entry],
+    env: Option<&GoEnv>,
+    exit_code: i32,
+    child_is_go: bool,
+) -> Option<String> {
     if exit_code == 0 {
         return None;
     }
     let bases = goproxy_bases(env.and_then(|e| e.goproxy.as_deref()));
     let obs = observations(entries, &bases);
+    let go_seen = obs.iter().any(|o| o.go.kind != gomod::GoKind::Other);
     let totals = diagnose::summarize(&obs).totals;
     let named = diagnose::diagnose(&obs, env)
         .iter()
@@ -170,6 +179,12 @@ pub fn exit_verdict(entries: &[Entry], env: Option<&GoEnv>, exit_code: i32) -> O
         0 => "it made no request through modscope".to_string(),
         n => format!("all {n} requests it made through modscope succeeded"),
     };
+    if !child_is_go && !go_seen {
+        return Some(format!(
+            "the command exited with status {exit_code}, but {seen}: the failure is not the network. \
+             Read the command's own message above."
+        ));
+    }
     Some(format!(
         "the command exited with status {exit_code}, but {seen}: the failure is not the network. \
          Read go's own message above: a checksum that disagrees with go.sum or the checksum \
@@ -207,13 +222,30 @@ mod tests {
                 200,
             ),
         ];
-        let verdict = exit_verdict(&ok, None, 1).unwrap();
-        assert!(verdict.contains("all 2 requests"), "{verdict}");
-        assert!(verdict.contains("SECURITY ERROR"), "{verdict}");
-        assert!(exit_verdict(&[], None, 1)
+        // Go traffic was seen: go's checks are named, whatever the child was.
+        for child_is_go in [true, false] {
+            let verdict = exit_verdict(&ok, None, 1, child_is_go).unwrap();
+            assert!(verdict.contains("all 2 requests"), "{verdict}");
+            assert!(verdict.contains("SECURITY ERROR"), "{verdict}");
+        }
+        assert!(exit_verdict(&[], None, 1, true)
             .unwrap()
             .contains("made no request"));
-        assert_eq!(exit_verdict(&ok, None, 0), None, "success needs no verdict");
+        assert_eq!(
+            exit_verdict(&ok, None, 0, true),
+            None,
+            "success needs no verdict"
+        );
+        // `run -- /bin/false`: no go, no go traffic, no go advice.
+        let other = exit_verdict(&[], None, 1, false).unwrap();
+        assert!(
+            other.contains("made no request") && other.contains("the command's own message"),
+            "{other}"
+        );
+        assert!(
+            !other.contains("go.sum") && !other.contains("SECURITY"),
+            "{other}"
+        );
     }
 
     #[test]
@@ -222,6 +254,6 @@ mod tests {
             "https://proxy.golang.org/example.com/a/@v/v1.0.0.zip",
             502,
         )];
-        assert_eq!(exit_verdict(&failed, None, 1), None);
+        assert_eq!(exit_verdict(&failed, None, 1, true), None);
     }
 }

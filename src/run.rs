@@ -61,16 +61,10 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         .command
         .split_first()
         .context("no command given after --")?;
-    let bundle = prepared.bundle.display().to_string();
     let mut command = Command::new(program);
     command
         .args(rest)
-        .env("HTTPS_PROXY", &url)
-        .env("https_proxy", &url)
-        .env("HTTP_PROXY", &url)
-        .env("http_proxy", &url)
-        .env("SSL_CERT_FILE", &bundle)
-        .env("GIT_SSL_CAINFO", &bundle);
+        .envs(crate::commands::child_env(&url, &prepared.bundle));
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {program:?} (is it installed and on PATH?)"))?;
@@ -111,11 +105,28 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             "\n{}",
             render(&entries, Some(&env), false, prepared.config.color)
         );
-        if let Some(verdict) = exit_verdict(&entries, Some(&env), exit_code(status)) {
+        if let Some(verdict) = exit_verdict(
+            &entries,
+            Some(&env),
+            exit_code(status),
+            child_is_go(&args.command),
+        ) {
             eprintln!("modscope: {verdict}");
         }
     }
     Ok(exit_code(status))
+}
+
+/// Whether the child is the go command (`go`, `/usr/bin/go`, `go1.22.0`), which decides
+/// whether the closing verdict may talk about go's own checks.
+fn child_is_go(command: &[String]) -> bool {
+    command.first().is_some_and(|c| {
+        let name = std::path::Path::new(c)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        name == "go" || name.starts_with("go1.")
+    })
 }
 
 fn forward(child: &tokio::process::Child, sig: libc::c_int) {
