@@ -50,8 +50,8 @@ pub fn prepare(
     }
     if !config.fault_rules.is_empty() {
         eprintln!(
-            "modscope: {} fault rule(s) active, seed {} (reproduce with --seed {})",
-            config.fault_rules.len(),
+            "modscope: {} active, seed {} (reproduce with --seed {})",
+            plural(config.fault_rules.len(), "fault rule", "fault rules"),
             config.fault_seed,
             config.fault_seed
         );
@@ -426,24 +426,32 @@ fn announce(url: &str, bundle: &Path, admin: Option<std::net::SocketAddr>) {
     }
 }
 
+/// What `proxy` and `replay` say when a signal starts the drain. Only a Ctrl-C (SIGINT)
+/// came from someone at a terminal who can press it again.
+pub fn shutdown_line(by_ctrl_c: bool) -> &'static str {
+    if by_ctrl_c {
+        "modscope: shutting down (in-flight exchanges may finish; press Ctrl-C again to quit now)"
+    } else {
+        "modscope: shutting down (in-flight exchanges may finish; SIGINT quits now)"
+    }
+}
+
 /// Waits for SIGINT/SIGTERM, then drains; a second signal exits at once.
 async fn wait_for_signal_then_shutdown(running: RunningProxy) -> Result<i32> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
-    eprintln!(
-        "modscope: shutting down (in-flight exchanges may finish; press Ctrl-C again to quit now)"
-    );
+    let by_ctrl_c = tokio::select! {
+        _ = int.recv() => true,
+        _ = term.recv() => false,
+    };
+    eprintln!("{}", shutdown_line(by_ctrl_c));
     let handle = running.handle();
     handle.shutdown();
     tokio::select! {
         report = running.wait() => {
             if report.abandoned > 0 {
-                eprintln!("modscope: {} connection(s) were cut at the drain deadline", report.abandoned);
+                eprintln!("modscope: {} cut at the drain deadline", plural(report.abandoned as usize, "connection was", "connections were"));
             }
             Ok(0)
         }

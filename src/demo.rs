@@ -180,10 +180,10 @@ fn report(exchanges: &[Exchange], color: bool, started: Instant) {
     let connections: std::collections::BTreeSet<u64> =
         exchanges.iter().filter_map(|e| e.connection_id).collect();
     println!(
-        "\n{} requests, {} downloaded, {} upstream connection(s), {} failed, {:.1} s in all",
-        exchanges.len(),
+        "\n{}, {} downloaded, {}, {} failed, {:.1} s in all",
+        crate::commands::plural(exchanges.len(), "request", "requests"),
         human_bytes(bytes),
-        connections.len(),
+        crate::commands::plural(connections.len(), "upstream connection", "upstream connections"),
         failed,
         started.elapsed().as_secs_f64()
     );

@@ -89,8 +89,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     let report = running.shutdown().await;
     if report.abandoned > 0 {
         eprintln!(
-            "modscope: {} connection(s) were cut at shutdown",
-            report.abandoned
+            "modscope: {} cut at shutdown",
+            crate::commands::plural(
+                report.abandoned as usize,
+                "connection was",
+                "connections were"
+            )
         );
     }
     finish_recording(prepared.recorder.as_ref())?;

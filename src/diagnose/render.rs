@@ -184,7 +184,7 @@ pub fn render_text(summary: &Summary, findings: &[Finding], color: bool) -> Stri
             out,
             "\n{} {}",
             p.bold("Timings per host"),
-            p.dim("(ms: p50 / p90 / max)")
+            p.dim("(ms: p50 / p90 / max; connect includes tls, as in HAR)")
         );
         let mut table = Table::new(&[
             ("host", Align::Left),
@@ -209,7 +209,12 @@ pub fn render_text(summary: &Summary, findings: &[Finding], color: bool) -> Stri
     }
 
     if !summary.slowest_downloads.is_empty() {
-        let _ = writeln!(out, "\n{}", p.bold("Slowest module downloads"));
+        let _ = writeln!(
+            out,
+            "\n{} {}",
+            p.bold("Slowest module requests"),
+            p.dim("(.info, .mod and .zip)")
+        );
         let mut table = Table::new(&[
             ("ms", Align::Right),
             ("kind", Align::Left),
