@@ -183,7 +183,11 @@ fn report(exchanges: &[Exchange], color: bool, started: Instant) {
         "\n{}, {} downloaded, {}, {} failed, {:.1} s in all",
         crate::commands::plural(exchanges.len(), "request", "requests"),
         human_bytes(bytes),
-        crate::commands::plural(connections.len(), "upstream connection", "upstream connections"),
+        crate::commands::plural(
+            connections.len(),
+            "upstream connection",
+            "upstream connections"
+        ),
         failed,
         started.elapsed().as_secs_f64()
     );
