@@ -87,7 +87,19 @@ fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -> Ob
         body_complete: content.complete != Some(false),
         response_text,
         retry_after,
+        connection_bytes: connection_bytes(e),
     }
+}
+
+/// The bytes of an imported connection entry (`_capture.connection`) when no HTTP
+/// exchange was seen in it: a TLS connection is a `CONNECT` entry with no body.
+fn connection_bytes(e: &Entry) -> Option<[u64; 2]> {
+    if e.request.method != "CONNECT" || e.response.body_size > 0 {
+        return None;
+    }
+    let conn = e.extra.get("_capture")?.get("connection")?;
+    let n = |k: &str| conn.get(k).and_then(serde_json::Value::as_u64);
+    Some([n("bytes_client_to_server")?, n("bytes_server_to_client")?])
 }
 
 fn started_ms(rfc3339: &str) -> Option<f64> {
@@ -255,5 +267,31 @@ mod tests {
             502,
         )];
         assert_eq!(exit_verdict(&failed, None, 1, true), None);
+    }
+
+    #[test]
+    fn imported_connections_count_as_connections_and_entries_from_one() {
+        let mut tls: Entry = entry("https://proxy.golang.org/", 200);
+        tls.request.method = "CONNECT".into();
+        tls.response.body_size = 0;
+        tls.extra.insert(
+            "_capture".into(),
+            serde_json::json!({"connection": {"bytes_client_to_server": 6_700_000u64, "bytes_server_to_client": 6_800_000u64}}),
+        );
+        let get = entry("https://proxy.golang.org/example.com/a/@v/list", 200);
+        let obs = observations(&[get, tls], &[]);
+        assert_eq!(obs.iter().map(|o| o.index).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(obs[0].connection_bytes, None);
+        assert_eq!(obs[1].connection_bytes, Some([6_700_000, 6_800_000]));
+        let t = diagnose::summarize(&obs).totals;
+        assert_eq!((t.requests, t.bytes), (1, 3));
+        assert_eq!(
+            (
+                t.connections,
+                t.connection_bytes_up,
+                t.connection_bytes_down
+            ),
+            (1, 6_700_000, 6_800_000)
+        );
     }
 }

@@ -49,6 +49,10 @@ pub struct Observation {
     pub response_text: Option<String>,
     /// The response's `Retry-After` header, if any (429 and 503 answers).
     pub retry_after: Option<String>,
+    /// Bytes client→server and server→client of a captured connection whose requests
+    /// could not be seen (TLS in an imported capture): a connection, not a request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_bytes: Option<[u64; 2]>,
 }
 
 /// The go environment the traced command ran with (`go env` values; `None` = unset).

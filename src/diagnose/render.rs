@@ -153,9 +153,19 @@ pub fn render_text(summary: &Summary, findings: &[Finding], color: bool) -> Stri
     if t.injected > 0 {
         extras.push(format!("{} injected", t.injected));
     }
+    let connections = if t.connections > 0 {
+        format!(
+            ", {} whose requests were not seen ({} up, {} down)",
+            plural(t.connections, "connection"),
+            fmt_bytes(t.connection_bytes_up),
+            fmt_bytes(t.connection_bytes_down)
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "{} {}, {} in {} ({})",
+        "{} {}, {}{connections} in {} ({})",
         p.bold("modscope summary:"),
         plural(t.requests, "request"),
         fmt_bytes(t.bytes),
