@@ -370,24 +370,35 @@ async fn broken_traces_still_serve_their_good_entries() {
         trace.problems
     );
 
-    let (_running, client, _) = replay_proxy(&trace_dir, dir.path()).await;
+    let (_running, client, source) = replay_proxy(&trace_dir, dir.path()).await;
     let got = client
         .get("https://proxy.golang.org/good", Alpn::Both)
         .await
         .unwrap();
     assert_eq!(got.body.to_vec(), good);
-    for (path, word) in [("/corrupt", "is corrupt"), ("/missing", "missing")] {
-        let got = client
-            .get(&format!("https://proxy.golang.org{path}"), Alpn::Both)
-            .await
-            .unwrap();
-        assert_eq!(got.status, 502, "{path}");
-        let text = String::from_utf8_lossy(&got.body).to_lowercase();
-        assert!(
-            text.contains("cannot be served") && text.contains(word),
-            "{path}: {text}"
-        );
-    }
+    // A corrupt file is found when served (its hash is checked then): 502.
+    let got = client
+        .get("https://proxy.golang.org/corrupt", Alpn::Both)
+        .await
+        .unwrap();
+    assert_eq!(got.status, 502);
+    let text = String::from_utf8_lossy(&got.body).to_lowercase();
+    assert!(
+        text.contains("cannot be served") && text.contains("is corrupt"),
+        "{text}"
+    );
+    // A missing file is found at load: the entry is left out, its request is a miss.
+    assert_eq!(
+        source.missing_bodies.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        [2]
+    );
+    let got = client
+        .get("https://proxy.golang.org/missing", Alpn::Both)
+        .await
+        .unwrap();
+    assert_eq!(got.status, 404);
+    let report = source.report();
+    assert_eq!((report.hits, report.misses.len()), (2, 1));
 
     // A HAR with an unknown version still loads, with a note.
     let har = serde_json::json!({"log": {"version": "9.9", "creator": {"name": "x", "version": "1"}, "entries": [
