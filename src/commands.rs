@@ -451,7 +451,7 @@ async fn wait_for_signal_then_shutdown(running: RunningProxy) -> Result<i32> {
     tokio::select! {
         report = running.wait() => {
             if report.abandoned > 0 {
-                eprintln!("modscope: {} cut at the drain deadline", plural(report.abandoned as usize, "connection was", "connections were"));
+                eprintln!("modscope: {} cut at the drain deadline", plural(report.abandoned, "connection was", "connections were"));
             }
             Ok(0)
         }

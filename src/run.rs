@@ -91,7 +91,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         eprintln!(
             "modscope: {} cut at shutdown",
             crate::commands::plural(
-                report.abandoned as usize,
+                report.abandoned,
                 "connection was",
                 "connections were"
             )
