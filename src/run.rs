@@ -90,11 +90,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     if report.abandoned > 0 {
         eprintln!(
             "modscope: {} cut at shutdown",
-            crate::commands::plural(
-                report.abandoned,
-                "connection was",
-                "connections were"
-            )
+            crate::commands::plural(report.abandoned, "connection was", "connections were")
         );
     }
     finish_recording(prepared.recorder.as_ref())?;

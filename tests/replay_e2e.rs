@@ -389,7 +389,11 @@ async fn broken_traces_still_serve_their_good_entries() {
     );
     // A missing file is found at load: the entry is left out, its request is a miss.
     assert_eq!(
-        source.missing_bodies.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        source
+            .missing_bodies
+            .iter()
+            .map(|(i, _)| *i)
+            .collect::<Vec<_>>(),
         [2]
     );
     let got = client
