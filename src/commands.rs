@@ -101,9 +101,9 @@ pub fn finish_recording(recorder: Option<&Arc<Recorder>>) -> Result<()> {
         eprintln!("modscope: warning: {problem}");
     }
     eprintln!(
-        "modscope: trace written to {} ({} entries)",
+        "modscope: trace written to {} ({})",
         report.har.display(),
-        report.entries
+        plural(report.entries, "entry", "entries")
     );
     Ok(())
 }
@@ -299,21 +299,14 @@ pub fn miss_recorder(
 /// How many entries a load-time list shows before "... and N more".
 const LISTED: usize = 20;
 
-/// `1 entry`, `2 entries`: the count with the right form of the noun.
-pub fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
-}
+pub use crate::console::plural;
 
 /// Hits, misses and unused entries at the end of a replay.
 pub fn print_replay_report(source: &ReplaySource) {
     let report = source.report();
     let mut line = format!(
         "modscope replay: {}, {}, {} never used",
-        plural(report.hits as usize, "hit", "hits"),
+        plural(report.hits, "hit", "hits"),
         plural(report.misses.len(), "miss", "misses"),
         plural(report.unused.len(), "recorded entry", "recorded entries"),
     );

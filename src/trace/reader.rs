@@ -18,6 +18,7 @@ use super::error::TraceError;
 use super::har::{Content, Entry, Request};
 use super::urlparts;
 use super::{BODIES_DIR, HAR_FILE, JOURNAL_FILE};
+use crate::console::plural;
 
 /// A trace in memory. Every entry has an absolute URL (entries with unusable URLs are
 /// reported in `problems` and left out).
@@ -94,8 +95,8 @@ fn load_dir(dir: &Path) -> Result<LoadedTrace, TraceError> {
             let mut t = load_journal_file(&journal)?;
             t.notes.push(format!(
                 "no {HAR_FILE} (the recorder did not shut down cleanly, or is still running); \
-                 {} entries rebuilt from {}",
-                t.entries.len(),
+                 {} rebuilt from {}",
+                plural(t.entries.len(), "entry", "entries"),
                 journal.display()
             ));
             Ok(t)
@@ -116,8 +117,8 @@ fn load_dir(dir: &Path) -> Result<LoadedTrace, TraceError> {
             };
             let mut t = load_journal_file(&journal)?;
             t.notes.push(format!(
-                "{} entries rebuilt from {}: {reason}",
-                t.entries.len(),
+                "{} rebuilt from {}: {reason}",
+                plural(t.entries.len(), "entry", "entries"),
                 journal.display()
             ));
             Ok(t)
