@@ -12,7 +12,7 @@ pub mod error;
 pub mod har;
 pub mod journal;
 pub mod reader;
-mod urlparts;
+pub(crate) mod urlparts;
 pub mod validate;
 
 #[cfg(test)]
