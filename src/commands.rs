@@ -208,8 +208,10 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     .await
     .context("cannot start the proxy")?;
     let url = proxy::proxy_url(running.addr);
+    // Handlers first: a script may send SIGTERM as soon as it has read the address.
+    let signals = ShutdownSignals::new()?;
     announce(&url, &prepared.bundle, running.admin_addr);
-    let code = wait_for_signal_then_shutdown(running).await?;
+    let code = wait_for_signal_then_shutdown(running, signals).await?;
     finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
     Ok(code)
@@ -382,8 +384,10 @@ pub async fn replay(args: ReplayArgs) -> Result<i32> {
     .await
     .context("cannot start the replay proxy")?;
     let url = proxy::proxy_url(running.addr);
+    // Handlers first: a script may send SIGTERM as soon as it has read the address.
+    let signals = ShutdownSignals::new()?;
     announce(&url, &prepared.bundle, running.admin_addr);
-    let code = wait_for_signal_then_shutdown(running).await?;
+    let code = wait_for_signal_then_shutdown(running, signals).await?;
     finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
     print_replay_report(&source);
@@ -451,11 +455,28 @@ pub fn shutdown_line(by_ctrl_c: bool) -> &'static str {
     }
 }
 
+/// SIGINT and SIGTERM handlers, installed before the proxy announces its address.
+struct ShutdownSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn new() -> Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
+}
+
 /// Waits for SIGINT/SIGTERM, then drains; a second signal exits at once.
-async fn wait_for_signal_then_shutdown(running: RunningProxy) -> Result<i32> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+async fn wait_for_signal_then_shutdown(
+    running: RunningProxy,
+    signals: ShutdownSignals,
+) -> Result<i32> {
+    let ShutdownSignals { mut int, mut term } = signals;
     let by_ctrl_c = tokio::select! {
         _ = int.recv() => true,
         _ = term.recv() => false,

@@ -269,8 +269,8 @@ fn proxy_exports_logs_plainly_and_stops_on_sigterm() {
     // SAFETY: kill(2) on the child we spawned.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
     let status = child.0.take().unwrap().wait().unwrap();
-    assert!(status.success());
     let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status:?}\n{stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
     assert!(!stderr.contains("Ctrl-C"), "{stderr}");
     assert!(
