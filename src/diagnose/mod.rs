@@ -4,6 +4,7 @@
 //! files, sockets, the environment or clocks.
 
 mod findings;
+mod host_header;
 mod render;
 mod summary;
 
@@ -53,6 +54,9 @@ pub struct Observation {
     /// could not be seen (TLS in an imported capture): a connection, not a request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_bytes: Option<[u64; 2]>,
+    /// The request's `Host` header (or HTTP/2 `:authority`) when the trace kept one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_header: Option<String>,
 }
 
 /// The go environment the traced command ran with (`go env` values; `None` = unset).
@@ -121,6 +125,8 @@ pub enum Cause {
     TlsUntrusted,
     TlsHostnameMismatch,
     TlsExpired,
+    /// The certificate's notBefore is in the future (a clock behind, or a cert issued ahead).
+    TlsNotYetValid,
     TlsHandshakeTimeout,
     TlsHandshakeFailed,
     ProxyAuthRequired,
@@ -157,6 +163,10 @@ pub enum Cause {
     InsecureSetting,
     /// GOPROXY holds no usable entry.
     GoproxyUnusable,
+    /// The recorder could not write every exchange (a full disk): the trace has a gap.
+    TraceIncomplete,
+    /// The client's Host named another site than the CONNECT target modscope dialled.
+    HostHeaderMismatch,
 }
 
 impl Cause {
@@ -168,6 +178,7 @@ impl Cause {
             Cause::TlsUntrusted => "tls-untrusted",
             Cause::TlsHostnameMismatch => "tls-hostname-mismatch",
             Cause::TlsExpired => "tls-expired",
+            Cause::TlsNotYetValid => "tls-not-yet-valid",
             Cause::TlsHandshakeTimeout => "tls-handshake-timeout",
             Cause::TlsHandshakeFailed => "tls-handshake-failed",
             Cause::ProxyAuthRequired => "proxy-auth-required",
@@ -193,6 +204,8 @@ impl Cause {
             Cause::SumdbDisabled => "sumdb-disabled",
             Cause::InsecureSetting => "insecure-setting",
             Cause::GoproxyUnusable => "goproxy-unusable",
+            Cause::TraceIncomplete => "trace-incomplete",
+            Cause::HostHeaderMismatch => "host-header-mismatch",
         }
     }
 }

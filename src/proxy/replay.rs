@@ -169,9 +169,12 @@ pub struct ReplayBody {
 pub async fn body(trace: &LoadedTrace, entry: &Entry) -> Result<ReplayBody, TraceError> {
     let content = &entry.response.content;
     let plan = response_plan(trace, entry)?;
-    let streamed = plan.source == BodySource::Stored && content.sha256.is_some();
-    let (Some(sha256), true) = (content.sha256.as_deref(), streamed) else {
-        // Embedded (text or base64), empty, or a foreign file without a hash.
+    // Stored bodies (in the trace's `bodies/` or spilled from a big HAR) are streamed;
+    // embedded (text or base64), empty ones, or foreign files without a hash are read.
+    let stored = trace
+        .stored_body(content)
+        .filter(|_| plan.source == BodySource::Stored);
+    let Some((root, sha)) = stored else {
         let (bytes, plan) = response_body(trace, entry)?;
         let bytes = Bytes::from(bytes);
         let len = bytes.len() as u64;
@@ -182,9 +185,7 @@ pub async fn body(trace: &LoadedTrace, entry: &Entry) -> Result<ReplayBody, Trac
         });
     };
     // Body files live at bodies/<sha256>; the name is the checksum, so it is the path.
-    let path: PathBuf = trace.root.join(crate::trace::BODIES_DIR).join(sha256);
-    let root = trace.root.clone();
-    let sha = sha256.to_string();
+    let path: PathBuf = root.join(crate::trace::BODIES_DIR).join(&sha);
     // Pass 1: hash the file without keeping it.
     let len = tokio::task::spawn_blocking(move || -> Result<u64, TraceError> {
         let mut reader = crate::trace::open_verified(&root, &sha)?;

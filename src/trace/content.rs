@@ -177,6 +177,14 @@ pub fn plan(f: &BodyFields<'_>) -> Result<Plan, ContentError> {
     })
 }
 
+/// Whether plain `text` (no base64) stands for its own UTF-8 bytes on the wire: no
+/// `Content-Encoding`, and its UTF-8 length is the declared size (or no size is known).
+/// Cheap (no copy), for the loader that moves big bodies out of memory: any other text
+/// is left to [`plan`].
+pub fn text_is_wire_utf8(text: &str, size: i64, content_encoding: Option<&str>) -> bool {
+    !is_encoded(content_encoding) && (size < 0 || size as u64 == text.len() as u64)
+}
+
 impl Plan {
     fn new(source: Source) -> Plan {
         Plan {
@@ -393,6 +401,14 @@ mod tests {
             assert_eq!(p.drop_content_encoding, c.drop, "case {i}");
             assert_eq!(p.size_mismatch.is_some(), c.mismatch, "case {i}");
         }
+    }
+
+    #[test]
+    fn wire_utf8_text_is_recognised_without_copying() {
+        assert!(text_is_wire_utf8("abc", 3, None));
+        assert!(text_is_wire_utf8("abc", -1, Some("identity")));
+        assert!(!text_is_wire_utf8("caf\u{e9}", 4, None), "Latin-1 length");
+        assert!(!text_is_wire_utf8("abc", 3, Some("gzip")), "decoded text");
     }
 
     #[test]
