@@ -244,6 +244,10 @@ pub struct CommonArgs {
     /// Seconds in-flight exchanges get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub shutdown_grace: u64,
+    /// Stand in GOPROXY as a plain-HTTP loopback module proxy in front of the real
+    /// entries, so go needs to trust no CA (direct/VCS traffic is then not seen).
+    #[arg(long)]
+    pub goproxy: bool,
     /// Send every exchange as an OpenTelemetry span to this OTLP/HTTP collector
     /// (e.g. http://127.0.0.1:4318) [default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
     /// $OTEL_EXPORTER_OTLP_ENDPOINT when set]. See docs/fleet.md.
@@ -288,6 +292,11 @@ pub struct RunArgs {
     pub replay: Option<PathBuf>,
     #[command(flatten)]
     pub replay_options: ReplayOptions,
+    /// With --goproxy: also give the command the intercepting proxy's environment
+    /// (HTTPS_PROXY, SSL_CERT_FILE, GIT_SSL_CAINFO), so direct/VCS traffic is seen where
+    /// the command trusts the modscope CA.
+    #[arg(long, requires = "goproxy")]
+    pub intercept: bool,
     /// The command to run, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -346,6 +355,7 @@ impl CommonArgs {
             goproxy_bases: Vec::new(),
             admin: self.admin,
             keylog: self.keylog.clone().filter(|p| !p.as_os_str().is_empty()),
+            goproxy: None,
         };
         config.validate()?;
         Ok(config)

@@ -44,6 +44,16 @@ pub fn prepare(
     listen: std::net::SocketAddr,
     allow_remote: bool,
 ) -> Result<Prepared> {
+    prepare_with_go(common, listen, allow_remote, None)
+}
+
+/// `prepare`, asking `go` (when given) for the effective GOPROXY in `--goproxy` mode.
+pub fn prepare_with_go(
+    common: &CommonArgs,
+    listen: std::net::SocketAddr,
+    allow_remote: bool,
+    go: Option<&Path>,
+) -> Result<Prepared> {
     if common.profile.iter().any(|p| p == "help") {
         print!("{}", crate::cli::presets_help());
         std::process::exit(0);
@@ -54,6 +64,23 @@ pub fn prepare(
     config.goproxy_bases = crate::report::goproxy_bases(
         redact_goproxy(goproxy.as_deref(), !common.no_redact).as_deref(),
     );
+    if common.goproxy {
+        let setup = crate::goproxy::setup(go)?;
+        if listen.port() != 0 {
+            // A fixed port is known now: refuse a list that points back at it before binding.
+            setup.routes.rewritten(listen)?;
+        }
+        eprintln!(
+            "modscope: --goproxy: standing in front of GOPROXY={:?} (from {})",
+            setup.routes.shown(),
+            setup.source
+        );
+        for note in &setup.notes {
+            eprintln!("modscope: {note}");
+        }
+        config.goproxy_bases = setup.routes.bases();
+        config.goproxy = Some(Arc::new(setup.routes));
+    }
     if let Some(warning) = config.go_handshake_warning() {
         eprintln!("modscope: warning: {warning}");
     }
@@ -261,10 +288,9 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     )
     .await
     .context("cannot start the proxy")?;
-    let url = proxy::proxy_url(running.addr);
     // Handlers first: a script may send SIGTERM as soon as it has read the address.
     let signals = ShutdownSignals::new()?;
-    announce(&url, &prepared.bundle, &running);
+    announce(&running, &prepared.bundle)?;
     let code = wait_for_signal_then_shutdown(running, signals).await?;
     finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
@@ -437,10 +463,9 @@ pub async fn replay(args: ReplayArgs) -> Result<i32> {
     )
     .await
     .context("cannot start the replay proxy")?;
-    let url = proxy::proxy_url(running.addr);
     // Handlers first: a script may send SIGTERM as soon as it has read the address.
     let signals = ShutdownSignals::new()?;
-    announce(&url, &prepared.bundle, &running);
+    announce(&running, &prepared.bundle)?;
     let code = wait_for_signal_then_shutdown(running, signals).await?;
     finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
@@ -486,16 +511,21 @@ fn stdout_color() -> bool {
 
 /// Prints the listening line and the export lines. A reader that went away (a script that
 /// only wanted the first line) must not stop the proxy, so write errors are only logged.
-fn announce(url: &str, bundle: &Path, running: &RunningProxy) {
-    let mut text = format!(
-        "modscope: listening on {url}\n{}",
-        export_lines(url, bundle)
-    );
+fn announce(running: &RunningProxy, bundle: &Path) -> Result<()> {
+    let url = proxy::proxy_url(running.addr);
+    let exports = match &running.shared.config.goproxy {
+        Some(routes) => {
+            crate::goproxy::export_lines(&routes.rewritten(running.addr)?, &url, bundle)
+        }
+        None => export_lines(&url, bundle),
+    };
+    let mut text = format!("modscope: listening on {url}\n{exports}");
     text.push_str(&admin_lines(running));
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         tracing::warn!("cannot print the listening address to stdout: {e}");
     }
+    Ok(())
 }
 
 /// What `proxy` and `replay` say when a signal starts the drain. Only a Ctrl-C (SIGINT)

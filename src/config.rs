@@ -223,6 +223,8 @@ pub struct ProxyConfig {
     pub admin: Option<SocketAddr>,
     /// Write TLS secrets of both sides here (NSS key log format).
     pub keylog: Option<PathBuf>,
+    /// `--goproxy`: the GOPROXY entries modscope stands in front of.
+    pub goproxy: Option<std::sync::Arc<crate::gomod::GoproxyRoutes>>,
 }
 
 impl ProxyConfig {
@@ -249,6 +251,7 @@ impl ProxyConfig {
             goproxy_bases: Vec::new(),
             admin: None,
             keylog: None,
+            goproxy: None,
         }
     }
 

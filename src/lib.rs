@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod export;
 pub mod fault;
 pub mod gomod;
+pub mod goproxy;
 pub mod otlp;
 pub mod proxy;
 pub mod recorder;

@@ -11,7 +11,7 @@ use crate::cli::RunArgs;
 use std::sync::Arc;
 
 use crate::commands::{
-    finish_recording, load_replay, miss_recorder, observers, prepare, print_replay_report,
+    finish_recording, load_replay, miss_recorder, observers, prepare_with_go, print_replay_report,
 };
 use crate::demo::Collector;
 use crate::diagnose::GoEnv;
@@ -24,7 +24,8 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         Some(path) => Some(load_replay(path, &args.replay_options)?),
         None => None,
     };
-    let mut prepared = prepare(&args.common, listen, false)?;
+    let go = crate::goproxy::go_of_command(&args.command);
+    let mut prepared = prepare_with_go(&args.common, listen, false, go.as_deref())?;
     if let Some(path) = &args.replay {
         if let Some(r) = miss_recorder(path, &args.replay_options, &args.common)? {
             prepared.recorder = Some(r);
@@ -55,7 +56,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     let no_proxy = std::env::var("NO_PROXY")
         .or_else(|_| std::env::var("no_proxy"))
         .unwrap_or_default();
-    for host in bypassed_goproxy_hosts(&goproxy, &no_proxy) {
+    // In --goproxy mode go reaches modscope on loopback, which NO_PROXY cannot bypass.
+    let bypassed = match prepared.config.goproxy {
+        Some(_) => Vec::new(),
+        None => bypassed_goproxy_hosts(&goproxy, &no_proxy),
+    };
+    for host in bypassed {
         eprintln!(
             "modscope: warning: NO_PROXY={no_proxy:?} makes go bypass modscope for {host} (from GOPROXY); its traffic will not be seen"
         );
@@ -66,9 +72,19 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         .split_first()
         .context("no command given after --")?;
     let mut command = Command::new(program);
-    command
-        .args(rest)
-        .envs(crate::commands::child_env(&url, &prepared.bundle));
+    command.args(rest);
+    if let Some(routes) = &prepared.config.goproxy {
+        // Plain HTTP on loopback: go needs no proxy variables and no CA for these.
+        let value = routes.rewritten(running.addr)?;
+        eprintln!("modscope: GOPROXY={value}");
+        command.env("GOPROXY", value);
+    }
+    // go never sends loopback URLs through HTTPS_PROXY, so with --goproxy --intercept
+    // module requests still take the GOPROXY route and only direct/VCS traffic is
+    // intercepted.
+    if prepared.config.goproxy.is_none() || args.intercept {
+        command.envs(crate::commands::child_env(&url, &prepared.bundle));
+    }
     if let (Some(addr), Some(token)) = (running.admin_addr, &running.admin_token) {
         // A test suite run under modscope reaches the control API through these.
         command
@@ -126,6 +142,10 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     }
     if !args.common.quiet {
         let mut env = go_env_from_process();
+        if let Some(routes) = &prepared.config.goproxy {
+            // The list go really used (it may come from `go env -w`), not the rewrite.
+            env.goproxy = Some(routes.original.clone()).filter(|v| !v.is_empty());
+        }
         // Findings quote GOPROXY ("go moves on to ..."): never with its password.
         env.goproxy = crate::commands::redact_goproxy(env.goproxy.as_deref(), prepared.redact);
         let exchanges = collector.0.lock().map(|l| l.clone()).unwrap_or_default();
@@ -141,6 +161,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             child_is_go(&args.command),
         ) {
             eprintln!("modscope: {verdict}");
+        }
+        if let Some(routes) = &prepared.config.goproxy {
+            let private = env.goprivate.is_some() || env.gonoproxy.is_some();
+            if let Some(note) = crate::goproxy::direct_note(routes, &exchanges, private) {
+                eprintln!("modscope: note: {note}");
+            }
         }
     }
     Ok(exit_code(status))
