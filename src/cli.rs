@@ -13,7 +13,7 @@ use crate::config::{ConfigError, ConnectTo, ProxyConfig, UpstreamProxy};
     name = "modscope",
     version,
     about = "An intercepting HTTPS proxy that shows, records and explains what the go command does on the network",
-    after_help = "Quick start:\n  modscope demo                       offline demonstration with synthetic modules\n  modscope run -- go mod download     run go through the proxy and see every request\n  modscope proxy                      a long-running proxy; eval the printed export lines"
+    after_help = "Quick start:\n  modscope demo                       offline demonstration with synthetic modules\n  modscope run -- go mod download     run go through the proxy and see every request\n  modscope proxy -q                   a long-running proxy; paste the export lines it prints\n                                      into the shell where go runs (see README)"
 )]
 pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug).
@@ -26,10 +26,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the intercepting proxy until Ctrl-C.
+    #[command(
+        after_help = "Examples:\n  modscope proxy -q --record /tmp/trace      then paste the export lines into go's shell\n  modscope proxy --listen 127.0.0.1:0 --fault 'kind=zip:502' 2>/tmp/modscope.log"
+    )]
     Proxy(ProxyArgs),
     /// Run a command (e.g. `go mod download`) with its traffic going through modscope.
+    #[command(
+        after_help = "Examples:\n  modscope run -- go mod download\n  modscope run --record /tmp/trace -- go build ./...\n  modscope run --replay /tmp/trace -- go mod download     offline, from the recording"
+    )]
     Run(RunArgs),
     /// Manage the modscope certificate authority.
+    #[command(
+        after_help = "Examples:\n  modscope ca init\n  modscope ca bundle -o /tmp/roots.pem     system roots + the CA, for SSL_CERT_FILE"
+    )]
     Ca {
         #[command(subcommand)]
         action: CaAction,
@@ -38,19 +47,46 @@ pub enum Command {
         ca_dir: Option<PathBuf>,
     },
     /// Offline demonstration: a synthetic GOPROXY, go (or a built-in client) through modscope.
+    #[command(
+        after_help = "Examples:\n  modscope demo\n  modscope demo --no-go                  the built-in client instead of go"
+    )]
     Demo(DemoArgs),
     /// Summarize and diagnose a trace (a --record directory, a .har file or a journal).
+    #[command(
+        after_help = "Examples:\n  modscope summary /tmp/trace\n  modscope summary --json --fail-on error capture.har | jq .findings"
+    )]
     Summary(SummaryArgs),
     /// Act as the proxy but answer from a recorded trace, with no network.
+    #[command(
+        after_help = "Examples:\n  modscope replay /tmp/trace -q\n  modscope replay exported.har --on-miss 502 --timing recorded"
+    )]
     Replay(ReplayArgs),
     /// Measure direct vs through-modscope on loopback (release build recommended).
+    #[command(after_help = "Example:\n  cargo run --release -- bench")]
     Bench(crate::bench::BenchArgs),
     /// Turn a packet capture (pcap/pcapng) into a trace directory.
+    #[command(
+        after_help = "Example:\n  modscope import capture.pcapng -o /tmp/trace && modscope summary /tmp/trace"
+    )]
     Import(ImportArgs),
     /// Send a recorded trace to an OpenTelemetry collector, or write it as OTLP/JSON.
+    #[command(
+        after_help = "Examples:\n  modscope export /tmp/trace --otlp http://127.0.0.1:4318\n  modscope export /tmp/trace --otlp-file - | head"
+    )]
     Export(ExportArgs),
     /// Write a self-contained HTML report (waterfall, connections, Go view) of a trace.
     Report(ReportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Examples:\n  modscope completions bash > ~/.local/share/bash-completion/completions/modscope\n  modscope completions zsh > ~/.zfunc/_modscope"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) generated from this help.
+    #[command(after_help = "Example:\n  modscope man > ~/.local/share/man/man1/modscope.1")]
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -164,7 +200,7 @@ pub struct CommonArgs {
     /// Tunnel hosts matching this glob untouched (no interception, no recording). Repeatable.
     #[arg(long, value_name = "HOST_GLOB")]
     pub no_intercept: Vec<String>,
-    /// Do not print a line per exchange.
+    /// Do not print a line per exchange (`run`: nor the closing summary).
     #[arg(short, long)]
     pub quiet: bool,
     /// Record every exchange into this trace directory (journal.jsonl, trace.har, bodies/).
@@ -208,7 +244,7 @@ pub struct CommonArgs {
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
     /// Write TLS secrets (client and upstream side) to FILE in NSS key log format, for
-    /// Wireshark [default: $SSLKEYLOGFILE when set].
+    /// Wireshark.
     #[arg(
         long,
         value_name = "FILE",

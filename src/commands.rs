@@ -84,8 +84,8 @@ pub fn prepare_with_go(
     }
     if !config.fault_rules.is_empty() {
         eprintln!(
-            "modscope: {} fault rule(s) active, seed {} (reproduce with --seed {})",
-            config.fault_rules.len(),
+            "modscope: {} active, seed {} (reproduce with --seed {})",
+            plural(config.fault_rules.len(), "fault rule", "fault rules"),
             config.fault_seed,
             config.fault_seed
         );
@@ -177,9 +177,9 @@ pub fn finish_recording(recorder: Option<&Arc<Recorder>>) -> Result<()> {
         eprintln!("modscope: warning: {problem}");
     }
     eprintln!(
-        "modscope: trace written to {} ({} entries)",
+        "modscope: trace written to {} ({})",
         report.har.display(),
-        report.entries
+        plural(report.entries, "entry", "entries")
     );
     Ok(())
 }
@@ -299,12 +299,39 @@ pub fn report(args: crate::cli::ReportArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// The lines a shell needs to send go through the proxy.
+/// Variables that send a child through the proxy: both spellings of the proxy variables
+/// (curl reads only lower-case `http_proxy`), and the bundle (system roots + the modscope
+/// CA) for go (`SSL_CERT_FILE`), git, curl, Python requests and Node.
+pub fn child_env(proxy_url: &str, bundle: &Path) -> Vec<(&'static str, String)> {
+    let b = bundle.display().to_string();
+    let mut vars: Vec<(&'static str, String)> =
+        ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]
+            .into_iter()
+            .map(|k| (k, proxy_url.to_string()))
+            .collect();
+    vars.extend(
+        [
+            "SSL_CERT_FILE",
+            "GIT_SSL_CAINFO",
+            "CURL_CA_BUNDLE",
+            "REQUESTS_CA_BUNDLE",
+            "NODE_EXTRA_CA_CERTS",
+        ]
+        .into_iter()
+        .map(|k| (k, b.clone())),
+    );
+    vars
+}
+
+/// The lines a shell needs to send go (and curl, Python, Node) through the proxy.
 pub fn export_lines(proxy_url: &str, bundle: &Path) -> String {
-    format!(
-        "export HTTPS_PROXY={proxy_url} HTTP_PROXY={proxy_url}\nexport SSL_CERT_FILE={b} GIT_SSL_CAINFO={b}\n",
-        b = bundle.display()
-    )
+    let vars = child_env(proxy_url, bundle);
+    let line = |keys: &[(&str, String)]| {
+        let parts: Vec<String> = keys.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("export {}\n", parts.join(" "))
+    };
+    let (proxies, cas) = vars.split_at(4);
+    format!("{}{}", line(proxies), line(cas))
 }
 
 /// The control API's address and token (empty without `--admin`): every request needs
@@ -340,8 +367,8 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     )
     .await
     .context("cannot start the proxy")?;
-    // Handlers first: a script may signal as soon as it reads the listening line.
-    let signals = Signals::install()?;
+    // Handlers first: a script may send SIGTERM as soon as it has read the address.
+    let signals = ShutdownSignals::new()?;
     announce(&running, &prepared.bundle)?;
     let code = wait_for_signal_then_shutdown(running, signals).await?;
     finish_otlp(&prepared).await;
@@ -361,17 +388,62 @@ pub fn load_replay(path: &Path, opts: &ReplayOptions) -> Result<Arc<ReplaySource
         eprintln!("modscope: skipped: {problem}");
     }
     let source = ReplaySource::new(trace, opts.on_miss, opts.timing, opts.ignore_query.clone());
+    let entry = |i: usize| {
+        source
+            .trace
+            .entries
+            .get(i)
+            .map(|e| format!("#{} {} {}", i + 1, e.request.method, e.request.url))
+            .unwrap_or_else(|| format!("#{}", i + 1))
+    };
     for &i in &source.unusable {
         if let Some(e) = source.trace.entries.get(i) {
             eprintln!(
-                "modscope: skipped entry #{i}: {:?} is not an absolute http(s) URL",
+                "modscope: skipped entry #{}: {:?} is not an absolute http(s) URL",
+                i + 1,
                 e.request.url
             );
         }
     }
+    if !source.missing_bodies.is_empty() {
+        eprintln!(
+            "modscope: error: the body files of {} are missing (was trace.har copied without its bodies/ directory?); their requests will be answered as misses:",
+            plural(source.missing_bodies.len(), "entry", "entries"),
+        );
+        for (i, path) in source.missing_bodies.iter().take(LISTED) {
+            eprintln!("  {}: {} not found", entry(*i), path.display());
+        }
+        if source.missing_bodies.len() > LISTED {
+            eprintln!("  ... and {} more", source.missing_bodies.len() - LISTED);
+        }
+    }
+    for (i, e) in &source.broken_bodies {
+        eprintln!(
+            "modscope: error: {}: the recorded body cannot be rebuilt ({e}); answered as a miss",
+            entry(*i)
+        );
+    }
+    for (i, m) in source.size_mismatches.iter().take(LISTED) {
+        eprintln!(
+            "modscope: warning: {}: the body rebuilt from `text` is {} bytes, but content.size says {}; it is served as rebuilt",
+            entry(*i),
+            m.rebuilt,
+            m.declared
+        );
+    }
+    if source.size_mismatches.len() > LISTED {
+        eprintln!(
+            "modscope: warning: ... and {} more size mismatches",
+            source.size_mismatches.len() - LISTED
+        );
+    }
+    let servable = source.trace.entries.len()
+        - source.unusable.len()
+        - source.missing_bodies.len()
+        - source.broken_bodies.len();
     eprintln!(
-        "modscope: replaying {} recorded exchange(s) from {} (on miss: {})",
-        source.trace.entries.len() - source.unusable.len(),
+        "modscope: replaying {} from {} (on miss: {})",
+        plural(servable, "recorded exchange", "recorded exchanges"),
         path.display(),
         opts.on_miss
     );
@@ -407,25 +479,52 @@ pub fn miss_recorder(
     Ok(Some(recorder))
 }
 
+/// How many entries a load-time list shows before "... and N more".
+const LISTED: usize = 20;
+
+pub use crate::console::plural;
+
 /// Hits, misses and unused entries at the end of a replay.
 pub fn print_replay_report(source: &ReplaySource) {
     let report = source.report();
-    eprintln!(
-        "modscope replay: {} hit(s), {} miss(es), {} recorded entr(ies) never used",
-        report.hits,
-        report.misses.len(),
-        report.unused.len()
+    let mut line = format!(
+        "modscope replay: {}, {}, {} never used",
+        plural(report.hits, "hit", "hits"),
+        plural(report.misses.len(), "miss", "misses"),
+        plural(report.unused.len(), "recorded entry", "recorded entries"),
     );
+    if !source.missing_bodies.is_empty() || !source.broken_bodies.is_empty() {
+        line.push_str(&format!(
+            ", {} not servable (missing or broken body)",
+            plural(
+                source.missing_bodies.len() + source.broken_bodies.len(),
+                "entry",
+                "entries"
+            )
+        ));
+    }
+    if !source.size_mismatches.is_empty() {
+        line.push_str(&format!(
+            ", {} whose rebuilt body disagrees with content.size",
+            plural(source.size_mismatches.len(), "entry", "entries")
+        ));
+    }
+    eprintln!("{line}");
     for miss in &report.misses {
         eprintln!("  miss: {miss}");
     }
-    for &i in report.unused.iter().take(20) {
+    for &i in report.unused.iter().take(LISTED) {
         if let Some(e) = source.trace.entries.get(i) {
-            eprintln!("  unused: #{i} {} {}", e.request.method, e.request.url);
+            eprintln!(
+                "  unused: #{} {} {}",
+                i + 1,
+                e.request.method,
+                e.request.url
+            );
         }
     }
-    if report.unused.len() > 20 {
-        eprintln!("  ... and {} more unused", report.unused.len() - 20);
+    if report.unused.len() > LISTED {
+        eprintln!("  ... and {} more unused", report.unused.len() - LISTED);
     }
 }
 
@@ -444,8 +543,8 @@ pub async fn replay(args: ReplayArgs) -> Result<i32> {
     )
     .await
     .context("cannot start the replay proxy")?;
-    // Handlers first: a script may signal as soon as it reads the listening line.
-    let signals = Signals::install()?;
+    // Handlers first: a script may send SIGTERM as soon as it has read the address.
+    let signals = ShutdownSignals::new()?;
     announce(&running, &prepared.bundle)?;
     let code = wait_for_signal_then_shutdown(running, signals).await?;
     finish_otlp(&prepared).await;
@@ -510,16 +609,26 @@ fn announce(running: &RunningProxy, bundle: &Path) -> Result<()> {
     Ok(())
 }
 
-/// SIGINT and SIGTERM handlers, installed before the proxy announces itself.
-struct Signals {
+/// What `proxy` and `replay` say when a signal starts the drain. Only a Ctrl-C (SIGINT)
+/// came from someone at a terminal who can press it again.
+pub fn shutdown_line(by_ctrl_c: bool) -> &'static str {
+    if by_ctrl_c {
+        "modscope: shutting down (in-flight exchanges may finish; press Ctrl-C again to quit now)"
+    } else {
+        "modscope: shutting down (in-flight exchanges may finish; SIGINT quits now)"
+    }
+}
+
+/// SIGINT and SIGTERM handlers, installed before the proxy announces its address.
+struct ShutdownSignals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
 }
 
-impl Signals {
-    fn install() -> Result<Self> {
+impl ShutdownSignals {
+    fn new() -> Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
+        Ok(ShutdownSignals {
             int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
             term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
         })
@@ -527,21 +636,22 @@ impl Signals {
 }
 
 /// Waits for SIGINT/SIGTERM, then drains; a second signal exits at once.
-async fn wait_for_signal_then_shutdown(running: RunningProxy, signals: Signals) -> Result<i32> {
-    let Signals { mut int, mut term } = signals;
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
-    eprintln!(
-        "modscope: shutting down (in-flight exchanges may finish; press Ctrl-C again to quit now)"
-    );
+async fn wait_for_signal_then_shutdown(
+    running: RunningProxy,
+    signals: ShutdownSignals,
+) -> Result<i32> {
+    let ShutdownSignals { mut int, mut term } = signals;
+    let by_ctrl_c = tokio::select! {
+        _ = int.recv() => true,
+        _ = term.recv() => false,
+    };
+    eprintln!("{}", shutdown_line(by_ctrl_c));
     let handle = running.handle();
     handle.shutdown();
     tokio::select! {
         report = running.wait() => {
             if report.abandoned > 0 {
-                eprintln!("modscope: {} connection(s) were cut at the drain deadline", report.abandoned);
+                eprintln!("modscope: {} cut at the drain deadline", plural(report.abandoned, "connection was", "connections were"));
             }
             Ok(0)
         }

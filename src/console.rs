@@ -6,6 +6,39 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::exchange::Exchange;
 use crate::proxy::Observer;
 
+/// `1 entry`, `2 entries`: the count with the right form of the noun.
+pub fn plural<N: std::fmt::Display + PartialEq + From<u8>>(n: N, one: &str, many: &str) -> String {
+    if n == N::from(1) {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// The lines of an error report: the error, then each cause that adds something. A cause
+/// whose text the line before already contains (an error that prints its source) is
+/// left out, so no `caused by:` line repeats.
+pub fn error_lines(chain: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut last: Option<String> = None;
+    for message in chain {
+        match &last {
+            None => lines.push(format!("modscope: error: {message}")),
+            Some(prev) if prev.contains(message.as_str()) => continue,
+            Some(_) => lines.push(format!("  caused by: {message}")),
+        }
+        last = Some(message);
+    }
+    lines
+}
+
+/// Whether a panic message is std's report of printing to a closed stdout or stderr.
+pub fn is_closed_output_panic(message: &str) -> bool {
+    (message.starts_with("failed printing to stdout")
+        || message.starts_with("failed printing to stderr"))
+        && message.contains("Broken pipe")
+}
+
 /// Whether to colour output: never with `NO_COLOR`, else when the stream is a terminal.
 pub fn use_color(stream_is_terminal: bool, no_color_env: bool) -> bool {
     stream_is_terminal && !no_color_env
@@ -119,6 +152,46 @@ mod tests {
         assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
         assert_eq!(human_ms(12.34), "12.3 ms");
         assert_eq!(human_ms(1500.0), "1.50 s");
+    }
+
+    #[test]
+    fn error_chains_do_not_repeat_causes() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let table: [(&[&str], &[&str]); 3] = [
+            (
+                &[
+                    "cannot read the trace /etc/passwd",
+                    "/etc/passwd: not a HAR file: expected JSON",
+                    "expected JSON",
+                ],
+                &[
+                    "modscope: error: cannot read the trace /etc/passwd",
+                    "  caused by: /etc/passwd: not a HAR file: expected JSON",
+                ],
+            ),
+            (
+                &["a", "b", "c"],
+                &["modscope: error: a", "  caused by: b", "  caused by: c"],
+            ),
+            (&["same", "same"], &["modscope: error: same"]),
+        ];
+        for (chain, want) in table {
+            assert_eq!(error_lines(s(chain)), s(want));
+        }
+    }
+
+    #[test]
+    fn closed_output_panics_are_recognised() {
+        assert!(is_closed_output_panic(
+            "failed printing to stdout: Broken pipe (os error 32)"
+        ));
+        assert!(is_closed_output_panic(
+            "failed printing to stderr: Broken pipe (os error 32)"
+        ));
+        assert!(!is_closed_output_panic(
+            "failed printing to stdout: No space left on device"
+        ));
+        assert!(!is_closed_output_panic("index out of bounds"));
     }
 
     #[test]

@@ -83,7 +83,10 @@ async fn demo_in(work: &Path, args: &DemoArgs, started: Instant) -> Result<i32> 
             run_go(go, work, &ca, &url, &modules).await
         }
         None => {
-            println!("  client             built-in (go not found on PATH), same list/info/mod/zip requests\n");
+            println!(
+                "  client             built-in ({}), same list/info/mod/zip requests\n",
+                builtin_reason(args.no_go)
+            );
             run_builtin(&running.addr, &ca, &modules).await
         }
     };
@@ -177,10 +180,14 @@ fn report(exchanges: &[Exchange], color: bool, started: Instant) {
     let connections: std::collections::BTreeSet<u64> =
         exchanges.iter().filter_map(|e| e.connection_id).collect();
     println!(
-        "\n{} requests, {} downloaded, {} upstream connection(s), {} failed, {:.1} s in all",
-        exchanges.len(),
+        "\n{}, {} downloaded, {}, {} failed, {:.1} s in all",
+        crate::commands::plural(exchanges.len(), "request", "requests"),
         human_bytes(bytes),
-        connections.len(),
+        crate::commands::plural(
+            connections.len(),
+            "upstream connection",
+            "upstream connections"
+        ),
         failed,
         started.elapsed().as_secs_f64()
     );
@@ -247,5 +254,14 @@ fn make_writable(dir: &Path) {
                 make_writable(&path);
             }
         }
+    }
+}
+
+/// Why the demo uses its built-in client.
+fn builtin_reason(no_go: bool) -> &'static str {
+    if no_go {
+        "--no-go"
+    } else {
+        "go not found on PATH"
     }
 }

@@ -1,17 +1,68 @@
 //! The `modscope` binary: parse the command line, run the command, print errors as a cause
 //! chain with a next step, and exit 0 (success), 1 (failure) or the child's code under `run`.
+//! A closed stdout or stderr (`modscope summary T | head`) ends any command with exit 0.
 
-use clap::Parser;
+use std::io::{IsTerminal, Write};
+
+use clap::{CommandFactory, Parser};
 
 use modscope::cli::{Cli, Command};
 
 fn main() {
+    quiet_on_closed_output();
     let cli = Cli::parse();
     if let Some(help) = cli.command.profile_help() {
         print!("{help}");
         std::process::exit(0);
     }
     init_logging(cli.verbose);
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "modscope", &mut out);
+            write_stdout(&out);
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut out) {
+                eprintln!("modscope: error: cannot render the man page: {e}");
+                std::process::exit(1);
+            }
+            write_stdout(&out);
+        }
+        command => run(command),
+    }
+}
+
+/// Writes generated text to stdout; a closed pipe is a normal end.
+fn write_stdout(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    if out.write_all(bytes).and_then(|()| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
+/// Printing to a closed stdout/stderr panics in `println!`/`eprintln!` (Rust ignores
+/// SIGPIPE, so the write fails with EPIPE instead of killing the process). Like `head`'s
+/// other writers, modscope then stops quietly with exit 0: the reader has what it wanted.
+/// Sockets are unaffected: they report EPIPE as an error, never through this hook.
+fn quiet_on_closed_output() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if modscope::console::is_closed_output_panic(message) {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
+fn run(command: Command) {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -23,7 +74,7 @@ fn main() {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Proxy(args) => modscope::commands::proxy(args).await,
             Command::Run(args) => modscope::run::run(args).await,
             Command::Ca { action, ca_dir } => modscope::commands::ca(action, ca_dir),
@@ -34,6 +85,7 @@ fn main() {
             Command::Import(args) => modscope::commands::import(args),
             Command::Report(args) => modscope::commands::report(args),
             Command::Export(args) => modscope::export::export(args).await,
+            Command::Completions { .. } | Command::Man => Ok(0),
         }
     });
     // Background tasks (idle upstream connections) must not delay the exit.
@@ -41,9 +93,8 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(err) => {
-            eprintln!("modscope: error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+            for line in modscope::console::error_lines(err.chain().map(|c| c.to_string())) {
+                eprintln!("{line}");
             }
             std::process::exit(1);
         }
@@ -58,8 +109,13 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MODSCOPE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let color = modscope::console::use_color(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(color)
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()

@@ -386,13 +386,24 @@ impl Writer {
         }
     }
 
-    fn content(&mut self, id: u64, kind: BodyKind, content_type: Option<&str>) -> BodyContent {
+    fn content(
+        &mut self,
+        id: u64,
+        kind: BodyKind,
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+    ) -> BodyContent {
         // A request body the origin never read to the end is stored as far as it went.
         self.end_body(id, kind);
         let Some(stored) = self.stored.remove(&(id, kind)) else {
             return BodyContent::default();
         };
-        match stored.content(&self.store, content_type, self.opts.embed_bodies) {
+        match stored.content(
+            &self.store,
+            content_type,
+            content_encoding,
+            self.opts.embed_bodies,
+        ) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("body of exchange {id} not embedded: {e}");
@@ -406,16 +417,34 @@ impl Writer {
     }
 
     fn entry(&mut self, mut ex: Exchange) {
-        let content_type = |headers: &[(String, String)]| {
+        let header = |headers: &[(String, String)], name: &str| {
             headers
                 .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.clone())
         };
-        let request_ct = content_type(&ex.request.headers);
-        let request = self.content(ex.id, BodyKind::Request, request_ct.as_deref());
-        let response_ct = ex.response.as_ref().and_then(|r| content_type(&r.headers));
-        let response = self.content(ex.id, BodyKind::Response, response_ct.as_deref());
+        let request_ct = header(&ex.request.headers, "content-type");
+        let request_ce = header(&ex.request.headers, "content-encoding");
+        let request = self.content(
+            ex.id,
+            BodyKind::Request,
+            request_ct.as_deref(),
+            request_ce.as_deref(),
+        );
+        let response_ct = ex
+            .response
+            .as_ref()
+            .and_then(|r| header(&r.headers, "content-type"));
+        let response_ce = ex
+            .response
+            .as_ref()
+            .and_then(|r| header(&r.headers, "content-encoding"));
+        let response = self.content(
+            ex.id,
+            BodyKind::Response,
+            response_ct.as_deref(),
+            response_ce.as_deref(),
+        );
         // Bodies that failed; they count only if the entry itself makes it to the journal.
         let mut bodies_lost = Unrecorded::default();
         for kind in [BodyKind::Request, BodyKind::Response] {

@@ -20,9 +20,10 @@ pub fn observations(entries: &[Entry], goproxy_bases: &[String]) -> Vec<Observat
         .iter()
         .zip(starts)
         .enumerate()
-        .map(|(index, (entry, start))| {
+        .map(|(position, (entry, start))| {
+            // Entry numbers count from 1, like `_id` and every `#N` modscope prints.
             observation(
-                index,
+                position + 1,
                 entry,
                 start.map(|s| s - first).unwrap_or(0.0),
                 goproxy_bases,
@@ -79,10 +80,16 @@ pub fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -
             receive: phase(t.receive),
         },
         total_ms: e.time,
-        response_bytes: content.size.max(0) as u64,
+        // Bytes on the wire: `content.size` is the decoded length under a Content-Encoding.
+        response_bytes: if e.response.body_size >= 0 {
+            e.response.body_size as u64
+        } else {
+            content.size.max(0) as u64
+        },
         body_complete: content.complete != Some(false),
         response_text,
         retry_after,
+        connection_bytes: connection_bytes(e),
         host_header: e
             .request
             .headers
@@ -90,6 +97,17 @@ pub fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -
             .find(|h| h.name.eq_ignore_ascii_case("host") || h.name == ":authority")
             .map(|h| h.value.clone()),
     }
+}
+
+/// The bytes of an imported connection entry (`_capture.connection`) when no HTTP
+/// exchange was seen in it: a TLS connection is a `CONNECT` entry with no body.
+fn connection_bytes(e: &Entry) -> Option<[u64; 2]> {
+    if e.request.method != "CONNECT" || e.response.body_size > 0 {
+        return None;
+    }
+    let conn = e.extra.get("_capture")?.get("connection")?;
+    let n = |k: &str| conn.get(k).and_then(serde_json::Value::as_u64);
+    Some([n("bytes_client_to_server")?, n("bytes_server_to_client")?])
 }
 
 /// An RFC 3339 time as milliseconds since the Unix epoch.
@@ -201,12 +219,21 @@ pub fn entries_from_exchanges(exchanges: &[Exchange], goproxy_bases: &[String]) 
 /// request succeeded and nothing deserves a warning, so the cause is something go decided
 /// after downloading (a checksum, go.sum, the build list), and its own message says which.
 /// `None` when the command succeeded or the report already names a cause.
-pub fn exit_verdict(entries: &[Entry], env: Option<&GoEnv>, exit_code: i32) -> Option<String> {
+///
+/// The advice names go's own checks only when `child_is_go` or go traffic was seen; for
+/// another command (`run -- curl ...`) it only says the network is not the cause.
+pub fn exit_verdict(
+    entries: &[Entry],
+    env: Option<&GoEnv>,
+    exit_code: i32,
+    child_is_go: bool,
+) -> Option<String> {
     if exit_code == 0 {
         return None;
     }
     let bases = goproxy_bases(env.and_then(|e| e.goproxy.as_deref()));
     let obs = observations(entries, &bases);
+    let go_seen = obs.iter().any(|o| o.go.kind != gomod::GoKind::Other);
     let totals = diagnose::summarize(&obs).totals;
     let named = diagnose::diagnose(&obs, env)
         .iter()
@@ -218,6 +245,12 @@ pub fn exit_verdict(entries: &[Entry], env: Option<&GoEnv>, exit_code: i32) -> O
         0 => "it made no request through modscope".to_string(),
         n => format!("all {n} requests it made through modscope succeeded"),
     };
+    if !child_is_go && !go_seen {
+        return Some(format!(
+            "the command exited with status {exit_code}, but {seen}: the failure is not the network. \
+             Read the command's own message above."
+        ));
+    }
     Some(format!(
         "the command exited with status {exit_code}, but {seen}: the failure is not the network. \
          Read go's own message above: a checksum that disagrees with go.sum or the checksum \
@@ -255,13 +288,30 @@ mod tests {
                 200,
             ),
         ];
-        let verdict = exit_verdict(&ok, None, 1).unwrap();
-        assert!(verdict.contains("all 2 requests"), "{verdict}");
-        assert!(verdict.contains("SECURITY ERROR"), "{verdict}");
-        assert!(exit_verdict(&[], None, 1)
+        // Go traffic was seen: go's checks are named, whatever the child was.
+        for child_is_go in [true, false] {
+            let verdict = exit_verdict(&ok, None, 1, child_is_go).unwrap();
+            assert!(verdict.contains("all 2 requests"), "{verdict}");
+            assert!(verdict.contains("SECURITY ERROR"), "{verdict}");
+        }
+        assert!(exit_verdict(&[], None, 1, true)
             .unwrap()
             .contains("made no request"));
-        assert_eq!(exit_verdict(&ok, None, 0), None, "success needs no verdict");
+        assert_eq!(
+            exit_verdict(&ok, None, 0, true),
+            None,
+            "success needs no verdict"
+        );
+        // `run -- /bin/false`: no go, no go traffic, no go advice.
+        let other = exit_verdict(&[], None, 1, false).unwrap();
+        assert!(
+            other.contains("made no request") && other.contains("the command's own message"),
+            "{other}"
+        );
+        assert!(
+            !other.contains("go.sum") && !other.contains("SECURITY"),
+            "{other}"
+        );
     }
 
     #[test]
@@ -270,6 +320,32 @@ mod tests {
             "https://proxy.golang.org/example.com/a/@v/v1.0.0.zip",
             502,
         )];
-        assert_eq!(exit_verdict(&failed, None, 1), None);
+        assert_eq!(exit_verdict(&failed, None, 1, true), None);
+    }
+
+    #[test]
+    fn imported_connections_count_as_connections_and_entries_from_one() {
+        let mut tls: Entry = entry("https://proxy.golang.org/", 200);
+        tls.request.method = "CONNECT".into();
+        tls.response.body_size = 0;
+        tls.extra.insert(
+            "_capture".into(),
+            serde_json::json!({"connection": {"bytes_client_to_server": 6_700_000u64, "bytes_server_to_client": 6_800_000u64}}),
+        );
+        let get = entry("https://proxy.golang.org/example.com/a/@v/list", 200);
+        let obs = observations(&[get, tls], &[]);
+        assert_eq!(obs.iter().map(|o| o.index).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(obs[0].connection_bytes, None);
+        assert_eq!(obs[1].connection_bytes, Some([6_700_000, 6_800_000]));
+        let t = diagnose::summarize(&obs).totals;
+        assert_eq!((t.requests, t.bytes), (1, 3));
+        assert_eq!(
+            (
+                t.connections,
+                t.connection_bytes_up,
+                t.connection_bytes_down
+            ),
+            (1, 6_700_000, 6_800_000)
+        );
     }
 }

@@ -79,7 +79,6 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         .command
         .split_first()
         .context("no command given after --")?;
-    let bundle = prepared.bundle.display().to_string();
     let mut command = Command::new(program);
     command.args(rest);
     if let Some(routes) = &prepared.config.goproxy {
@@ -92,13 +91,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     // module requests still take the GOPROXY route and only direct/VCS traffic is
     // intercepted.
     if prepared.config.goproxy.is_none() || args.intercept {
-        command
-            .env("HTTPS_PROXY", &url)
-            .env("https_proxy", &url)
-            .env("HTTP_PROXY", &url)
-            .env("http_proxy", &url)
-            .env("SSL_CERT_FILE", &bundle)
-            .env("GIT_SSL_CAINFO", &bundle);
+        command.envs(crate::commands::child_env(&url, &prepared.bundle));
     }
     if let (Some(addr), Some(token)) = (running.admin_addr, &running.admin_token) {
         // A test suite run under modscope reaches the control API through these.
@@ -130,8 +123,8 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     let report = running.shutdown().await;
     if report.abandoned > 0 {
         eprintln!(
-            "modscope: {} connection(s) were cut at shutdown",
-            report.abandoned
+            "modscope: {} cut at shutdown",
+            crate::commands::plural(report.abandoned, "connection was", "connections were")
         );
     }
     if let Some(exporter) = &prepared.otlp {
@@ -175,7 +168,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             "\n{}",
             render(&entries, Some(&env), false, prepared.config.color)
         );
-        if let Some(verdict) = exit_verdict(&entries, Some(&env), exit_code(status)) {
+        if let Some(verdict) = exit_verdict(
+            &entries,
+            Some(&env),
+            exit_code(status),
+            child_is_go(&args.command),
+        ) {
             eprintln!("modscope: {verdict}");
         }
         if let Some(routes) = &prepared.config.goproxy {
@@ -186,6 +184,18 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         }
     }
     Ok(exit_code(status))
+}
+
+/// Whether the child is the go command (`go`, `/usr/bin/go`, `go1.22.0`), which decides
+/// whether the closing verdict may talk about go's own checks.
+fn child_is_go(command: &[String]) -> bool {
+    command.first().is_some_and(|c| {
+        let name = std::path::Path::new(c)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        name == "go" || name.starts_with("go1.")
+    })
 }
 
 fn unix_nanos(t: std::time::SystemTime) -> u64 {

@@ -93,17 +93,19 @@ pub struct ImportReport {
     pub warnings: Vec<String>,
 }
 
+use crate::console::plural;
+
 impl std::fmt::Display for ImportReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} packets: {} TCP connections ({} TLS), {} HTTP exchanges, {} DNS queries; {} entries",
-            self.packets,
-            self.connections,
+            "{}: {} ({} TLS), {}, {}; {}",
+            plural(self.packets, "packet", "packets"),
+            plural(self.connections, "TCP connection", "TCP connections"),
             self.tls_connections,
-            self.http_exchanges,
-            self.dns_queries,
-            self.entries
+            plural(self.http_exchanges, "HTTP exchange", "HTTP exchanges"),
+            plural(self.dns_queries, "DNS query", "DNS queries"),
+            plural(self.entries, "entry", "entries")
         )
     }
 }

@@ -87,7 +87,7 @@ impl BodyWrite for DirBody {
             .sink
             .finish()
             .map_err(|e| CaptureError::io(&this.bodies, e))?;
-        Ok(stored.content(&this.store, content_type, false)?)
+        Ok(stored.content(&this.store, content_type, None, false)?)
     }
 }
 
@@ -136,6 +136,7 @@ impl BodyWrite for MemoryBody {
             sha256: Some(sha),
             text,
             base64: None,
+            decoded_size: None,
         })
     }
 }

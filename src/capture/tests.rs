@@ -569,7 +569,7 @@ fn request_bodies_are_stored_and_a_body_until_close_completes_at_fin() {
     assert_eq!(
         report.to_string(),
         format!(
-            "{} packets: 1 TCP connections (0 TLS), 1 HTTP exchanges, 0 DNS queries; 1 entries",
+            "{} packets: 1 TCP connection (0 TLS), 1 HTTP exchange, 0 DNS queries; 1 entry",
             c.packets.len()
         )
     );

@@ -26,7 +26,8 @@ pub use summary::{
 /// One exchange as diagnosis needs it, decoupled from the HAR model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
-    /// Position in the trace, for reporting.
+    /// Entry number: 1-based position in the trace (`#1` is the first entry), the
+    /// number every `#N` in modscope's output uses.
     pub index: usize,
     /// Milliseconds since the trace started, for ordering.
     pub started_ms: f64,
@@ -49,6 +50,10 @@ pub struct Observation {
     pub response_text: Option<String>,
     /// The response's `Retry-After` header, if any (429 and 503 answers).
     pub retry_after: Option<String>,
+    /// Bytes client→server and server→client of a captured connection whose requests
+    /// could not be seen (TLS in an imported capture): a connection, not a request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_bytes: Option<[u64; 2]>,
     /// The request's `Host` header (or HTTP/2 `:authority`) when the trace kept one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_header: Option<String>,

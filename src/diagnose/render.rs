@@ -138,9 +138,19 @@ pub fn render_text(summary: &Summary, findings: &[Finding], color: bool) -> Stri
     if t.injected > 0 {
         extras.push(format!("{} injected", t.injected));
     }
+    let connections = if t.connections > 0 {
+        format!(
+            ", {} whose requests were not seen ({} up, {} down)",
+            plural(t.connections, "connection"),
+            fmt_bytes(t.connection_bytes_up),
+            fmt_bytes(t.connection_bytes_down)
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "{} {}, {} in {} ({})",
+        "{} {}, {}{connections} in {} ({})",
         p.bold("modscope summary:"),
         plural(t.requests, "request"),
         fmt_bytes(t.bytes),
@@ -169,7 +179,7 @@ pub fn render_text(summary: &Summary, findings: &[Finding], color: bool) -> Stri
             out,
             "\n{} {}",
             p.bold("Timings per host"),
-            p.dim("(ms: p50 / p90 / max)")
+            p.dim("(ms: p50 / p90 / max; connect includes tls, as in HAR)")
         );
         let mut table = Table::new(&[
             ("host", Align::Left),
@@ -194,7 +204,12 @@ pub fn render_text(summary: &Summary, findings: &[Finding], color: bool) -> Stri
     }
 
     if !summary.slowest_downloads.is_empty() {
-        let _ = writeln!(out, "\n{}", p.bold("Slowest module downloads"));
+        let _ = writeln!(
+            out,
+            "\n{} {}",
+            p.bold("Slowest module requests"),
+            p.dim("(.info, .mod and .zip)")
+        );
         let mut table = Table::new(&[
             ("ms", Align::Right),
             ("kind", Align::Left),

@@ -32,6 +32,22 @@ pub struct Counts {
     pub failures: usize,
     pub not_found: usize,
     pub injected: usize,
+    /// Captured connections whose requests were not seen (imported TLS), and their
+    /// bytes each way; they are not counted in `requests` or `bytes`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub connections: usize,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub connection_bytes_up: u64,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub connection_bytes_down: u64,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,8 +133,17 @@ fn outcome(o: &Observation) -> Outcome {
 
 impl Counts {
     fn add(&mut self, o: &Observation) {
-        self.requests += 1;
-        self.bytes += o.response_bytes;
+        match o.connection_bytes {
+            Some([up, down]) => {
+                self.connections += 1;
+                self.connection_bytes_up += up;
+                self.connection_bytes_down += down;
+            }
+            None => {
+                self.requests += 1;
+                self.bytes += o.response_bytes;
+            }
+        }
         match outcome(o) {
             Outcome::Ok => {}
             Outcome::NotFound => self.not_found += 1,

@@ -39,7 +39,7 @@ use super::values::{parse_duration_ms, parse_rate, BodyPoint, H2Code, Probabilit
 
 /// Help text for `--fault`, printed by `--help` and in errors.
 pub const SPEC_HELP: &str = "\
---fault SPEC   one rule as [MATCHERS]:ACTION (repeatable; rules apply in order)
+One rule as [MATCHERS]:ACTION (repeatable; rules apply in order)
   MATCHERS  comma-separated KEY=VALUE, all must hold; empty or * = every request
             host=GLOB kind=K|K module=GLOB version=GLOB method=M path=GLOB
             status=502|5xx (upstream status: acts on the response)

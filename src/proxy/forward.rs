@@ -361,7 +361,7 @@ async fn serve_replayed(
         pending.fail_locally("response", &kind, &message);
         return Err(message.into());
     }
-    let (body, len) = match replay_body(&replay.trace, &entry.response.content).await {
+    let replayed = match replay_body(&replay.trace, entry).await {
         Ok(b) => b,
         Err(e) => {
             let text = format!(
@@ -373,9 +373,13 @@ async fn serve_replayed(
             return Ok(text_response(StatusCode::BAD_GATEWAY, &text));
         }
     };
+    let (body, len) = (replayed.body, replayed.len);
     let (wait, rate) = pacing(replay.timing, entry, len);
     tokio::time::sleep(wait).await;
     let (mut head, ()) = response_head(entry).into_parts();
+    if replayed.drop_content_encoding {
+        head.headers.remove(http::header::CONTENT_ENCODING);
+    }
     facts.status = Some(head.status.as_u16());
     facts.content_length = Some(len);
     let shared = pending.shared.clone();

@@ -14,7 +14,10 @@ use tokio::io::AsyncReadExt;
 
 use super::{BoxError, ProxyBody};
 use crate::replay::{OnMiss, ReplayIndex, ReplayReport, ReplayTiming, RequestKey};
-use crate::trace::{entry_body, Content, Entry, LoadedTrace, TraceError};
+use crate::trace::{
+    response_body, response_file, response_plan, BodySource, Entry, LoadedTrace, SizeMismatch,
+    TraceError,
+};
 
 /// A loaded trace being served.
 pub struct ReplaySource {
@@ -25,6 +28,13 @@ pub struct ReplaySource {
     pub ignore_query: Vec<String>,
     /// Entries that cannot be matched (reported at load).
     pub unusable: Vec<usize>,
+    /// Entries whose stored body file is missing: checked at load, reported once, and
+    /// left out of the index, so their requests are misses rather than failing hits.
+    pub missing_bodies: Vec<(usize, PathBuf)>,
+    /// Entries whose body cannot be rebuilt at all (bad base64, a bad `_file`).
+    pub broken_bodies: Vec<(usize, TraceError)>,
+    /// Entries whose body rebuilt from `text` disagrees with `content.size`.
+    pub size_mismatches: Vec<(usize, SizeMismatch)>,
 }
 
 impl ReplaySource {
@@ -34,13 +44,33 @@ impl ReplaySource {
         timing: ReplayTiming,
         ignore_query: Vec<String>,
     ) -> Self {
-        let (index, unusable) = ReplayIndex::build(
+        let (mut index, unusable) = ReplayIndex::build(
             trace
                 .entries
                 .iter()
                 .map(|e| (e.request.method.as_str(), e.request.url.as_str())),
             &ignore_query,
         );
+        let mut missing_bodies = Vec::new();
+        let mut broken_bodies = Vec::new();
+        let mut size_mismatches = Vec::new();
+        for (i, entry) in trace.entries.iter().enumerate() {
+            if unusable.contains(&i) || entry.response.status == 0 {
+                continue;
+            }
+            match check_body(&trace, entry) {
+                Ok(BodyCheck::Fine) => {}
+                Ok(BodyCheck::Mismatch(m)) => size_mismatches.push((i, m)),
+                Ok(BodyCheck::Missing(path)) => {
+                    index.withdraw(i);
+                    missing_bodies.push((i, path));
+                }
+                Err(e) => {
+                    index.withdraw(i);
+                    broken_bodies.push((i, e));
+                }
+            }
+        }
         ReplaySource {
             trace,
             index: Mutex::new(index),
@@ -48,6 +78,9 @@ impl ReplaySource {
             timing,
             ignore_query,
             unusable,
+            missing_bodies,
+            broken_bodies,
+            size_mismatches,
         }
     }
 
@@ -100,14 +133,56 @@ pub fn response_head(entry: &Entry) -> Response<()> {
     resp
 }
 
+enum BodyCheck {
+    Fine,
+    Mismatch(SizeMismatch),
+    Missing(PathBuf),
+}
+
+/// The load-time check of one entry's response body: its plan, and for a stored body
+/// that the file exists (its hash is checked when it is served, in the same pass that
+/// measures it).
+fn check_body(trace: &LoadedTrace, entry: &Entry) -> Result<BodyCheck, TraceError> {
+    let plan = response_plan(trace, entry)?;
+    if plan.source == BodySource::Stored {
+        if let Some(path) = response_file(trace, entry)? {
+            if !path.is_file() {
+                return Ok(BodyCheck::Missing(path));
+            }
+        }
+    }
+    Ok(match plan.size_mismatch {
+        Some(m) => BodyCheck::Mismatch(m),
+        None => BodyCheck::Fine,
+    })
+}
+
+/// A recorded body ready to send.
+pub struct ReplayBody {
+    pub body: ProxyBody,
+    pub len: u64,
+    /// The entry holds decoded text: send it without the recorded `Content-Encoding`.
+    pub drop_content_encoding: bool,
+}
+
 /// The recorded body of an entry as a streaming body (verified first).
-pub async fn body(trace: &LoadedTrace, content: &Content) -> Result<(ProxyBody, u64), TraceError> {
+pub async fn body(trace: &LoadedTrace, entry: &Entry) -> Result<ReplayBody, TraceError> {
+    let content = &entry.response.content;
+    let plan = response_plan(trace, entry)?;
     // Stored bodies (in the trace's `bodies/` or spilled from a big HAR) are streamed;
-    // embedded (text or base64) or empty ones are already in memory with the entry.
-    let Some((root, sha)) = trace.stored_body(content) else {
-        let bytes = Bytes::from(entry_body(trace, content)?);
+    // embedded (text or base64), empty ones, or foreign files without a hash are read.
+    let stored = trace
+        .stored_body(content)
+        .filter(|_| plan.source == BodySource::Stored);
+    let Some((root, sha)) = stored else {
+        let (bytes, plan) = response_body(trace, entry)?;
+        let bytes = Bytes::from(bytes);
         let len = bytes.len() as u64;
-        return Ok((Full::new(bytes).map_err(|n| match n {}).boxed_unsync(), len));
+        return Ok(ReplayBody {
+            body: Full::new(bytes).map_err(|n| match n {}).boxed_unsync(),
+            len,
+            drop_content_encoding: plan.drop_content_encoding,
+        });
     };
     // Body files live at bodies/<sha256>; the name is the checksum, so it is the path.
     let path: PathBuf = root.join(crate::trace::BODIES_DIR).join(&sha);
@@ -150,7 +225,11 @@ pub async fn body(trace: &LoadedTrace, content: &Content) -> Result<(ProxyBody, 
             Err(e) => Some((Err(BoxError::from(e)), file)),
         }
     });
-    Ok((StreamBody::new(stream).boxed_unsync(), len))
+    Ok(ReplayBody {
+        body: StreamBody::new(stream).boxed_unsync(),
+        len,
+        drop_content_encoding: false,
+    })
 }
 
 /// Milliseconds to wait before the head, and the pacing rate for the body, under `timing`.

@@ -118,6 +118,18 @@ impl ReplayIndex {
         (index, unusable)
     }
 
+    /// Takes entry `i` out of the index (its body cannot be served): requests for it
+    /// become misses, and it is not listed as unused.
+    pub fn withdraw(&mut self, i: usize) {
+        for candidates in self.by_key.values_mut() {
+            candidates.retain(|&c| c != i);
+        }
+        self.by_key.retain(|_, c| !c.is_empty());
+        if let Some(u) = self.used.get_mut(i) {
+            *u = true;
+        }
+    }
+
     /// The entry that answers `key` now, advancing through repeats.
     pub fn lookup(&mut self, key: &RequestKey) -> Option<usize> {
         let Some(candidates) = self.by_key.get(key) else {

@@ -252,6 +252,20 @@ async fn route(
             let body = req.into_body().map_err(BoxError::from).boxed_unsync();
             return Response::new(body);
         }
+        "gzip" => {
+            // `gzip/N`: N numbered text lines, gzip-encoded, for HAR body-encoding tests.
+            let n = rest.parse::<usize>().unwrap_or(0);
+            let mut resp = full(
+                StatusCode::OK,
+                "text/plain; charset=utf-8",
+                gzip(&gzip_text(n)),
+            );
+            resp.headers_mut().insert(
+                http::header::CONTENT_ENCODING,
+                http::HeaderValue::from_static("gzip"),
+            );
+            return resp;
+        }
         "headers" => {
             let mut text = format!("{} {} {:?}\n", req.method(), req.uri(), req.version());
             for (k, v) in req.headers() {
@@ -406,6 +420,22 @@ fn goproxy(path: &str, tree: &ModuleTree) -> Response<OriginBody> {
         "zip" => full(StatusCode::OK, "application/zip", m.zip()),
         _ => not_found(path),
     }
+}
+
+/// The decoded body of the origin's `gzip/N` route.
+pub fn gzip_text(lines: usize) -> Vec<u8> {
+    (1..=lines)
+        .map(|i| format!("line {i} of a gzip-encoded body\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = e.write_all(data);
+    e.finish().unwrap_or_default()
 }
 
 fn full(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<OriginBody> {

@@ -12,6 +12,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use super::build::BodyContent;
+use super::content::Coding;
 use super::error::TraceError;
 use super::tempfiles::{self, Removed};
 use super::BODIES_DIR;
@@ -195,32 +196,105 @@ impl Drop for BodySink {
     }
 }
 
+/// Decoded bytes counted beyond this are not worth it: a body that inflates past 1 GiB
+/// (a compression bomb, or a huge archive) keeps its wire view in the HAR.
+const DECODE_LIMIT: u64 = 1 << 30;
+
+/// The decoded view of an encoded body: its length and first bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Decoded {
+    size: u64,
+    /// The first `min(size, keep)` decoded bytes.
+    head: Vec<u8>,
+}
+
 impl StoredBody {
-    /// What the HAR entry should say about this body: always the file reference, the text
-    /// when it is small UTF-8 text, and base64 of the whole body when `embed` is set.
+    /// What the HAR entry should say about this body: always the file reference (the
+    /// wire bytes), the text when it is small UTF-8 text, and base64 of the whole body
+    /// when `embed` is set. Under a `Content-Encoding` modscope can decode, `text`,
+    /// base64 and `decoded_size` describe the decoded body, as HAR 1.2 asks; a body that
+    /// does not decode (cut, or not what its header says) is described as it is stored.
     pub fn content(
         &self,
         store: &BodyStore,
         content_type: Option<&str>,
+        content_encoding: Option<&str>,
         embed: bool,
     ) -> Result<BodyContent, TraceError> {
-        let text = if !self.truncated_head && looks_like_text(&self.head, content_type) {
-            String::from_utf8(self.head.clone()).ok()
+        let path = store.root().join(&self.file);
+        let coding = content_encoding.and_then(Coding::parse);
+        let decoded = coding.and_then(|c| {
+            let keep = if embed { usize::MAX } else { HEAD_LIMIT + 1 };
+            decode_file(&path, c, keep).ok()
+        });
+        let (head, complete_head) = match &decoded {
+            Some(d) => (
+                &d.head,
+                d.size as usize == d.head.len() && d.head.len() <= HEAD_LIMIT,
+            ),
+            None => (&self.head, !self.truncated_head),
+        };
+        let text = if complete_head && looks_like_text(head, content_type) {
+            String::from_utf8(head.clone()).ok()
         } else {
             None
         };
-        let base64 = if embed && text.is_none() {
-            let bytes = read_verified(store.root(), &self.sha256)?;
-            Some(base64::engine::general_purpose::STANDARD.encode(bytes))
-        } else {
-            None
+        let base64 = match (&decoded, embed && text.is_none()) {
+            (_, false) => None,
+            (Some(d), true) => Some(base64::engine::general_purpose::STANDARD.encode(&d.head)),
+            (None, true) => {
+                let bytes = read_verified(store.root(), &self.sha256)?;
+                Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
         };
         Ok(BodyContent {
             sha256: Some(self.sha256.clone()),
             file: Some(self.file.clone()),
             text,
             base64,
+            decoded_size: decoded.map(|d| d.size),
         })
+    }
+}
+
+/// Streams a stored body through its decoder, keeping the first `keep` decoded bytes
+/// and counting the rest, so memory stays bounded whatever the body's size.
+fn decode_file(path: &Path, coding: Coding, keep: usize) -> io::Result<Decoded> {
+    let file = io::BufReader::new(File::open(path)?);
+    let mut reader: Box<dyn Read> = match coding {
+        Coding::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(file)),
+        Coding::Deflate => {
+            let mut file = file;
+            // RFC 9110 "deflate" is zlib-wrapped; some servers send raw deflate.
+            let zlib = io::BufRead::fill_buf(&mut file)?.get(..2).is_some_and(|h| {
+                h[0] & 0x0f == 8 && (u16::from(h[0]) << 8 | u16::from(h[1])) % 31 == 0
+            });
+            if zlib {
+                Box::new(flate2::bufread::ZlibDecoder::new(file))
+            } else {
+                Box::new(flate2::bufread::DeflateDecoder::new(file))
+            }
+        }
+        Coding::Brotli => Box::new(brotli_decompressor::Decompressor::new(file, 64 * 1024)),
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut out = Decoded {
+        size: 0,
+        head: Vec::new(),
+    };
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        let chunk = buf.get(..n).unwrap_or_default();
+        let room = keep.saturating_sub(out.head.len()).min(n);
+        out.head
+            .extend_from_slice(chunk.get(..room).unwrap_or_default());
+        out.size += n as u64;
+        if out.size > DECODE_LIMIT {
+            return Err(io::Error::other("decoded body exceeds the decode limit"));
+        }
     }
 }
 
@@ -575,7 +649,7 @@ mod tests {
             request: BodyContent::default(),
             response: BodyContent {
                 text: None,
-                ..stored.content(&store, None, false).expect("content")
+                ..stored.content(&store, None, None, false).expect("content")
             },
         };
         journal
@@ -649,7 +723,7 @@ mod tests {
         s.write(b"v1.0.0\n").expect("write");
         let text = s.finish().expect("finish");
         let c = text
-            .content(&store, Some("text/plain"), true)
+            .content(&store, Some("text/plain"), None, true)
             .expect("content");
         assert_eq!(c.text.as_deref(), Some("v1.0.0\n"));
         assert_eq!(c.base64, None);
@@ -660,15 +734,92 @@ mod tests {
         s.write(&data).expect("write");
         let bin = s.finish().expect("finish");
         let c = bin
-            .content(&store, Some("application/zip"), false)
+            .content(&store, Some("application/zip"), None, false)
             .expect("content");
         assert_eq!((c.text.as_deref(), c.base64.as_deref()), (None, None));
         let c = bin
-            .content(&store, Some("application/zip"), true)
+            .content(&store, Some("application/zip"), None, true)
             .expect("content");
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(c.base64.expect("base64"))
             .expect("decode");
         assert_eq!(decoded, data);
+    }
+
+    #[test]
+    fn encoded_bodies_are_described_decoded_and_stored_as_sent() {
+        use std::io::Write as _;
+        let plain = b"hello brotli\n".repeat(4);
+        let gzip = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(&plain).expect("gzip");
+            e.finish().expect("gzip")
+        };
+        let zlib = {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(&plain).expect("zlib");
+            e.finish().expect("zlib")
+        };
+        let raw = {
+            let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(&plain).expect("deflate");
+            e.finish().expect("deflate")
+        };
+        // From Python's brotli.compress(b"hello brotli\n" * 4).
+        let br = hex::decode("1b3300f81da9539fbb702d568626a71540d8e8245bda5b18150d1c99e517")
+            .expect("hex");
+        let dir = TestDir::new("encoded");
+        let store = BodyStore::new(dir.path()).expect("store");
+        let want_text = String::from_utf8(plain.clone()).expect("utf8");
+        for (coding, wire) in [
+            ("gzip", &gzip),
+            ("deflate", &zlib),
+            ("deflate", &raw),
+            ("br", &br),
+        ] {
+            let mut sink = store.begin().expect("begin");
+            sink.write(wire).expect("write");
+            let stored = sink.finish().expect("finish");
+            let c = stored
+                .content(&store, Some("text/plain"), Some(coding), false)
+                .expect("content");
+            assert_eq!(c.text.as_deref(), Some(want_text.as_str()), "{coding}");
+            assert_eq!(c.decoded_size, Some(plain.len() as u64), "{coding}");
+            assert_eq!(
+                fs::read(store.root().join(&stored.file)).expect("file"),
+                *wire,
+                "{coding}: the store keeps the wire bytes"
+            );
+            let embedded = stored
+                .content(&store, Some("application/zip"), Some(coding), true)
+                .expect("content");
+            let b = base64::engine::general_purpose::STANDARD
+                .decode(embedded.base64.unwrap_or_default())
+                .expect("base64");
+            assert_eq!(b, plain, "{coding}: --embed-bodies embeds the decoded body");
+        }
+        // A cut gzip stream does not decode: described as stored, nothing invented.
+        let mut sink = store.begin().expect("begin");
+        sink.write(gzip.get(..gzip.len() / 2).unwrap_or_default())
+            .expect("write");
+        let stored = sink.finish().expect("finish");
+        let c = stored
+            .content(&store, Some("text/plain"), Some("gzip"), false)
+            .expect("content");
+        assert_eq!((c.text, c.decoded_size), (None, None));
+        // Identity and unknown codings keep today's wire view.
+        let mut sink = store.begin().expect("begin");
+        sink.write(&plain).expect("write");
+        let stored = sink.finish().expect("finish");
+        for ce in [None, Some("identity"), Some("zstd")] {
+            let c = stored
+                .content(&store, Some("text/plain"), ce, false)
+                .expect("content");
+            assert_eq!(
+                (c.text.as_deref(), c.decoded_size),
+                (Some(want_text.as_str()), None),
+                "{ce:?}"
+            );
+        }
     }
 }

@@ -36,6 +36,9 @@ pub struct BodyContent {
     pub text: Option<String>,
     /// The whole body as base64, when `--embed-bodies` asked for it.
     pub base64: Option<String>,
+    /// Length after undoing `Content-Encoding`, when the body was encoded and decoded;
+    /// `text` and `base64` then hold the decoded body, the file the wire bytes.
+    pub decoded_size: Option<u64>,
 }
 
 /// The request and response bodies of one exchange.
@@ -226,10 +229,16 @@ fn build_response(ex: &Exchange, body: &BodyContent, opts: &BuildOptions) -> Res
 
 fn content(facts: &BodyFacts, body: &BodyContent, mime: &str) -> Content {
     let (text, encoding) = embedded(body);
+    // HAR 1.2: `size` is the decoded length and `compression` the bytes saved by the
+    // encoding; `bodySize` stays the bytes on the wire, which the stored file holds.
+    let size = body.decoded_size.unwrap_or(facts.size);
+    let compression = body
+        .decoded_size
+        .map(|d| size_i64(d).saturating_sub(size_i64(facts.size)));
     Content {
-        size: size_i64(facts.size),
-        compression: None,
-        mime_type: mime.to_string(),
+        size: size_i64(size),
+        compression,
+        mime_type: mime_with_charset(mime, text.is_some() && encoding.is_none()),
         text,
         encoding,
         comment: None,
@@ -237,6 +246,21 @@ fn content(facts: &BodyFacts, body: &BodyContent, mime: &str) -> Content {
         file: body.file.clone(),
         complete: (!facts.complete).then_some(false),
         extra: Extra::new(),
+    }
+}
+
+/// The MIME type, with `charset=utf-8` added when the body is embedded as plain text and
+/// the type names no charset: the text is UTF-8, and a reader that guesses (mitmproxy
+/// falls back to Latin-1) would otherwise rebuild other bytes.
+fn mime_with_charset(mime: &str, plain_text: bool) -> String {
+    let has_charset = mime
+        .split(';')
+        .skip(1)
+        .any(|p| p.trim().to_ascii_lowercase().starts_with("charset="));
+    if plain_text && !has_charset && !mime.trim().is_empty() {
+        format!("{}; charset=utf-8", mime.trim_end())
+    } else {
+        mime.to_string()
     }
 }
 
@@ -474,12 +498,14 @@ mod tests {
                 file: Some(format!("bodies/{}", "cd".repeat(32))),
                 text: None,
                 base64: Some("AAEC".into()),
+                decoded_size: None,
             },
             response: BodyContent {
                 sha256: Some("ef".repeat(32)),
                 file: Some(format!("bodies/{}", "ef".repeat(32))),
                 text: Some("hello".into()),
                 base64: Some("aGVsbG8=".into()),
+                decoded_size: None,
             },
         };
         let e = build_entry(
@@ -493,7 +519,11 @@ mod tests {
         assert_eq!(pd.text.as_deref(), Some("AAEC"));
         assert_eq!(pd.encoding.as_deref(), Some("base64"));
         assert_eq!(pd.sha256, bodies.request.sha256);
-        assert_eq!(e.response.content.mime_type, "application/octet-stream");
+        // Embedded plain text says its charset; base64 does not need one.
+        assert_eq!(
+            e.response.content.mime_type,
+            "application/octet-stream; charset=utf-8"
+        );
         assert_eq!(e.response.content.text.as_deref(), Some("hello"));
         assert_eq!(e.response.content.encoding, None);
         assert_eq!(e.response.content.file, bodies.response.file);
@@ -505,6 +535,70 @@ mod tests {
             ("grpc-status", "0")
         );
         assert_eq!(e.go, Some(serde_json::json!({"kind": "list"})));
+    }
+
+    #[test]
+    fn encoded_body_has_decoded_size_compression_and_wire_body_size() {
+        let mut ex = sample_exchange();
+        if let Some(r) = ex.response.as_mut() {
+            r.headers = vec![
+                ("content-type".into(), "application/json".into()),
+                ("content-encoding".into(), "gzip".into()),
+            ];
+            r.body.size = 40;
+        }
+        let decoded = BodyContent {
+            sha256: Some("ab".repeat(32)),
+            file: Some(format!("bodies/{}", "ab".repeat(32))),
+            text: Some("{\"a\":1}".repeat(10)),
+            base64: None,
+            decoded_size: Some(70),
+        };
+        let e = build_entry(
+            &ex,
+            None,
+            &EntryBodies {
+                request: BodyContent::default(),
+                response: decoded.clone(),
+            },
+            &BuildOptions::default(),
+        );
+        let c = &e.response.content;
+        assert_eq!(
+            (c.size, c.compression, e.response.body_size),
+            (70, Some(30), 40)
+        );
+        assert_eq!(c.mime_type, "application/json; charset=utf-8");
+        assert_eq!(c.sha256, decoded.sha256, "the hash names the wire bytes");
+        // A body that did not decode keeps the wire view and no `compression`.
+        let e = build_entry(
+            &ex,
+            None,
+            &EntryBodies {
+                request: BodyContent::default(),
+                response: BodyContent {
+                    text: None,
+                    decoded_size: None,
+                    ..decoded
+                },
+            },
+            &BuildOptions::default(),
+        );
+        let c = &e.response.content;
+        assert_eq!((c.size, c.compression), (40, None));
+        assert_eq!(c.mime_type, "application/json");
+        for (mime, text, want) in [
+            (
+                "text/plain; charset=ISO-8859-1",
+                true,
+                "text/plain; charset=ISO-8859-1",
+            ),
+            ("text/plain", true, "text/plain; charset=utf-8"),
+            ("", true, ""),
+            ("text/plain", false, "text/plain"),
+        ] {
+            assert_eq!(mime_with_charset(mime, text), want);
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod bodies;
 pub mod build;
+pub mod content;
 pub mod error;
 pub mod har;
 mod harstream;
@@ -26,13 +27,17 @@ pub use bodies::{
 pub use build::{
     build_entry, format_started, har_timings, BodyContent, BuildOptions, EntryBodies, REDACTED,
 };
+pub use content::{Coding, Plan, SizeMismatch, Source as BodySource};
 pub use error::TraceError;
 pub use har::{
     Cache, Content, Cookie, Creator, Entry, Har, Header, Log, NameValue, PostData, PostParam,
     Request, Response, Timings,
 };
 pub use journal::{write_har_atomic, FinishReport, JournalWriter, Unrecorded};
-pub use reader::{entry_body, load_trace, request_body, LoadProblem, LoadedTrace};
+pub use reader::{
+    entry_body, load_trace, request_body, response_body, response_file, response_plan, LoadProblem,
+    LoadedTrace,
+};
 pub use urlparts::{redact_url_list, redact_userinfo};
 pub use validate::validate_har_1_2;
 

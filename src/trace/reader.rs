@@ -10,10 +10,10 @@ use std::io::{BufRead, BufReader};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use super::bodies::{check_sha, read_verified_path};
+use super::content::{self, BodyFields, ContentError, Plan, Source};
 use super::error::TraceError;
 use super::har::{Content, Entry, Request};
 use super::harstream::HarOutcome;
@@ -21,6 +21,7 @@ use super::journal::{Unrecorded, UNRECORDED_KEY};
 use super::spill::{SpillStore, Spiller};
 use super::urlparts;
 use super::{BODIES_DIR, HAR_FILE, JOURNAL_FILE};
+use crate::console::plural;
 
 /// A trace in memory. Every entry has an absolute URL (entries with unusable URLs are
 /// reported in `problems` and left out).
@@ -120,8 +121,8 @@ fn load_dir(dir: &Path) -> Result<LoadedTrace, TraceError> {
             let mut t = load_journal_file(&journal)?;
             t.notes.push(format!(
                 "no {HAR_FILE} (the recorder did not shut down cleanly, or is still running); \
-                 {} entries rebuilt from {}",
-                t.entries.len(),
+                 {} rebuilt from {}",
+                plural(t.entries.len(), "entry", "entries"),
                 journal.display()
             ));
             Ok(t)
@@ -142,8 +143,8 @@ fn load_dir(dir: &Path) -> Result<LoadedTrace, TraceError> {
             };
             let mut t = load_journal_file(&journal)?;
             t.notes.push(format!(
-                "{} entries rebuilt from {}: {reason}",
-                t.entries.len(),
+                "{} rebuilt from {}: {reason}",
+                plural(t.entries.len(), "entry", "entries"),
                 journal.display()
             ));
             Ok(t)
@@ -347,19 +348,47 @@ fn load_har_file(path: &Path) -> Result<(LoadedTrace, usize), TraceError> {
     }
 }
 
-/// The bytes of a response body: embedded `text` (plain or base64) or the `_file`
-/// (or `bodies/<_sha256>`), checked against `_sha256` when the trace gives one.
+/// The bytes of a response body, rebuilt by [`content::plan`]: the stored file (checked
+/// against `_sha256`) or the embedded `text` re-encoded as its producer wrote it. Decoded
+/// text under a `Content-Encoding` comes back decoded (see [`response_plan`]).
 pub fn entry_body(trace: &LoadedTrace, content: &Content) -> Result<Vec<u8>, TraceError> {
-    resolve_body(
-        trace,
-        BodyRef {
-            text: content.text.as_deref(),
-            encoding: content.encoding.as_deref(),
-            file: content.file.as_deref(),
-            sha256: content.sha256.as_deref(),
-            size: content.size,
-        },
-    )
+    resolve_body(trace, content_ref(content, None))
+}
+
+/// The bytes of an entry's response body, with the decision that produced them.
+pub fn response_body(trace: &LoadedTrace, entry: &Entry) -> Result<(Vec<u8>, Plan), TraceError> {
+    let r = response_ref(entry);
+    let plan = plan_of(trace, &r)?;
+    Ok((materialise(trace, &r, &plan)?, plan))
+}
+
+/// How an entry's response body will be rebuilt (no file is read).
+pub fn response_plan(trace: &LoadedTrace, entry: &Entry) -> Result<Plan, TraceError> {
+    plan_of(trace, &response_ref(entry))
+}
+
+fn response_ref(entry: &Entry) -> BodyRef<'_> {
+    let ce = header_value(&entry.response.headers, "content-encoding");
+    content_ref(&entry.response.content, ce)
+}
+
+fn header_value<'a>(headers: &'a [crate::trace::Header], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str())
+}
+
+fn content_ref<'a>(content: &'a Content, content_encoding: Option<&'a str>) -> BodyRef<'a> {
+    BodyRef {
+        text: content.text.as_deref(),
+        encoding: content.encoding.as_deref(),
+        file: content.file.as_deref(),
+        sha256: content.sha256.as_deref(),
+        size: content.size,
+        compression: content.compression,
+        content_encoding,
+    }
 }
 
 /// The bytes of a request body, like [`entry_body`]; empty when the request had none.
@@ -382,6 +411,8 @@ pub fn request_body(trace: &LoadedTrace, request: &Request) -> Result<Vec<u8>, T
             file: post.file.as_deref(),
             sha256: post.sha256.as_deref(),
             size,
+            compression: None,
+            content_encoding: header_value(&request.headers, "content-encoding"),
         },
     )
 }
@@ -392,82 +423,113 @@ struct BodyRef<'a> {
     file: Option<&'a str>,
     sha256: Option<&'a str>,
     size: i64,
+    compression: Option<i64>,
+    content_encoding: Option<&'a str>,
 }
 
 fn resolve_body(trace: &LoadedTrace, r: BodyRef<'_>) -> Result<Vec<u8>, TraceError> {
-    let bad_ref = |value: &str, reason: String| TraceError::BadBodyRef {
-        trace: trace.source.clone(),
-        value: value.to_string(),
-        reason,
-    };
+    let plan = plan_of(trace, &r)?;
+    materialise(trace, &r, &plan)
+}
+
+fn plan_of(trace: &LoadedTrace, r: &BodyRef<'_>) -> Result<Plan, TraceError> {
     if let Some(sha) = r.sha256 {
-        check_sha(sha).map_err(|reason| bad_ref(sha, format!("_sha256: {reason}")))?;
-        if let Some(spill) = trace
-            .spill
-            .as_ref()
-            .filter(|s| r.text.is_none() && s.holds(sha))
-        {
-            return read_verified_path(spill.root().join(BODIES_DIR).join(sha), sha);
+        check_sha(sha).map_err(|reason| TraceError::BadBodyRef {
+            trace: trace.source.clone(),
+            value: sha.to_string(),
+            reason: format!("_sha256: {reason}"),
+        })?;
+    }
+    content::plan(&BodyFields {
+        text: r.text,
+        encoding: r.encoding,
+        size: r.size,
+        compression: r.compression,
+        stored: r.file.is_some() || r.sha256.is_some(),
+        content_encoding: r.content_encoding,
+    })
+    .map_err(|e| match e {
+        ContentError::Base64(source) => TraceError::BadBase64 {
+            trace: trace.source.clone(),
+            source,
+        },
+        ContentError::UnsupportedEncoding(enc) => TraceError::BadBodyRef {
+            trace: trace.source.clone(),
+            value: enc,
+            reason: "unsupported encoding (only \"base64\" is defined)".to_string(),
+        },
+    })
+}
+
+/// Where the stored bytes of a body live: `_file` (a relative path inside the trace
+/// directory), else `bodies/<_sha256>`; `None` when the entry names neither.
+pub(crate) fn stored_path(
+    trace: &LoadedTrace,
+    file: Option<&str>,
+    sha256: Option<&str>,
+) -> Result<Option<PathBuf>, TraceError> {
+    // A big embedded body moved out of memory at load lives in the spill store.
+    if let Some(sha) = sha256 {
+        if let Some(spill) = trace.spill.as_ref().filter(|s| s.holds(sha)) {
+            return Ok(Some(spill.root().join(BODIES_DIR).join(sha)));
         }
     }
-    if let Some(text) = r.text {
-        let bytes = match r.encoding {
-            None => text.as_bytes().to_vec(),
-            Some(enc) if enc.eq_ignore_ascii_case("base64") => {
-                // Some tools wrap base64 at 76 columns.
-                let compact: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-                base64::engine::general_purpose::STANDARD
-                    .decode(compact)
-                    .map_err(|source| TraceError::BadBase64 {
-                        trace: trace.source.clone(),
-                        source,
-                    })?
-            }
-            Some(enc) => {
-                return Err(bad_ref(
-                    enc,
-                    "unsupported encoding (only \"base64\" is defined)".to_string(),
-                ))
-            }
-        };
-        if let Some(expected) = r.sha256 {
-            let actual = hex::encode(Sha256::digest(&bytes));
-            if actual != expected {
-                return Err(TraceError::EmbeddedMismatch {
-                    trace: trace.source.clone(),
-                    expected: expected.to_string(),
-                    actual,
-                });
-            }
-        }
-        return Ok(bytes);
-    }
-    let path = match (r.file, r.sha256) {
+    match (file, sha256) {
         (Some(file), _) => {
             let rel = Path::new(file);
             let safe =
                 !file.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
             if !safe {
-                return Err(bad_ref(
-                    file,
-                    "_file must be a relative path inside the trace directory".to_string(),
-                ));
+                return Err(TraceError::BadBodyRef {
+                    trace: trace.source.clone(),
+                    value: file.to_string(),
+                    reason: "_file must be a relative path inside the trace directory".to_string(),
+                });
             }
-            trace.root.join(rel)
+            Ok(Some(trace.root.join(rel)))
         }
-        (None, Some(sha)) => trace.root.join(BODIES_DIR).join(sha),
-        (None, None) if r.size <= 0 => return Ok(Vec::new()),
-        (None, None) => {
-            return Err(TraceError::BodyNotRecorded {
-                trace: trace.source.clone(),
-                size: r.size,
-            })
+        (None, Some(sha)) => Ok(Some(trace.root.join(BODIES_DIR).join(sha))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The stored file an entry's response body is served from, when its plan says so.
+pub fn response_file(trace: &LoadedTrace, entry: &Entry) -> Result<Option<PathBuf>, TraceError> {
+    let c = &entry.response.content;
+    stored_path(trace, c.file.as_deref(), c.sha256.as_deref())
+}
+
+fn materialise(trace: &LoadedTrace, r: &BodyRef<'_>, plan: &Plan) -> Result<Vec<u8>, TraceError> {
+    match &plan.source {
+        Source::Empty => Ok(Vec::new()),
+        Source::Missing => Err(TraceError::BodyNotRecorded {
+            trace: trace.source.clone(),
+            size: r.size,
+        }),
+        Source::Text { bytes, .. } => {
+            // Decoded text cannot match the hash of the encoded wire bytes.
+            if let (Some(expected), false) = (r.sha256, plan.drop_content_encoding) {
+                let actual = hex::encode(Sha256::digest(bytes));
+                if actual != expected {
+                    return Err(TraceError::EmbeddedMismatch {
+                        trace: trace.source.clone(),
+                        expected: expected.to_string(),
+                        actual,
+                    });
+                }
+            }
+            Ok(bytes.clone())
         }
-    };
-    match r.sha256 {
-        Some(sha) => read_verified_path(path, sha),
-        // Foreign traces may reference files without a hash; nothing to check then.
-        None => fs::read(&path).map_err(|e| TraceError::io(path, e)),
+        Source::Stored => {
+            let Some(path) = stored_path(trace, r.file, r.sha256)? else {
+                return Ok(Vec::new());
+            };
+            match r.sha256 {
+                Some(sha) => read_verified_path(path, sha),
+                // Foreign traces may reference files without a hash; nothing to check then.
+                None => fs::read(&path).map_err(|e| TraceError::io(path, e)),
+            }
+        }
     }
 }
 
@@ -478,6 +540,7 @@ mod tests {
     use crate::trace::build::{build_entry, BodyContent, BuildOptions, EntryBodies};
     use crate::trace::journal::{write_har_atomic, JournalWriter};
     use crate::trace::testutil::{sample_exchange, TestDir};
+    use base64::Engine as _;
     use serde_json::{json, Value};
     use std::io::Write;
     use std::time::{Duration, SystemTime};
@@ -576,7 +639,7 @@ mod tests {
         for (id, embed) in [(1, false), (2, true)] {
             ex.id = id;
             let content = stored
-                .content(&store, Some("application/zip"), embed)
+                .content(&store, Some("application/zip"), None, embed)
                 .expect("content");
             assert_eq!(content.text, None);
             let bodies = EntryBodies {
@@ -626,7 +689,7 @@ mod tests {
         ex.request.method = "POST".into();
         ex.request.body.size = stored.size;
         let bodies = EntryBodies {
-            request: stored.content(&store, None, false).expect("content"),
+            request: stored.content(&store, None, None, false).expect("content"),
             response: BodyContent::default(),
         };
         let e = build_entry(&ex, None, &bodies, &BuildOptions::default());

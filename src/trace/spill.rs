@@ -94,14 +94,26 @@ pub(crate) struct Spiller {
 
 impl Spiller {
     pub(crate) fn entry(&mut self, trace: &mut LoadedTrace, entry: &mut Entry) {
+        let ce = entry
+            .response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-encoding"))
+            .map(|h| h.value.clone());
         let c = &mut entry.response.content;
-        let response = (&mut c.text, &mut c.encoding, &mut c.sha256);
+        // Plain text that is not its own UTF-8 wire bytes (mitmproxy's Latin-1, decoded
+        // text under a Content-Encoding) stays in the entry, where `content::plan` rebuilds it.
+        let plain_other = c.encoding.is_none()
+            && c.text
+                .as_deref()
+                .is_some_and(|t| !super::content::text_is_wire_utf8(t, c.size, ce.as_deref()));
+        let response = (!plain_other).then_some((&mut c.text, &mut c.encoding, &mut c.sha256));
         let request = entry
             .request
             .post_data
             .as_mut()
             .map(|p| (&mut p.text, &mut p.encoding, &mut p.sha256));
-        for (text, encoding, sha256) in std::iter::once(response).chain(request) {
+        for (text, encoding, sha256) in response.into_iter().chain(request) {
             if self.failed || text.as_ref().is_none_or(|t| t.len() <= SPILL_MIN) {
                 continue;
             }

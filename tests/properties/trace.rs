@@ -344,6 +344,7 @@ fn body_content() -> impl Strategy<Value = BodyContent> {
             sha256,
             text,
             base64,
+            decoded_size: None,
         })
 }
 
