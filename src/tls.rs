@@ -14,7 +14,7 @@ use rustls::server::ResolvesServerCert;
 use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig};
 
-use crate::exchange::CertFacts;
+use crate::exchange::{CertFacts, ErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
@@ -383,10 +383,7 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<String> {
 
 /// Trace `_error.kind` and a sentence for a failed upstream handshake. `chain` is what the
 /// server presented (may be empty), used to name the offending date or names.
-pub fn classify_handshake_error(
-    err: &std::io::Error,
-    chain: &[CertFacts],
-) -> (&'static str, String) {
+pub fn classify_handshake_error(err: &std::io::Error, chain: &[CertFacts]) -> (ErrorKind, String) {
     let rustls_err = err
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
@@ -394,21 +391,21 @@ pub fn classify_handshake_error(
     match rustls_err {
         Some(rustls::Error::InvalidCertificate(cert_err)) => match cert_err {
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => (
-                "tls-expired",
+                ErrorKind::TlsExpired,
                 format!(
                     "certificate expired (notAfter {})",
                     leaf.map(|l| l.not_after.as_str()).unwrap_or("unknown")
                 ),
             ),
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => (
-                "tls-expired",
+                ErrorKind::TlsExpired,
                 format!(
                     "certificate not yet valid (notBefore {})",
                     leaf.map(|l| l.not_before.as_str()).unwrap_or("unknown")
                 ),
             ),
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => (
-                "tls-hostname-mismatch",
+                ErrorKind::TlsHostnameMismatch,
                 format!(
                     "certificate is not valid for this host (it names {})",
                     leaf.map(|l| l.dns_names.join(", "))
@@ -417,33 +414,33 @@ pub fn classify_handshake_error(
                 ),
             ),
             CertificateError::UnknownIssuer => (
-                "tls-untrusted",
+                ErrorKind::TlsUntrusted,
                 format!(
                     "certificate signed by unknown authority (issuer {}); pass --upstream-ca PEM to trust it",
                     leaf.map(|l| l.issuer.as_str()).unwrap_or("unknown")
                 ),
             ),
             CertificateError::BadSignature => (
-                "tls-untrusted",
+                ErrorKind::TlsUntrusted,
                 "certificate has a bad signature".to_string(),
             ),
-            other => ("tls-untrusted", format!("certificate rejected: {other:?}")),
+            other => (ErrorKind::TlsUntrusted, format!("certificate rejected: {other:?}")),
         },
         Some(rustls::Error::AlertReceived(alert)) => (
-            "tls-handshake",
+            ErrorKind::TlsHandshake,
             format!("the server sent TLS alert {alert:?}"),
         ),
-        Some(other) => ("tls-handshake", format!("TLS handshake failed: {other}")),
+        Some(other) => (ErrorKind::TlsHandshake, format!("TLS handshake failed: {other}")),
         None => match err.kind() {
             std::io::ErrorKind::UnexpectedEof => (
-                "tls-handshake",
+                ErrorKind::TlsHandshake,
                 "the server closed the connection during the TLS handshake".to_string(),
             ),
             std::io::ErrorKind::ConnectionReset => (
-                "upstream-reset",
+                ErrorKind::UpstreamReset,
                 "the server reset the connection during the TLS handshake".to_string(),
             ),
-            _ => ("tls-handshake", format!("TLS handshake failed: {err}")),
+            _ => (ErrorKind::TlsHandshake, format!("TLS handshake failed: {err}")),
         },
     }
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use common::TempDir;
 use modscope::exchange::{
-    BodyFacts, CertFacts, ClientTls, Exchange, ExchangeError, FaultFacts, PhaseTimes, RequestFacts,
-    ResponseFacts, TlsFacts, UpstreamTls,
+    BodyFacts, CertFacts, ClientTls, ErrorKind, Exchange, ExchangeError, ExchangeRequest,
+    FailPhase, FaultFacts, PhaseTimes, ResponseFacts, TlsFacts, UpstreamTls,
 };
 use modscope::fault::{parse_json_rule, parse_spec, parse_toml, ActionSpec, Phase, Rule, RuleFile};
 use modscope::gomod::{
@@ -989,7 +989,7 @@ fn exchange_with(
         ]),
     ];
     let request = (any::<String>(), url, any::<String>(), pairs(), body_facts()).prop_map(
-        |(method, url, http_version, headers, body)| RequestFacts {
+        |(method, url, http_version, headers, body)| ExchangeRequest {
             method,
             url,
             http_version,
@@ -1017,11 +1017,8 @@ fn exchange_with(
     );
     let error = proptest::option::of(
         (any::<String>(), any::<String>(), any::<String>()).prop_map(|(phase, kind, message)| {
-            ExchangeError {
-                phase,
-                kind,
-                message,
-            }
+            // Any word, known or not, must survive the round trip.
+            ExchangeError::new(FailPhase::parse(&phase), ErrorKind::parse(&kind), message)
         }),
     );
     let fault = proptest::option::of(

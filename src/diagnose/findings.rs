@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{Cause, DiagnoseOptions, FallbackNote, Finding, GoEnv, Observation, Severity};
+use crate::exchange::{ErrorKind, ExchangeError, FailPhase};
 use crate::gomod::url as gourl;
 use crate::gomod::{
     match_prefix_patterns, parse_goproxy, Fallback, GoKind, ProxyEntry, ProxyTarget,
@@ -115,7 +116,10 @@ struct Issue<'a> {
 }
 
 fn is_injected(o: &Observation) -> bool {
-    o.fault.is_some() || o.error.as_ref().is_some_and(|e| e.kind == "injected")
+    o.fault.is_some()
+        || o.error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::Injected)
 }
 
 /// `host[:port]` without the scheme's default port, lower case.
@@ -136,24 +140,37 @@ pub(super) fn host_key(o: &Observation) -> String {
     gourl::canonical_authority(scheme, &raw)
 }
 
-fn cause_for_error_kind(kind: &str) -> Cause {
-    match kind {
-        "dns" => Cause::DnsFailure,
-        "connect-refused" => Cause::ConnectionRefused,
-        "connect-timeout" => Cause::ConnectTimeout,
-        "tls-untrusted" => Cause::TlsUntrusted,
-        "tls-hostname-mismatch" => Cause::TlsHostnameMismatch,
-        "tls-expired" => Cause::TlsExpired,
-        "tls-handshake-timeout" => Cause::TlsHandshakeTimeout,
-        "tls-handshake" => Cause::TlsHandshakeFailed,
-        "upstream-reset" | "upstream-closed" => Cause::ResetOrTruncated,
-        "client-abort" => Cause::ClientAbort,
-        "proxy-auth" => Cause::ProxyAuthRequired,
-        "upstream-proxy" => Cause::UpstreamProxyFailed,
-        "protocol" => Cause::ProtocolError,
-        "timeout" => Cause::Timeout,
-        "injected" => Cause::InjectedFault,
-        _ => Cause::OtherError,
+/// The cause an exchange error stands for. Exhaustive on purpose: a new `ErrorKind`
+/// must be explained here before it compiles.
+fn cause_for_error(err: &ExchangeError) -> Cause {
+    match &err.kind {
+        ErrorKind::Dns => Cause::DnsFailure,
+        ErrorKind::DnsServerFailure => Cause::DnsServerFailure,
+        ErrorKind::ConnectRefused => Cause::ConnectionRefused,
+        ErrorKind::ConnectTimeout => Cause::ConnectTimeout,
+        ErrorKind::TlsUntrusted => Cause::TlsUntrusted,
+        ErrorKind::TlsHostnameMismatch => Cause::TlsHostnameMismatch,
+        ErrorKind::TlsExpired => Cause::TlsExpired,
+        ErrorKind::TlsHandshakeTimeout => Cause::TlsHandshakeTimeout,
+        ErrorKind::TlsHandshake => Cause::TlsHandshakeFailed,
+        // Closed or reset before any response head: the server never answered, which
+        // is a different story from a body cut mid-way.
+        ErrorKind::UpstreamReset | ErrorKind::UpstreamClosed
+            if err.phase == FailPhase::Response =>
+        {
+            Cause::NoResponse
+        }
+        ErrorKind::UpstreamReset | ErrorKind::UpstreamClosed => Cause::ResetOrTruncated,
+        ErrorKind::ClientAbort => Cause::ClientAbort,
+        ErrorKind::ProxyAuth => Cause::ProxyAuthRequired,
+        ErrorKind::UpstreamProxy => Cause::UpstreamProxyFailed,
+        ErrorKind::Protocol => Cause::ProtocolError,
+        ErrorKind::Timeout => Cause::Timeout,
+        ErrorKind::BodyStalled => Cause::BodyStalled,
+        ErrorKind::Injected => Cause::InjectedFault,
+        ErrorKind::ReplayBody => Cause::ReplayBodyUnavailable,
+        // A word from another tool or a newer modscope: explained generically.
+        ErrorKind::Other | ErrorKind::Unknown(_) => Cause::OtherError,
     }
 }
 
@@ -184,7 +201,7 @@ fn assess<'a>(
         push(Cause::MalformedRequest, Severity::Warning, None);
     }
     if let Some(err) = &o.error {
-        let cause = cause_for_error_kind(&err.kind);
+        let cause = cause_for_error(err);
         let note = fallback_note(o, ctx);
         let severity = if cause == Cause::ClientAbort {
             Severity::Info
@@ -747,6 +764,10 @@ impl Group<'_, '_> {
                 };
                 (title, advice)
             }
+            Cause::DnsServerFailure => (
+                format!("{host}: the DNS resolver failed to look up {hostname} ({reqs}){}", self.fallback_clause()),
+                format!("the resolver or the network is broken, not the name: check /etc/resolv.conf and your VPN, then `getent hosts {hostname}`"),
+            ),
             Cause::ConnectionRefused => (
                 format!("{host}: connection refused ({reqs}){}", self.fallback_clause()),
                 format!("nothing listens on {host}: check the port in GOPROXY/the URL and any --connect-to mapping"),
@@ -848,6 +869,25 @@ impl Group<'_, '_> {
                 );
                 (with_count(title, n), advice)
             }
+            Cause::NoResponse => {
+                let waited = self
+                    .issues
+                    .iter()
+                    .filter_map(|i| i.obs.timings.wait)
+                    .fold(0.0_f64, f64::max);
+                let what = format!("accepted {reqs} but closed without a response (after {})", secs(waited));
+                let (title, advice) = or_generic(
+                    self.fallback_words(&what, "no response"),
+                    format!("{host} {what}"),
+                    format!("{hostname} drops requests before answering (overload, a crashing backend, an idle timeout on a middlebox): retry, and check its health"),
+                );
+                (with_count(title, n), advice)
+            }
+            Cause::BodyStalled => self.body_stalled(),
+            Cause::ReplayBodyUnavailable => (
+                format!("{host}: replay could not serve the recorded body of {reqs}"),
+                "the trace's body files are missing or corrupt: record again, or check the trace directory's bodies/".to_string(),
+            ),
             Cause::Timeout => {
                 let what = "did not answer in time";
                 let (title, advice) = or_generic(
@@ -952,6 +992,14 @@ impl Group<'_, '_> {
                 "see go env".to_string(),
             ),
         }
+    }
+
+    fn body_stalled(&self) -> (String, String) {
+        let host = self.host;
+        (
+            format!("{host}: {} stalled mid-body{}", self.requests(), self.modules_brief()),
+            "the mirror stalls mid-download and go has no read timeout: put another mirror first with '|' after it (go env -w \"GOPROXY=https://proxy.golang.org|direct\"), and give CI jobs a timeout".to_string(),
+        )
     }
 
     fn private_glob(&self) -> String {

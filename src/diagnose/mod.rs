@@ -110,7 +110,10 @@ impl Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Cause {
+    /// The name does not exist (NXDOMAIN): a typo or a missing record.
     DnsFailure,
+    /// The resolver failed (SERVFAIL, timeout, none reachable), not the name.
+    DnsServerFailure,
     ConnectionRefused,
     ConnectTimeout,
     TlsUntrusted,
@@ -133,10 +136,16 @@ pub enum Cause {
     RateLimited,
     UpstreamServerError,
     ResetOrTruncated,
+    /// The server accepted the request, then closed or reset without any response head.
+    NoResponse,
+    /// A response body received nothing for the stall threshold.
+    BodyStalled,
     Timeout,
     ProtocolError,
     ClientAbort,
     OtherError,
+    /// Replay could not serve a recorded body (missing or corrupt body file).
+    ReplayBodyUnavailable,
     /// A non-200 status with no cause of its own (go fails on any non-200).
     UnexpectedStatus,
     SlowFirstByte,
@@ -158,6 +167,7 @@ impl Cause {
     pub fn as_str(&self) -> &'static str {
         match self {
             Cause::DnsFailure => "dns-failure",
+            Cause::DnsServerFailure => "dns-server-failure",
             Cause::ConnectionRefused => "connection-refused",
             Cause::ConnectTimeout => "connect-timeout",
             Cause::TlsUntrusted => "tls-untrusted",
@@ -175,10 +185,13 @@ impl Cause {
             Cause::RateLimited => "rate-limited",
             Cause::UpstreamServerError => "upstream-server-error",
             Cause::ResetOrTruncated => "reset-or-truncated",
+            Cause::NoResponse => "no-response",
+            Cause::BodyStalled => "body-stalled",
             Cause::Timeout => "timeout",
             Cause::ProtocolError => "protocol-error",
             Cause::ClientAbort => "client-abort",
             Cause::OtherError => "other-error",
+            Cause::ReplayBodyUnavailable => "replay-body-unavailable",
             Cause::UnexpectedStatus => "unexpected-status",
             Cause::SlowFirstByte => "slow-first-byte",
             Cause::InjectedFault => "injected-fault",

@@ -1,7 +1,7 @@
 //! Table tests for diagnosis causes, GOPROXY fallback verdicts, leaks, summary and report.
 
 use super::*;
-use crate::exchange::{ExchangeError, FaultFacts, PhaseTimes};
+use crate::exchange::{ErrorKind, ExchangeError, FailPhase, FaultFacts, PhaseTimes};
 use crate::gomod::{classify, GoKind};
 
 const PG: &str = "https://proxy.golang.org";
@@ -28,14 +28,18 @@ fn ob(index: usize, url: &str, status: u16) -> Observation {
     }
 }
 
-fn failed(mut o: Observation, kind: &str) -> Observation {
+fn failed(o: Observation, kind: &str) -> Observation {
+    failed_in(o, FailPhase::Connect, ErrorKind::parse(kind))
+}
+
+fn failed_in(mut o: Observation, phase: FailPhase, kind: ErrorKind) -> Observation {
     o.status = 0;
     o.response_bytes = 0;
-    o.error = Some(ExchangeError {
-        phase: "connect".to_string(),
-        kind: kind.to_string(),
-        message: format!("{kind} happened"),
-    });
+    o.error = Some(ExchangeError::new(
+        phase,
+        kind.clone(),
+        format!("{kind} happened"),
+    ));
     o
 }
 
@@ -54,34 +58,26 @@ fn causes(f: &[Finding]) -> Vec<(Cause, Severity)> {
     f.iter().map(|f| (f.cause, f.severity)).collect()
 }
 
+/// The mapping itself is an exhaustive match (the compiler keeps it complete); this
+/// checks what every kind, and a word from a newer version, turns into for a user.
 #[test]
 fn every_error_kind_has_a_cause() {
     use Cause::*;
     use Severity::*;
-    let table = [
-        ("dns", DnsFailure, Error),
-        ("connect-refused", ConnectionRefused, Error),
-        ("connect-timeout", ConnectTimeout, Error),
-        ("tls-untrusted", TlsUntrusted, Error),
-        ("tls-hostname-mismatch", TlsHostnameMismatch, Error),
-        ("tls-expired", TlsExpired, Error),
-        ("tls-handshake-timeout", TlsHandshakeTimeout, Error),
-        ("tls-handshake", TlsHandshakeFailed, Error),
-        ("upstream-reset", ResetOrTruncated, Error),
-        ("upstream-closed", ResetOrTruncated, Error),
-        ("client-abort", ClientAbort, Info),
-        ("proxy-auth", ProxyAuthRequired, Error),
-        ("upstream-proxy", UpstreamProxyFailed, Error),
-        ("protocol", ProtocolError, Error),
-        ("timeout", Timeout, Error),
-        ("injected", InjectedFault, Info),
-        ("other", OtherError, Error),
-        ("something-new", OtherError, Error),
-    ];
-    for (kind, cause, severity) in table {
-        let o = failed(ob(3, &zip(PG, "example.com/m"), 0), kind);
+    let mut kinds: Vec<ErrorKind> = ErrorKind::KNOWN.to_vec();
+    kinds.push(ErrorKind::parse("something-new"));
+    for kind in kinds {
+        let o = failed(ob(3, &zip(PG, "example.com/m"), 0), kind.as_str());
         let f = diagnose(&[o], None);
-        assert_eq!(causes(&f), vec![(cause, severity)], "{kind}");
+        assert_eq!(f.len(), 1, "{kind}: {f:?}");
+        let (cause, severity) = (f[0].cause, f[0].severity);
+        let generic = matches!(kind, ErrorKind::Other | ErrorKind::Unknown(_));
+        assert_eq!(cause == OtherError, generic, "{kind} -> {cause}");
+        let expected = match kind {
+            ErrorKind::ClientAbort | ErrorKind::Injected => Info,
+            _ => Error,
+        };
+        assert_eq!(severity, expected, "{kind}");
         assert_eq!(f[0].entries, vec![3]);
         assert_eq!(f[0].host.as_deref(), Some("proxy.golang.org"));
         assert!(
@@ -93,6 +89,57 @@ fn every_error_kind_has_a_cause() {
             Some(format!("{kind} happened").as_str())
         );
     }
+}
+
+#[test]
+fn error_kinds_map_to_their_causes() {
+    use Cause::*;
+    let zip_url = zip(PG, "example.com/m");
+    let table = [
+        (FailPhase::Dns, ErrorKind::Dns, DnsFailure),
+        (
+            FailPhase::Dns,
+            ErrorKind::DnsServerFailure,
+            DnsServerFailure,
+        ),
+        (FailPhase::Tls, ErrorKind::TlsHandshake, TlsHandshakeFailed),
+        (FailPhase::Response, ErrorKind::UpstreamClosed, NoResponse),
+        (FailPhase::Response, ErrorKind::UpstreamReset, NoResponse),
+        (FailPhase::Body, ErrorKind::UpstreamClosed, ResetOrTruncated),
+        (FailPhase::Body, ErrorKind::UpstreamReset, ResetOrTruncated),
+        (
+            FailPhase::Body,
+            ErrorKind::ReplayBody,
+            ReplayBodyUnavailable,
+        ),
+        (FailPhase::Body, ErrorKind::BodyStalled, BodyStalled),
+    ];
+    for (phase, kind, cause) in table {
+        let o = failed_in(ob(0, &zip_url, 0), phase.clone(), kind.clone());
+        let f = diagnose(&[o], None);
+        assert_eq!(f[0].cause, cause, "{phase}/{kind}");
+    }
+}
+
+#[test]
+fn error_words_round_trip_and_unknown_words_survive() {
+    for kind in ErrorKind::KNOWN {
+        let json = serde_json::to_string(kind).unwrap();
+        assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        assert_eq!(&serde_json::from_str::<ErrorKind>(&json).unwrap(), kind);
+    }
+    for phase in FailPhase::KNOWN {
+        let json = serde_json::to_string(phase).unwrap();
+        assert_eq!(&serde_json::from_str::<FailPhase>(&json).unwrap(), phase);
+    }
+    let e: ExchangeError =
+        serde_json::from_str(r#"{"phase":"quic","kind":"h3-stream-error","message":"m"}"#).unwrap();
+    assert_eq!(e.phase, FailPhase::Unknown("quic".into()));
+    assert_eq!(e.kind, ErrorKind::Unknown("h3-stream-error".into()));
+    assert_eq!(
+        serde_json::to_value(&e).unwrap(),
+        serde_json::json!({"phase":"quic","kind":"h3-stream-error","message":"m"})
+    );
 }
 
 #[test]
@@ -898,11 +945,11 @@ fn odd_observations_never_panic() {
     o.response_text = Some("\n\n  \n".to_string());
     weird.push(o);
     let mut o = ob(2, "https://h\u{e9}.example/\u{1F600}/@v/list", 404);
-    o.error = Some(ExchangeError {
-        phase: String::new(),
-        kind: String::new(),
-        message: "\u{e9}".repeat(500),
-    });
+    o.error = Some(ExchangeError::new(
+        FailPhase::parse(""),
+        ErrorKind::parse(""),
+        "\u{e9}".repeat(500),
+    ));
     weird.push(o);
     let envs = [
         None,

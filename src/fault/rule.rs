@@ -162,8 +162,8 @@ impl Match {
         }
         if !self.kind.is_empty() {
             // A request gomod could not classify is, for matching, of kind `other`.
-            let kind = facts.go_kind.as_deref().unwrap_or("other");
-            if !self.kind.iter().any(|k| k.as_str() == kind) {
+            let kind = facts.go_kind.unwrap_or(GoKind::Other);
+            if !self.kind.contains(&kind) {
                 return false;
             }
         }
@@ -601,7 +601,7 @@ mod tests {
             port: 443,
             method: "GET".into(),
             path: "/golang.org/x/mod/@v/v0.14.0.zip".into(),
-            go_kind: Some("zip".into()),
+            go_kind: Some(GoKind::Zip),
             module: Some("golang.org/x/mod".into()),
             version: Some("v0.14.0".into()),
             status: Some(200),

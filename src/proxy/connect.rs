@@ -22,7 +22,7 @@ use super::forward::{
 use super::io::{drive, Activity, ActivityClock, Rewind, RESET_ON_CLOSE};
 use super::upstream::{ConnTimings, Target, UpstreamSlot};
 use super::{intercept, BoxError, ProxyBody, Shared};
-use crate::exchange::ExchangeError;
+use crate::exchange::{ErrorKind, ExchangeError, FailPhase};
 use crate::fault::{Action, Phase, RequestFacts};
 
 /// What a CONNECT turned into, handed from the hyper service to the connection task.
@@ -158,11 +158,11 @@ async fn first_hop(
                 ));
             }
             Action::CloseAfterConnect => {
-                let error = ExchangeError {
-                    phase: "connect".into(),
-                    kind: "injected".into(),
-                    message: format!("tunnel closed right after CONNECT by rule '{}'", d.rule),
-                };
+                let error = ExchangeError::new(
+                    FailPhase::Connect,
+                    ErrorKind::Injected,
+                    format!("tunnel closed right after CONNECT by rule '{}'", d.rule),
+                );
                 publish_connection_event(shared, &target, None, Some(error), fault);
                 if let Ok(mut slot) = tunnel.lock() {
                     *slot = Some(Tunnel::Close(hyper::upgrade::on(req)));

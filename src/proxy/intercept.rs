@@ -17,7 +17,7 @@ use super::io::drive;
 use super::upstream::{Target, UpstreamSlot, ALPN_H2, ALPN_HTTP11};
 use super::Shared;
 use crate::ca::Validity;
-use crate::exchange::{ClientTls, ExchangeError};
+use crate::exchange::{ClientTls, ErrorKind, ExchangeError, FailPhase};
 use crate::fault::{Action, CertFault, Phase, RequestFacts};
 use crate::tls::{cipher_name, server_config, version_name};
 
@@ -151,11 +151,11 @@ async fn finish_handshake<S>(
     let mut cert_fault = None;
     for d in &decisions {
         if let Action::Tls { stall_ms, cert } = &d.action {
-            let error = ExchangeError {
-                phase: "tls".into(),
-                kind: "injected".into(),
-                message: format!("client handshake: {} (rule '{}')", d.describe(), d.rule),
-            };
+            let error = ExchangeError::new(
+                FailPhase::Tls,
+                ErrorKind::Injected,
+                format!("client handshake: {} (rule '{}')", d.describe(), d.rule),
+            );
             publish_connection_event(&shared, &target, None, Some(error), fault_facts(&decisions));
             if let Some(ms) = stall_ms {
                 tokio::time::sleep(Duration::from_millis(*ms)).await;

@@ -16,7 +16,7 @@ use tokio::time::timeout;
 
 use super::ProxyBody;
 use crate::config::{ConnectTo, UpstreamProxy};
-use crate::exchange::UpstreamTls;
+use crate::exchange::{ErrorKind, FailPhase, UpstreamTls};
 use crate::tls::{cert_facts, cipher_name, classify_handshake_error, version_name, UpstreamTrust};
 
 pub const ALPN_H2: &[u8] = b"h2";
@@ -54,9 +54,8 @@ pub struct ConnTimings {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("modscope: {what} failed: {message}")]
 pub struct UpstreamError {
-    /// dns | connect | tls | request
-    pub phase: &'static str,
-    pub kind: &'static str,
+    pub phase: FailPhase,
+    pub kind: ErrorKind,
     /// "TLS to proxy.golang.org:443", "DNS lookup of x.example", ...
     pub what: String,
     pub message: String,
@@ -211,23 +210,29 @@ impl Dialer {
                     Ok(Ok(addrs)) => addrs.collect(),
                     Ok(Err(e)) => {
                         return Err(fail(
-                            "dns",
-                            "dns",
+                            FailPhase::Dns,
+                            ErrorKind::Dns,
                             what,
                             format!("no such host ({e})"),
                             timings,
                         ))
                     }
                     Err(_) => {
-                        return Err(fail("dns", "dns", what, "timed out".into(), timings));
+                        return Err(fail(
+                            FailPhase::Dns,
+                            ErrorKind::DnsServerFailure,
+                            what,
+                            "timed out".into(),
+                            timings,
+                        ));
                     }
                 }
             }
         };
         if addrs.is_empty() {
             return Err(fail(
-                "dns",
-                "dns",
+                FailPhase::Dns,
+                ErrorKind::Dns,
                 format!("DNS lookup of {dial_host}"),
                 "no addresses".into(),
                 timings,
@@ -254,22 +259,22 @@ impl Dialer {
                 let what = format!("TCP connect to {dial_host}:{dial_port} ({addr})");
                 let (kind, message) = match err {
                     Some(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                        ("connect-refused", "connection refused".to_string())
+                        (ErrorKind::ConnectRefused, "connection refused".to_string())
                     }
-                    Some(e) => ("connect-refused", e.to_string()),
+                    Some(e) => (ErrorKind::ConnectRefused, e.to_string()),
                     None => (
-                        "connect-timeout",
+                        ErrorKind::ConnectTimeout,
                         format!("no answer within {:?}", self.connect_timeout),
                     ),
                 };
-                return Err(fail("connect", kind, what, message, timings));
+                return Err(fail(FailPhase::Connect, kind, what, message, timings));
             }
             // Not reachable (the address list was checked non-empty), but an error is
             // cheaper to reason about than a panic.
             (None, None) => {
                 return Err(fail(
-                    "dns",
-                    "dns",
+                    FailPhase::Dns,
+                    ErrorKind::Other,
                     format!("DNS lookup of {dial_host}"),
                     "no addresses".into(),
                     timings,
@@ -288,7 +293,7 @@ impl Dialer {
                 .await
                 .map_err(|(kind, message)| {
                     fail(
-                        "connect",
+                        FailPhase::Connect,
                         kind,
                         format!(
                             "CONNECT {authority} through upstream proxy {}",
@@ -324,8 +329,8 @@ impl Dialer {
             };
         let h2 = negotiated.as_deref() == Some(ALPN_H2);
         let sender = http_handshake(io, h2).await.map_err(|e| UpstreamError {
-            phase: "connect",
-            kind: "protocol",
+            phase: FailPhase::Connect,
+            kind: ErrorKind::Protocol,
             what: format!("HTTP handshake with {}", target.authority()),
             message: e.to_string(),
             timings,
@@ -361,7 +366,7 @@ impl Dialer {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let fail = |kind, message: String, timings: &ConnTimings, tls: Option<UpstreamTls>| {
             UpstreamError {
-                phase: "tls",
+                phase: FailPhase::Tls,
                 kind,
                 what: what.clone(),
                 message,
@@ -373,12 +378,12 @@ impl Dialer {
         let config = self
             .trust
             .client_config(alpn.to_vec(), seen.clone())
-            .map_err(|e| fail("tls-handshake", e.to_string(), timings, None))?;
+            .map_err(|e| fail(ErrorKind::TlsHandshake, e.to_string(), timings, None))?;
         let server_name = match ServerName::try_from(target.host.clone()) {
             Ok(n) => n,
             Err(e) => {
                 return Err(fail(
-                    "tls-handshake",
+                    ErrorKind::TlsHandshake,
                     format!("invalid server name {:?}: {e}", target.host),
                     timings,
                     None,
@@ -420,7 +425,7 @@ impl Dialer {
                 Err(fail(kind, message, timings, Some(facts)))
             }
             Err(_) => Err(fail(
-                "tls-handshake-timeout",
+                ErrorKind::TlsHandshakeTimeout,
                 format!("no TLS handshake within {:?}", self.tls_timeout),
                 timings,
                 None,
@@ -464,7 +469,7 @@ async fn connect_through(
     proxy: &UpstreamProxy,
     authority: &str,
     limit: Duration,
-) -> Result<(), (&'static str, String)> {
+) -> Result<(), (ErrorKind, String)> {
     let mut head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
     if let Some(auth) = &proxy.authorization {
         head.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
@@ -476,8 +481,13 @@ async fn connect_through(
     };
     let answer = match timeout(limit, exchange).await {
         Ok(Ok(a)) => a,
-        Ok(Err(e)) => return Err(("upstream-proxy", format!("{e}"))),
-        Err(_) => return Err(("upstream-proxy", format!("no answer within {limit:?}"))),
+        Ok(Err(e)) => return Err((ErrorKind::UpstreamProxy, format!("{e}"))),
+        Err(_) => {
+            return Err((
+                ErrorKind::UpstreamProxy,
+                format!("no answer within {limit:?}"),
+            ))
+        }
     };
     let status_line = answer.lines().next().unwrap_or("").to_string();
     let code = status_line
@@ -487,10 +497,13 @@ async fn connect_through(
     match code {
         Some(200..=299) => Ok(()),
         Some(407) => Err((
-            "proxy-auth",
+            ErrorKind::ProxyAuth,
             format!("{status_line} (check the user:password in --upstream-proxy)"),
         )),
-        _ => Err(("upstream-proxy", format!("answered {status_line:?}"))),
+        _ => Err((
+            ErrorKind::UpstreamProxy,
+            format!("answered {status_line:?}"),
+        )),
     }
 }
 
@@ -694,8 +707,8 @@ pub async fn send_via_slot(
     else {
         // The slot was filled just above; a state machine slip must not panic a task.
         return Err(SendError::Connect(Box::new(UpstreamError {
-            phase: "connect",
-            kind: "other",
+            phase: FailPhase::Connect,
+            kind: ErrorKind::Other,
             what: format!("connecting to {}", target.authority()),
             message: "internal error: no upstream connection after dialling".into(),
             timings: ConnTimings::default(),

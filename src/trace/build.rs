@@ -465,11 +465,11 @@ mod tests {
     fn failed_exchange_has_status_zero_and_error() {
         let mut ex = sample_exchange();
         ex.response = None;
-        ex.error = Some(ExchangeError {
-            phase: "tls".into(),
-            kind: "tls-untrusted".into(),
-            message: "invalid peer certificate: UnknownIssuer".into(),
-        });
+        ex.error = Some(ExchangeError::new(
+            crate::exchange::FailPhase::Tls,
+            crate::exchange::ErrorKind::TlsUntrusted,
+            "invalid peer certificate: UnknownIssuer",
+        ));
         ex.fault = Some(FaultFacts {
             rule: "flaky".into(),
             action: "reset".into(),

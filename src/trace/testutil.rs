@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::exchange::{
-    BodyFacts, ClientTls, Exchange, PhaseTimes, RequestFacts, ResponseFacts, TlsFacts, UpstreamTls,
+    BodyFacts, ClientTls, Exchange, ExchangeRequest, PhaseTimes, ResponseFacts, TlsFacts,
+    UpstreamTls,
 };
 
 /// A fresh directory under the system temp dir, removed on drop (the project has no
@@ -43,7 +44,7 @@ pub(crate) fn sample_exchange() -> Exchange {
     Exchange {
         id: 42,
         started: UNIX_EPOCH + Duration::from_micros(1_767_225_600_123_456),
-        request: RequestFacts {
+        request: ExchangeRequest {
             method: "GET".into(),
             url: "https://alice:s3cret@proxy.golang.org/golang.org/x/mod/@v/list?go-get=1&q=a%20b"
                 .into(),
