@@ -3,6 +3,7 @@
 //! Pure: the shell maps trace entries into [`Observation`]s; nothing here reads
 //! files, sockets, the environment or clocks.
 
+pub mod advice;
 mod findings;
 mod render;
 mod summary;
@@ -225,6 +226,9 @@ pub struct FallbackNote {
     /// GOPROXY rewritten with '|' after `entry`, when ',' is what stops go.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suggested_goproxy: Option<String>,
+    /// The separator was inferred from the trace (go's environment was not known).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inferred: bool,
 }
 
 /// One diagnosed problem, grouped per cause and host.
@@ -246,6 +250,14 @@ pub struct Finding {
     pub modules: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<FallbackNote>,
+    /// The fault rule that injected this failure; the finding then shows the real
+    /// diagnosis of the same failure, at severity info.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected_by: Option<String>,
+    /// Every failure of this finding was followed by a success of the same request
+    /// (method and URL): a retry got through, so the failure was transient.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transient: bool,
 }
 
 /// Tunables for [`diagnose_with`].
