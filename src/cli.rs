@@ -172,12 +172,13 @@ pub struct CommonArgs {
     /// Seconds without any traffic before a client connection is closed.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub idle_timeout: u64,
-    /// Seconds allowed for each of DNS and TCP connect upstream.
-    #[arg(long, default_value_t = 3, value_name = "SECS")]
+    /// Seconds allowed for DNS and TCP connect upstream together (go's own dial budget
+    /// is 30 s; less can fail an origin that go alone would reach).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub connect_timeout: u64,
-    /// Seconds allowed for the upstream TLS handshake (the defaults keep DNS + TCP + TLS
-    /// within go's 10 s TLS handshake timeout).
-    #[arg(long, default_value_t = 4, value_name = "SECS")]
+    /// Seconds allowed for the upstream TLS handshake; it also ends when go's own 10 s
+    /// handshake budget runs out.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub tls_timeout: u64,
     /// Fault rules file (TOML, `[[rule]]` tables); see docs/chaos.md.
     #[arg(long, value_name = "FILE")]

@@ -139,6 +139,25 @@ impl Sender {
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
+/// go's own budgets for an HTTPS request through a proxy (net/http's DefaultTransport):
+/// the dial (DNS + TCP) may take 30 s, and the TLS handshake 10 s from the moment the
+/// CONNECT is answered. modscope dials the origin before answering the CONNECT, inside
+/// go's dial budget, and hands the upstream TLS handshake what is left of go's, so a
+/// slow origin that go alone survives also works through modscope.
+pub const GO_DIAL_BUDGET: Duration = Duration::from_secs(30);
+pub const GO_TLS_HANDSHAKE_BUDGET: Duration = Duration::from_secs(10);
+
+/// Time kept back from go's TLS handshake budget to finish the client-side handshake
+/// after the upstream one (a few round trips on loopback).
+pub const CLIENT_HANDSHAKE_MARGIN: Duration = Duration::from_millis(300);
+
+/// A TCP connection dialled for a CONNECT before it was answered, with what the dial took.
+pub struct Predial {
+    pub tcp: TcpStream,
+    pub timings: ConnTimings,
+    pub server_ip: Option<IpAddr>,
+}
+
 /// Opens upstream connections, recording how long each phase took.
 pub struct Dialer {
     pub connect_to: Vec<ConnectTo>,
@@ -191,6 +210,8 @@ impl Dialer {
                 server_ip: None,
                 tls: None,
             };
+        // One budget for resolution and connect together, like go's net.Dialer.Timeout.
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
         let (dial_host, dial_port) = match &self.upstream_proxy {
             Some(p) => (p.host.clone(), p.port),
             None => (host.clone(), port),
@@ -199,8 +220,8 @@ impl Dialer {
             Ok(ip) => vec![SocketAddr::new(ip, dial_port)],
             Err(_) => {
                 let started = Instant::now();
-                let looked_up = timeout(
-                    self.connect_timeout,
+                let looked_up = tokio::time::timeout_at(
+                    deadline,
                     tokio::net::lookup_host((dial_host.as_str(), dial_port)),
                 )
                 .await;
@@ -209,20 +230,24 @@ impl Dialer {
                 match looked_up {
                     Ok(Ok(addrs)) => addrs.collect(),
                     Ok(Err(e)) => {
+                        let (kind, words) = lookup_failure(&e.to_string());
                         return Err(fail(
                             FailPhase::Dns,
-                            ErrorKind::Dns,
+                            kind,
                             what,
-                            format!("no such host ({e})"),
+                            format!("{words} ({e})"),
                             timings,
-                        ))
+                        ));
                     }
                     Err(_) => {
                         return Err(fail(
                             FailPhase::Dns,
                             ErrorKind::DnsServerFailure,
                             what,
-                            "timed out".into(),
+                            format!(
+                                "the resolver did not answer within {:?}",
+                                self.connect_timeout
+                            ),
                             timings,
                         ));
                     }
@@ -242,7 +267,7 @@ impl Dialer {
         let mut last_err = None;
         let mut stream = None;
         for addr in &addrs {
-            match timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+            match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
                 Ok(Ok(s)) => {
                     *server_ip = Some(addr.ip());
                     stream = Some(s);
@@ -313,15 +338,50 @@ impl Dialer {
         target: &Target,
         alpn: &[Vec<u8>],
     ) -> Result<(Sender, Arc<ConnInfo>), UpstreamError> {
+        let predial = self.predial(target).await?;
+        self.establish(predial, target, alpn, None).await
+    }
+
+    /// DNS and TCP (and a parent proxy's CONNECT) to `target`: done before a client's
+    /// CONNECT is answered, within go's dial budget.
+    pub async fn predial(&self, target: &Target) -> Result<Predial, UpstreamError> {
         let mut timings = ConnTimings::default();
         let mut server_ip = None;
         let tcp = self
             .dial_stream(target, &mut timings, &mut server_ip)
             .await?;
+        Ok(Predial {
+            tcp,
+            timings,
+            server_ip,
+        })
+    }
+
+    /// TLS (for https targets) and the HTTP handshake on a dialled connection. The TLS
+    /// handshake ends by `--tls-timeout` or `tls_deadline`, whichever comes first (the
+    /// deadline is what is left of go's own handshake budget while go waits).
+    pub async fn establish(
+        &self,
+        predial: Predial,
+        target: &Target,
+        alpn: &[Vec<u8>],
+        tls_deadline: Option<Instant>,
+    ) -> Result<(Sender, Arc<ConnInfo>), UpstreamError> {
+        let Predial {
+            tcp,
+            mut timings,
+            server_ip,
+        } = predial;
         let (io, tls, negotiated): (Box<dyn Io>, Option<UpstreamTls>, Option<Vec<u8>>) =
             if target.tls {
+                let limit = match tls_deadline {
+                    Some(d) => self
+                        .tls_timeout
+                        .min(d.saturating_duration_since(Instant::now())),
+                    None => self.tls_timeout,
+                };
                 let (stream, facts, negotiated) = self
-                    .handshake(target, alpn, tcp, &mut timings, server_ip)
+                    .handshake(target, alpn, tcp, &mut timings, server_ip, limit)
                     .await?;
                 (Box::new(stream), Some(facts), negotiated)
             } else {
@@ -354,6 +414,7 @@ impl Dialer {
         tcp: TcpStream,
         timings: &mut ConnTimings,
         server_ip: Option<IpAddr>,
+        limit: Duration,
     ) -> Result<
         (
             tokio_rustls::client::TlsStream<TcpStream>,
@@ -392,7 +453,7 @@ impl Dialer {
         };
         let started = Instant::now();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let result = timeout(self.tls_timeout, connector.connect(server_name, tcp)).await;
+        let result = timeout(limit, connector.connect(server_name, tcp)).await;
         timings.tls = Some(started.elapsed());
         let chain: Vec<_> = seen
             .lock()
@@ -460,6 +521,18 @@ async fn http_handshake(io: Box<dyn Io>, h2: bool) -> Result<Sender, hyper::Erro
             }
         });
         Ok(Sender::H1(sender))
+    }
+}
+
+/// How a failed name lookup reads, from getaddrinfo's words: only "no such name" says
+/// the name is wrong; a temporary or non-recoverable failure says the resolver is.
+fn lookup_failure(message: &str) -> (ErrorKind, &'static str) {
+    let m = message.to_ascii_lowercase();
+    if m.contains("not known") || m.contains("no address associated") || m.contains("no such host")
+    {
+        (ErrorKind::Dns, "no such host")
+    } else {
+        (ErrorKind::DnsServerFailure, "the DNS resolver failed")
     }
 }
 
@@ -589,6 +662,16 @@ impl Pool {
         if list.len() < POOL_PER_TARGET {
             list.push(conn);
         }
+    }
+
+    /// Whether an idle connection to `target` may be waiting (then a CONNECT need not
+    /// dial first).
+    pub fn has(&self, target: &Target) -> bool {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.get_mut(target).is_some_and(|list| {
+            list.retain(still_usable);
+            !list.is_empty()
+        })
     }
 
     /// The newest idle connection to `target` whose protocol the client offered.
@@ -765,4 +848,34 @@ pub enum SendError {
     Connect(Box<UpstreamError>),
     /// The connection existed but the exchange failed before a response head.
     Request(hyper::Error, Arc<ConnInfo>),
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+
+    #[test]
+    fn lookup_failures_tell_a_missing_name_from_a_failing_resolver() {
+        let table = [
+            (
+                "failed to lookup address information: Name or service not known",
+                ErrorKind::Dns,
+            ),
+            (
+                "failed to lookup address information: No address associated with hostname",
+                ErrorKind::Dns,
+            ),
+            (
+                "failed to lookup address information: Temporary failure in name resolution",
+                ErrorKind::DnsServerFailure,
+            ),
+            (
+                "failed to lookup address information: Non-recoverable failure in name resolution",
+                ErrorKind::DnsServerFailure,
+            ),
+        ];
+        for (message, kind) in table {
+            assert_eq!(lookup_failure(message).0, kind, "{message}");
+        }
+    }
 }
