@@ -180,6 +180,10 @@ pub struct CommonArgs {
     /// handshake budget runs out.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub tls_timeout: u64,
+    /// Seconds without body data from the origin after which a download is recorded as
+    /// stalled (cause `body-stalled`); nothing is cut.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub stall_after: u64,
     /// Fault rules file (TOML, `[[rule]]` tables); see docs/chaos.md.
     #[arg(long, value_name = "FILE")]
     pub faults: Option<PathBuf>,
@@ -280,6 +284,7 @@ impl CommonArgs {
             idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
             connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
             tls_timeout: Duration::from_secs(self.tls_timeout.max(1)),
+            stall_after: Duration::from_secs(self.stall_after.max(1)),
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
             quiet: self.quiet,
             color,

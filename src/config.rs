@@ -218,6 +218,9 @@ pub struct ProxyConfig {
     pub idle_timeout: Duration,
     pub connect_timeout: Duration,
     pub tls_timeout: Duration,
+    /// A response body that waits this long for data from the origin is recorded as
+    /// stalled (go has no read timeout, so nothing else would say it).
+    pub stall_after: Duration,
     pub shutdown_grace: Duration,
     pub quiet: bool,
     pub color: bool,
@@ -248,6 +251,7 @@ impl ProxyConfig {
             idle_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(30),
             tls_timeout: Duration::from_secs(10),
+            stall_after: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
             quiet: true,
             color: false,

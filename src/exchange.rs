@@ -26,6 +26,25 @@ pub struct Exchange {
     pub tls: Option<TlsFacts>,
     pub error: Option<ExchangeError>,
     pub fault: Option<FaultFacts>,
+    /// The response body waited on the origin for the stall threshold or longer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall: Option<BodyStall>,
+}
+
+/// The longest wait of a response body for data from the origin (trace `_stall`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BodyStall {
+    /// Milliseconds the body received nothing.
+    pub longest_ms: f64,
+    /// Bytes received when that wait began.
+    pub at_bytes: u64,
+    /// The Content-Length the origin announced, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_bytes: Option<u64>,
+    /// Data arrived again after the wait (otherwise the body ended during it: cut,
+    /// or the client gave up).
+    pub resumed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,8 +244,6 @@ trace_words! {
         UpstreamProxy => "upstream-proxy",
         Protocol => "protocol",
         Timeout => "timeout",
-        /// A response body that received nothing for the stall threshold.
-        BodyStalled => "body-stalled",
         Injected => "injected",
         /// Replay could not serve the recorded body (missing or corrupt body file).
         ReplayBody => "replay-body",

@@ -76,6 +76,10 @@ fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -> Ob
             wait: phase(t.wait),
             receive: phase(t.receive),
         },
+        stall: e
+            .extra
+            .get("_stall")
+            .and_then(|v| serde_json::from_value(v.clone()).ok()),
         total_ms: e.time,
         response_bytes: content.size.max(0) as u64,
         body_complete: content.complete != Some(false),

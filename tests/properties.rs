@@ -1070,6 +1070,7 @@ fn exchange_with(
                     tls,
                     error,
                     fault,
+                    stall: None,
                 }
             },
         )

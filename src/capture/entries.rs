@@ -268,6 +268,7 @@ fn exchange(conn: Option<&Conn>, started: i64, request: ExchangeRequest) -> Exch
         tls: None,
         error: None,
         fault: None,
+        stall: None,
     }
 }
 

@@ -191,7 +191,6 @@ fn cause_for_error(err: &ExchangeError) -> Cause {
         ErrorKind::UpstreamProxy => Cause::UpstreamProxyFailed,
         ErrorKind::Protocol => Cause::ProtocolError,
         ErrorKind::Timeout => Cause::Timeout,
-        ErrorKind::BodyStalled => Cause::BodyStalled,
         ErrorKind::Injected => Cause::InjectedFault,
         ErrorKind::ReplayBody => Cause::ReplayBodyUnavailable,
         // A word from another tool or a newer modscope: explained generically.
@@ -285,7 +284,16 @@ fn assess_exchange(
     if o.go.problem.is_some() && (o.go.kind != GoKind::Other || o.go.base.is_some()) {
         push(Cause::MalformedRequest, Severity::Warning, None);
     }
-    if let Some(err) = &o.error {
+    if let Some(stall) = &o.stall {
+        // The stall explains however the body ended (cut, or go killed by a job timeout).
+        let note = fallback_note(o, ctx);
+        let severity = if stall.resumed && o.body_complete {
+            Severity::Warning
+        } else {
+            failure_severity(&note)
+        };
+        push(Cause::BodyStalled, severity, note);
+    } else if let Some(err) = &o.error {
         let cause = match err.kind {
             ErrorKind::Injected => injected_cause(err),
             _ => cause_for_error(err),
@@ -1171,9 +1179,45 @@ impl Group<'_, '_> {
 
     fn body_stalled(&self) -> (String, String) {
         let host = self.host;
+        let worst = self
+            .issues
+            .iter()
+            .filter_map(|i| i.obs.stall.as_ref().map(|s| (i.obs, s)))
+            .max_by(|a, b| a.1.longest_ms.total_cmp(&b.1.longest_ms));
+        let what = match worst {
+            Some((o, s)) => {
+                let of = s
+                    .expected_bytes
+                    .map(|e| format!(" of {}", super::render::fmt_bytes(e)))
+                    .unwrap_or_default();
+                let end = if s.resumed && o.body_complete {
+                    "then resumed and completed"
+                } else if s.resumed {
+                    "resumed, then failed"
+                } else if o
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.kind == ErrorKind::ClientAbort)
+                {
+                    "and the client gave up (a job timeout or an interrupt)"
+                } else {
+                    "and was then cut"
+                };
+                format!(
+                    "received nothing for {} after {}{of}, {end}",
+                    secs(s.longest_ms),
+                    super::render::fmt_bytes(s.at_bytes)
+                )
+            }
+            None => "stalled".to_string(),
+        };
+        let knob = self.knob();
         (
-            format!("{host}: {} stalled mid-body{}", self.requests(), self.modules_brief()),
-            "the mirror stalls mid-download and go has no read timeout: put another mirror first with '|' after it (go env -w \"GOPROXY=https://proxy.golang.org|direct\"), and give CI jobs a timeout".to_string(),
+            format!("{host}: {} stalled mid-body{}: {what}", self.requests(), self.modules_brief()),
+            format!(
+                "the mirror stalls mid-download ({knob}) and go has no read timeout, so it waits forever: put another mirror with '|' after this one (e.g. {}), and give CI jobs a timeout",
+                go_env_w("GOPROXY", "https://proxy.golang.org|direct")
+            ),
         )
     }
 

@@ -13,7 +13,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
-use crate::exchange::{ExchangeError, FaultFacts, PhaseTimes};
+use crate::exchange::{BodyStall, ExchangeError, FaultFacts, PhaseTimes};
 use crate::gomod::{Fallback, GoRequest};
 
 pub use findings::{diagnose, diagnose_with};
@@ -49,6 +49,9 @@ pub struct Observation {
     pub response_text: Option<String>,
     /// The response's `Retry-After` header, if any (429 and 503 answers).
     pub retry_after: Option<String>,
+    /// The body waited on the origin for the stall threshold or longer (`_stall`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall: Option<BodyStall>,
 }
 
 /// The go environment the traced command ran with (`go env` values; `None` = unset).

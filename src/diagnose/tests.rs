@@ -113,7 +113,6 @@ fn error_kinds_map_to_their_causes() {
             ErrorKind::ReplayBody,
             ReplayBodyUnavailable,
         ),
-        (FailPhase::Body, ErrorKind::BodyStalled, BodyStalled),
     ];
     for (phase, kind, cause) in table {
         let o = failed_in(ob(0, &zip_url, 0), phase.clone(), kind.clone());
@@ -1105,4 +1104,43 @@ fn every_go_env_command_in_advice_is_one_shell_word_per_argument() {
             }
         }
     }
+}
+
+#[test]
+fn a_stalled_body_says_how_long_where_and_how_it_ended() {
+    use crate::exchange::BodyStall;
+    let stall = |resumed| BodyStall {
+        longest_ms: 12_000.0,
+        at_bytes: 4096,
+        expected_bytes: Some(1 << 20),
+        resumed,
+    };
+    let mut resumed = ob(0, &zip(PG, "example.com/m"), 200);
+    resumed.stall = Some(stall(true));
+    let mut gave_up = failed_in(
+        ob(1, &zip(PG, "example.com/n"), 0),
+        FailPhase::Body,
+        ErrorKind::ClientAbort,
+    );
+    gave_up.status = 200;
+    gave_up.body_complete = false;
+    gave_up.stall = Some(stall(false));
+    let f = diagnose(&[resumed], None);
+    assert_eq!(causes(&f), vec![(Cause::BodyStalled, Severity::Warning)]);
+    assert!(f[0].title.contains("12.0 s"), "{}", f[0].title);
+    assert!(f[0].title.contains("4.0 KiB of 1.0 MiB"), "{}", f[0].title);
+    assert!(f[0].title.contains("resumed"), "{}", f[0].title);
+    assert!(
+        f[0].title.contains("example.com/m@v1.0.0"),
+        "{}",
+        f[0].title
+    );
+    let f = diagnose(&[gave_up], None);
+    assert_eq!(causes(&f), vec![(Cause::BodyStalled, Severity::Error)]);
+    assert!(f[0].title.contains("client gave up"), "{}", f[0].title);
+    assert!(
+        f[0].advice.contains("timeout") && f[0].advice.contains("'|'"),
+        "{}",
+        f[0].advice
+    );
 }

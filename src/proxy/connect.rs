@@ -36,7 +36,7 @@ enum Tunnel {
     Inspect(
         Target,
         hyper::upgrade::OnUpgrade,
-        Option<Result<Predial, UpstreamError>>,
+        Option<Box<Result<Predial, UpstreamError>>>,
     ),
     Blind(TcpStream, hyper::upgrade::OnUpgrade),
     /// An injected fault: accept the CONNECT, then close at once.
@@ -197,7 +197,7 @@ async fn first_hop(
         let predial = if offline || shared.pool.has(&target) {
             None
         } else {
-            Some(shared.dialer.predial(&target).await)
+            Some(Box::new(shared.dialer.predial(&target).await))
         };
         Tunnel::Inspect(target, upgrade, predial)
     } else {
@@ -272,7 +272,7 @@ async fn inspect_tunnel<S>(
     shared: Arc<Shared>,
     mut stream: S,
     target: Target,
-    predial: Option<Result<Predial, UpstreamError>>,
+    predial: Option<Box<Result<Predial, UpstreamError>>>,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
 ) where

@@ -20,8 +20,8 @@ use super::upstream::{send_via_slot, ConnInfo, SendError, Target, UpstreamError,
 use super::BoxError;
 use super::{BodyKind, ProxyBody, Shared};
 use crate::exchange::{
-    BodyFacts, ClientTls, ErrorKind, Exchange, ExchangeError, ExchangeRequest, FailPhase,
-    FaultFacts, PhaseTimes, ResponseFacts, TlsFacts,
+    BodyFacts, BodyStall, ClientTls, ErrorKind, Exchange, ExchangeError, ExchangeRequest,
+    FailPhase, FaultFacts, PhaseTimes, ResponseFacts, TlsFacts,
 };
 use crate::fault::{trace_summary, Decision, Phase, RequestFacts, StallEnd};
 use crate::trace::Entry;
@@ -275,12 +275,22 @@ pub async fn handle(
                 }
                 FaultBody::new(body, plan.body.clone()).boxed_unsync()
             };
+            let expected = facts.content_length;
+            let label = format!("{} {}", pending.request.method, pending.request.url);
             let body = TapBody::new(
                 body,
                 Box::new(move |outcome| {
-                    pending.finish(response_facts, outcome, Some(&info), fresh, timing);
+                    pending.finish(
+                        response_facts,
+                        outcome,
+                        Some(&info),
+                        fresh,
+                        timing,
+                        expected,
+                    );
                 }),
             )
+            .watch_stalls(ctx.shared.config.stall_after, label)
             .with_capture(resp_capture)
             .boxed_unsync();
             Ok(Response::from_parts(head, body))
@@ -376,7 +386,7 @@ async fn serve_replayed(
     let capture = shared.capture(pending.id, BodyKind::Response);
     let body = TapBody::new(
         body,
-        Box::new(move |outcome| pending.finish(response_facts, outcome, None, false, timing)),
+        Box::new(move |outcome| pending.finish(response_facts, outcome, None, false, timing, None)),
     )
     .with_capture(capture)
     .boxed_unsync();
@@ -448,6 +458,7 @@ impl Pending {
             connection_id: info.map(|i| i.id),
             server_ip: info.and_then(|i| i.server_ip).map(|ip| ip.to_string()),
             tls: has_tls.then_some(tls),
+            stall: None,
             error: None,
             fault: self.fault,
         };
@@ -556,6 +567,7 @@ impl Pending {
         info: Option<&ConnInfo>,
         fresh: bool,
         timing: Timing,
+        expected: Option<u64>,
     ) {
         let (_, request_ended) = self.request_body();
         let (mut ex, shared) = self.base(info, fresh);
@@ -571,6 +583,12 @@ impl Pending {
             sha256: None,
             complete: outcome.complete,
         };
+        ex.stall = outcome.stall.map(|s| BodyStall {
+            longest_ms: ms(s.longest),
+            at_bytes: s.at_bytes,
+            expected_bytes: expected,
+            resumed: s.resumed,
+        });
         if let Some(trailers) = &outcome.trailers {
             response.trailers = header_pairs(trailers);
         }
@@ -644,6 +662,7 @@ pub fn publish_connection_event(
         tls: None,
         error,
         fault,
+        stall: None,
     };
     shared.publish(ex);
 }

@@ -24,7 +24,7 @@ use crate::tls::{cipher_name, server_config, version_name};
 /// The upstream side of an intercepted tunnel, as the CONNECT left it.
 pub struct Upstream {
     /// The origin dialled before the CONNECT was answered (`None`: dial when needed).
-    pub predial: Option<Result<Predial, UpstreamError>>,
+    pub predial: Option<Box<Result<Predial, UpstreamError>>>,
     /// When go's TLS handshake budget runs out, less the time to finish ours with it.
     pub tls_deadline: Instant,
 }
@@ -103,7 +103,7 @@ pub async fn serve_tls<S>(
         Some(pooled) => Ok((pooled.sender, pooled.info, false)),
         None => {
             let predial = match upstream.predial {
-                Some(done) => done,
+                Some(done) => *done,
                 None => shared.dialer.predial(&target).await,
             };
             match predial {

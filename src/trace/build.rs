@@ -76,8 +76,17 @@ pub fn build_entry(
         tls: ex.tls.clone(),
         error: ex.error.clone(),
         fault: ex.fault.clone(),
-        extra: Extra::new(),
+        extra: stall_extra(ex),
     }
+}
+
+/// `_stall` (see [`crate::exchange::BodyStall`]) in the entry's extension fields.
+fn stall_extra(ex: &Exchange) -> Extra {
+    let mut extra = Extra::new();
+    if let Some(v) = ex.stall.as_ref().and_then(|s| serde_json::to_value(s).ok()) {
+        extra.insert("_stall".to_string(), v);
+    }
+    extra
 }
 
 /// HAR 1.2 timings from raw phase durations.

@@ -100,5 +100,6 @@ pub(crate) fn sample_exchange() -> Exchange {
         }),
         error: None,
         fault: None,
+        stall: None,
     }
 }
