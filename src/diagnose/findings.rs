@@ -30,6 +30,7 @@ pub fn diagnose_with(
         }
     }
     let mut findings = group(issues, &ctx, opts);
+    findings.extend(super::slowlink::slow_links(obs));
     if let Some(env) = env {
         findings.extend(config_findings(obs, env));
     }
@@ -1067,6 +1068,8 @@ impl Group<'_, '_> {
                 (with_count(title, n), advice)
             }
             Cause::BodyStalled => self.body_stalled(),
+            // Built per host by slowlink::slow_links, never from grouped exchanges.
+            Cause::SlowLink => (format!("{host}: slow link"), "use a nearer GOPROXY mirror".to_string()),
             Cause::ReplayBodyUnavailable => (
                 format!("{host}: replay could not serve the recorded body of {reqs}"),
                 "the trace's body files are missing or corrupt: record again, or check the trace directory's bodies/".to_string(),

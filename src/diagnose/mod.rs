@@ -6,6 +6,7 @@
 pub mod advice;
 mod findings;
 mod render;
+pub mod slowlink;
 mod summary;
 
 #[cfg(test)]
@@ -144,6 +145,9 @@ pub enum Cause {
     NoResponse,
     /// A response body received nothing for the stall threshold.
     BodyStalled,
+    /// Connect round trips, first bytes or body throughput far off what module
+    /// downloads need (thresholds in [`slowlink`]).
+    SlowLink,
     Timeout,
     ProtocolError,
     ClientAbort,
@@ -191,6 +195,7 @@ impl Cause {
             Cause::ResetOrTruncated => "reset-or-truncated",
             Cause::NoResponse => "no-response",
             Cause::BodyStalled => "body-stalled",
+            Cause::SlowLink => "slow-link",
             Cause::Timeout => "timeout",
             Cause::ProtocolError => "protocol-error",
             Cause::ClientAbort => "client-abort",
