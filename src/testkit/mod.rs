@@ -1,6 +1,7 @@
 //! Loopback fixtures shared by `modscope demo`, the integration tests and the benchmark:
 //! synthetic Go modules, a GOPROXY origin, and a client that talks through the proxy.
 
+pub mod broken;
 pub mod client;
 pub mod modules;
 pub mod origin;
