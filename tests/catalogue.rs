@@ -390,3 +390,80 @@ async fn failure_catalogue_with_the_real_go() {
         failures.join("\n\n")
     );
 }
+
+/// DNS rows: go through modscope, with a resolver this test controls. A missing name
+/// and a failing resolver are different causes with different advice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dns_failures_are_named_by_what_broke() {
+    use modscope::testkit::dns::DnsAnswer;
+    let gos = go_binaries();
+    if gos.is_empty() {
+        return;
+    }
+    let dir = TempDir::new("catalogue-dns");
+    let names = std::collections::HashMap::from([
+        ("servfail.example".to_string(), DnsAnswer::ServFail),
+        ("silent.example".to_string(), DnsAnswer::Silent),
+    ]);
+    let Some(resolver) = common::Resolver::start(dir.path(), names, "timeout:1 attempts:1").await
+    else {
+        return;
+    };
+    let resolver = Arc::new(resolver);
+    let rows: [(&str, &str, &str); 3] = [
+        (
+            "https://typo.example",
+            "[dns-failure]",
+            "check the spelling of typo.example",
+        ),
+        (
+            "https://servfail.example",
+            "[dns-server-failure]",
+            "/etc/resolv.conf",
+        ),
+        (
+            "https://silent.example",
+            "[dns-server-failure]",
+            "not the name",
+        ),
+    ];
+    let mut tasks = Vec::new();
+    for (goproxy, cause, advice) in rows {
+        for go in &gos {
+            let (go, resolver) = (go.clone(), resolver.clone());
+            tasks.push(tokio::spawn(async move {
+                let m = module(0);
+                let dir = TempDir::new("catalogue-dns-row");
+                let app = dir.path().join("app");
+                std::fs::create_dir_all(&app).unwrap();
+                let (go_mod, go_sum) = app_requiring(std::slice::from_ref(&m));
+                std::fs::write(app.join("go.mod"), go_mod).unwrap();
+                std::fs::write(app.join("go.sum"), go_sum).unwrap();
+                let mut cmd = std::process::Command::new(MODSCOPE);
+                go_env(&mut cmd, dir.path(), goproxy);
+                cmd.current_dir(&app)
+                    .args(["run", "--ca-dir"])
+                    .arg(dir.path().join("ca"))
+                    .arg("--")
+                    .arg(&go)
+                    .args(["mod", "download"]);
+                let ran = run_bounded(resolver.wrap(&cmd), LIMIT).await;
+                let what = format!("{goproxy} [{}]:\n{}", go_version(&go), ran.stderr);
+                if ran.success || !ran.stderr.contains("502 Bad Gateway") {
+                    return Err(format!("go must fail with modscope's 502: {what}"));
+                }
+                if !ran.stderr.contains(cause) || !ran.stderr.contains(advice) {
+                    return Err(format!("want {cause} and {advice:?}: {what}"));
+                }
+                Ok(())
+            }));
+        }
+    }
+    let mut failures = Vec::new();
+    for t in tasks {
+        if let Err(e) = t.await.expect("row task") {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

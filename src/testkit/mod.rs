@@ -3,6 +3,7 @@
 
 pub mod broken;
 pub mod client;
+pub mod dns;
 pub mod modules;
 pub mod origin;
 pub mod sumdb;
