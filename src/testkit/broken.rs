@@ -44,6 +44,9 @@ pub enum Misbehave {
     CutBody,
     /// Send bodies at this many bytes per second.
     Throttle(u64),
+    /// Keep the accept queue full for this long, so new connections' SYNs are dropped
+    /// and the client's TCP retransmits (after 1, 3, 7, 15 s) decide when it connects.
+    ConnectDelay(Duration),
     /// Wait this long before starting the TLS handshake.
     HandshakeDelay(Duration),
     /// Read the first request bytes and close without any response.
@@ -79,15 +82,32 @@ impl BrokenOrigin {
             crate::tls::server_config(leaf, vec![b"h2".to_vec(), b"http/1.1".to_vec()], None)
                 .map_err(std::io::Error::other)?;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let backlog = if matches!(how, Misbehave::ConnectDelay(_)) {
+            1
+        } else {
+            1024
+        };
+        let listener = socket.listen(backlog)?;
         let addr = listener.local_addr()?;
+        let mut fillers = Vec::new();
+        if matches!(how, Misbehave::ConnectDelay(_)) {
+            // Fill the accept queue with connections nobody accepts yet.
+            for _ in 0..4 {
+                let dial = tokio::net::TcpStream::connect(addr);
+                if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(300), dial).await {
+                    fillers.push(s);
+                }
+            }
+        }
         let (stop, stop_rx) = watch::channel(false);
         let state = Arc::new(State {
             modules,
             how,
             served: AtomicUsize::new(0),
         });
-        tokio::spawn(serve(listener, acceptor, state, stop_rx));
+        tokio::spawn(serve(listener, acceptor, state, stop_rx, fillers));
         Ok(BrokenOrigin { addr, ca, stop })
     }
 
@@ -113,7 +133,12 @@ async fn serve(
     acceptor: tokio_rustls::TlsAcceptor,
     state: Arc<State>,
     mut stop: watch::Receiver<bool>,
+    fillers: Vec<tokio::net::TcpStream>,
 ) {
+    if let Misbehave::ConnectDelay(d) = state.how {
+        tokio::time::sleep(d).await;
+        drop(fillers);
+    }
     loop {
         let (tcp, _) = tokio::select! {
             a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
