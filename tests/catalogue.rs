@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{go_binaries, go_env, go_version, run_bounded, TempDir, MODSCOPE};
 use modscope::testkit::broken::{BrokenOrigin, Misbehave};
-use modscope::testkit::modules::{app_requiring, SyntheticModule};
+use modscope::testkit::modules::SyntheticModule;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -246,11 +246,7 @@ async fn run_row(row: Arc<Row>, go: PathBuf) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     let dir = TempDir::new("catalogue");
-    let app = dir.path().join("app");
-    std::fs::create_dir_all(&app).unwrap();
-    let (go_mod, go_sum) = app_requiring(std::slice::from_ref(&m));
-    std::fs::write(app.join("go.mod"), go_mod).unwrap();
-    std::fs::write(app.join("go.sum"), go_sum).unwrap();
+    let app = common::write_app(dir.path(), std::slice::from_ref(&m));
     let ca_file = dir.path().join("origin-ca.pem");
     std::fs::write(&ca_file, origin.ca_pem()).unwrap();
     let mut cmd = std::process::Command::new(MODSCOPE);
@@ -372,12 +368,7 @@ async fn failure_catalogue_with_the_real_go() {
             }));
         }
     }
-    let mut failures = Vec::new();
-    for t in tasks {
-        if let Err(e) = t.await.expect("row task") {
-            failures.push(e);
-        }
-    }
+    let failures = common::row_failures(tasks).await;
     eprintln!(
         "catalogue: {} runs in {:.1?}",
         rows().len() * gos.len(),
@@ -434,11 +425,7 @@ async fn dns_failures_are_named_by_what_broke() {
             tasks.push(tokio::spawn(async move {
                 let m = module(0);
                 let dir = TempDir::new("catalogue-dns-row");
-                let app = dir.path().join("app");
-                std::fs::create_dir_all(&app).unwrap();
-                let (go_mod, go_sum) = app_requiring(std::slice::from_ref(&m));
-                std::fs::write(app.join("go.mod"), go_mod).unwrap();
-                std::fs::write(app.join("go.sum"), go_sum).unwrap();
+                let app = common::write_app(dir.path(), std::slice::from_ref(&m));
                 let mut cmd = std::process::Command::new(MODSCOPE);
                 go_env(&mut cmd, dir.path(), goproxy);
                 cmd.current_dir(&app)
@@ -459,11 +446,6 @@ async fn dns_failures_are_named_by_what_broke() {
             }));
         }
     }
-    let mut failures = Vec::new();
-    for t in tasks {
-        if let Err(e) = t.await.expect("row task") {
-            failures.push(e);
-        }
-    }
+    let failures = common::row_failures(tasks).await;
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::{go_binaries, go_env, go_version, run_bounded, Resolver, TempDir, MODSCOPE};
 use modscope::testkit::broken::{BrokenOrigin, Misbehave};
 use modscope::testkit::dns::DnsAnswer;
-use modscope::testkit::modules::{app_requiring, SyntheticModule};
+use modscope::testkit::modules::SyntheticModule;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -70,11 +70,7 @@ async fn download(
     through_modscope: bool,
 ) -> common::Ran {
     let dir = TempDir::new("parity");
-    let app = dir.path().join("app");
-    std::fs::create_dir_all(&app).unwrap();
-    let (go_mod, go_sum) = app_requiring(std::slice::from_ref(m));
-    std::fs::write(app.join("go.mod"), go_mod).unwrap();
-    std::fs::write(app.join("go.sum"), go_sum).unwrap();
+    let app = common::write_app(dir.path(), std::slice::from_ref(m));
     let ca = dir.path().join("origin-ca.pem");
     std::fs::write(&ca, origin.ca_pem()).unwrap();
     let goproxy = format!("https://{host}:{}", origin.addr.port());
@@ -153,12 +149,7 @@ async fn slow_origins_work_through_modscope_exactly_when_they_work_without() {
             }
         }
     }
-    let mut failures = Vec::new();
-    for t in tasks {
-        if let Err(e) = t.await.expect("row task") {
-            failures.push(e);
-        }
-    }
+    let failures = common::row_failures(tasks).await;
     eprintln!(
         "parity: {} runs in {:.1?}",
         rows().len() * gos.len() * 2,

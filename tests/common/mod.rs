@@ -445,3 +445,14 @@ impl Resolver {
         out
     }
 }
+
+/// Waits for every row task of a table-driven suite; returns the failures' texts.
+pub async fn row_failures(tasks: Vec<tokio::task::JoinHandle<Result<(), String>>>) -> Vec<String> {
+    let mut failures = Vec::new();
+    for t in tasks {
+        if let Err(e) = t.await.expect("row task") {
+            failures.push(e);
+        }
+    }
+    failures
+}
