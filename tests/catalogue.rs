@@ -24,6 +24,10 @@ struct Row {
     goproxy: &'static str,
     /// Extra `modscope run` arguments (a fault rule, another mapping).
     extra: Vec<String>,
+    /// The names on the origin's certificate (default: the GOPROXY hosts).
+    cert_names: Option<&'static [&'static str]>,
+    /// Give modscope the origin's CA (`--upstream-ca`).
+    trusted: bool,
     /// Run `go mod download` a second time when the first fails (a CI retry step).
     retry: bool,
     go_succeeds: bool,
@@ -52,6 +56,8 @@ fn rows() -> Vec<Row> {
             goproxy: "https://proxy.golang.org",
             extra: vec![],
             retry: false,
+            cert_names: None,
+            trusted: true,
             go_succeeds: false,
             go_says: &["404 Not Found"],
             cause: "not-found",
@@ -63,6 +69,8 @@ fn rows() -> Vec<Row> {
             goproxy: "https://proxy.golang.org",
             extra: vec![],
             retry: false,
+            cert_names: None,
+            trusted: true,
             go_succeeds: false,
             go_says: &["403 Forbidden"],
             cause: "forbidden",
@@ -78,6 +86,8 @@ fn rows() -> Vec<Row> {
             goproxy: "https://proxy.golang.org",
             extra: vec![],
             retry: false,
+            cert_names: None,
+            trusted: true,
             go_succeeds: false,
             go_says: &["429 Too Many Requests"],
             cause: "rate-limited",
@@ -89,6 +99,8 @@ fn rows() -> Vec<Row> {
             goproxy: "https://proxy.golang.org,https://mirror.example",
             extra: vec![],
             retry: false,
+            cert_names: None,
+            trusted: true,
             go_succeeds: false,
             go_says: &["502 Bad Gateway"],
             cause: "upstream-server-error",
@@ -100,6 +112,8 @@ fn rows() -> Vec<Row> {
             goproxy: "https://proxy.golang.org",
             extra: vec![],
             retry: true,
+            cert_names: None,
+            trusted: true,
             go_succeeds: true,
             go_says: &[],
             cause: "upstream-server-error",
@@ -111,6 +125,8 @@ fn rows() -> Vec<Row> {
             goproxy: "https://proxy.golang.org",
             extra: vec![],
             retry: false,
+            cert_names: None,
+            trusted: true,
             go_succeeds: false,
             go_says: &["502 Bad Gateway"],
             cause: "no-response",
@@ -122,6 +138,8 @@ fn rows() -> Vec<Row> {
             goproxy: "https://proxy.golang.org",
             extra: vec![],
             retry: false,
+            cert_names: None,
+            trusted: true,
             go_succeeds: false,
             go_says: &[
                 "unexpected EOF",
@@ -141,6 +159,8 @@ fn rows() -> Vec<Row> {
             goproxy: "https://proxy.golang.org",
             extra: vec![],
             retry: false,
+            cert_names: None,
+            trusted: true,
             go_succeeds: true,
             go_says: &[],
             cause: "body-stalled",
@@ -152,6 +172,8 @@ fn rows() -> Vec<Row> {
             goproxy: "https://proxy.golang.org",
             extra: vec![],
             retry: false,
+            cert_names: None,
+            trusted: true,
             go_succeeds: true,
             go_says: &[],
             cause: "slow-first-byte",
@@ -163,6 +185,8 @@ fn rows() -> Vec<Row> {
             goproxy: "https://proxy.golang.org",
             extra: vec![],
             retry: false,
+            cert_names: None,
+            trusted: true,
             go_succeeds: true,
             go_says: &[],
             cause: "slow-link",
@@ -174,6 +198,8 @@ fn rows() -> Vec<Row> {
             goproxy: "https://proxy.golang.org",
             extra: vec![],
             retry: false,
+            cert_names: None,
+            trusted: true,
             go_succeeds: true,
             go_says: &[],
             cause: "",
@@ -189,6 +215,8 @@ fn rows() -> Vec<Row> {
             goproxy: "https://proxy.golang.org",
             extra: vec![],
             retry: false,
+            cert_names: None,
+            trusted: true,
             go_succeeds: false,
             go_says: &["checksum mismatch", "SECURITY ERROR", "mismatched"],
             cause: "",
@@ -204,10 +232,41 @@ fn rows() -> Vec<Row> {
                 "proxy.golang.org:443:127.0.0.1:1".into(),
             ],
             retry: false,
+            cert_names: None,
+            trusted: true,
             go_succeeds: false,
             go_says: &["502 Bad Gateway"],
             cause: "connection-refused",
             report_has: &["the GOPROXY entry https://proxy.golang.org"],
+        },
+        Row {
+            name: "certificate for another name",
+            how: Misbehave::Nothing,
+            goproxy: "https://proxy.golang.org",
+            extra: vec![],
+            retry: false,
+            cert_names: Some(&["other.example"]),
+            trusted: true,
+            go_succeeds: false,
+            go_says: &["502 Bad Gateway"],
+            cause: "tls-hostname-mismatch",
+            report_has: &[
+                "other.example",
+                "the GOPROXY entry https://proxy.golang.org",
+            ],
+        },
+        Row {
+            name: "certificate from an unknown CA (a TLS-inspecting proxy)",
+            how: Misbehave::Nothing,
+            goproxy: "https://proxy.golang.org",
+            extra: vec![],
+            retry: false,
+            cert_names: None,
+            trusted: false,
+            go_succeeds: false,
+            go_says: &["502 Bad Gateway"],
+            cause: "tls-untrusted",
+            report_has: &["--upstream-ca"],
         },
         Row {
             name: "an injected 503 shows the real diagnosis, tagged",
@@ -215,6 +274,8 @@ fn rows() -> Vec<Row> {
             goproxy: "https://proxy.golang.org",
             extra: vec!["--fault".into(), "kind=zip:503".into()],
             retry: false,
+            cert_names: None,
+            trusted: true,
             go_succeeds: false,
             go_says: &["503 Service Unavailable"],
             cause: "upstream-server-error",
@@ -240,7 +301,8 @@ async fn run_row(row: Arc<Row>, go: PathBuf) -> Result<(), String> {
     let m = module(extra_bytes);
     let origin = BrokenOrigin::start(
         vec![m.clone()],
-        &["proxy.golang.org", "mirror.example"],
+        row.cert_names
+            .unwrap_or(&["proxy.golang.org", "mirror.example"]),
         row.how.clone(),
     )
     .await
@@ -254,9 +316,10 @@ async fn run_row(row: Arc<Row>, go: PathBuf) -> Result<(), String> {
     cmd.current_dir(&app)
         .args(["run", "--ca-dir"])
         .arg(dir.path().join("ca"))
-        .arg("--upstream-ca")
-        .arg(&ca_file)
         .args(&row.extra);
+    if row.trusted {
+        cmd.arg("--upstream-ca").arg(&ca_file);
+    }
     for host in hosts_of(row.goproxy) {
         cmd.arg("--connect-to")
             .arg(format!("{host}:443:127.0.0.1:{}", origin.addr.port()));
