@@ -29,6 +29,10 @@ pub struct Exchange {
     /// The response body waited on the origin for the stall threshold or longer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall: Option<BodyStall>,
+    /// Process-unique id of the client connection the request came in on (exchanges of
+    /// one go process over one tunnel share it); `None` for imported or synthetic ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_connection: Option<u64>,
 }
 
 /// The longest wait of a response body for data from the origin (trace `_stall`).

@@ -1071,6 +1071,7 @@ fn exchange_with(
                     error,
                     fault,
                     stall: None,
+                    client_connection: None,
                 }
             },
         )

@@ -269,6 +269,7 @@ fn exchange(conn: Option<&Conn>, started: i64, request: ExchangeRequest) -> Exch
         error: None,
         fault: None,
         stall: None,
+        client_connection: None,
     }
 }
 

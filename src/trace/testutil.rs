@@ -101,5 +101,6 @@ pub(crate) fn sample_exchange() -> Exchange {
         error: None,
         fault: None,
         stall: None,
+        client_connection: None,
     }
 }
