@@ -107,8 +107,17 @@ pub fn finish_recording(recorder: Option<&Arc<Recorder>>) -> Result<()> {
     let Some(recorder) = recorder else {
         return Ok(());
     };
-    let report = recorder
-        .finish()
+    let report = recorder.finish();
+    // Said even when finishing failed: the disk that refused exchanges may refuse trace.har.
+    let unrecorded = recorder.unrecorded();
+    if !unrecorded.is_empty() {
+        eprintln!(
+            "modscope: warning: {} in {}",
+            unrecorded.describe(),
+            recorder.dir().display()
+        );
+    }
+    let report = report
         .with_context(|| format!("cannot finish the trace in {}", recorder.dir().display()))?;
     for problem in &report.problems {
         eprintln!("modscope: warning: {problem}");
@@ -300,8 +309,9 @@ pub fn summary(args: SummaryArgs) -> Result<i32> {
     for problem in &trace.problems {
         eprintln!("modscope: skipped: {problem}");
     }
-    let (text, worst) = crate::report::render_with_severity(
+    let (text, worst) = crate::report::render_with_gap(
         &trace.entries,
+        &trace.unrecorded,
         None,
         args.json,
         !args.json && stdout_color(),

@@ -3,7 +3,7 @@
 use crate::diagnose::{self, GoEnv, Observation};
 use crate::exchange::{Exchange, PhaseTimes};
 use crate::gomod::{self, GoRequest};
-use crate::trace::Entry;
+use crate::trace::{Entry, Unrecorded};
 
 /// Maps HAR entries (ours or another tool's) to what diagnosis reads.
 pub fn observations(entries: &[Entry], goproxy_bases: &[String]) -> Vec<Observation> {
@@ -117,10 +117,30 @@ pub fn render_with_severity(
     json: bool,
     color: bool,
 ) -> (String, Option<diagnose::Severity>) {
+    render_with_gap(entries, &Unrecorded::default(), env, json, color)
+}
+
+/// [`render_with_severity`] for a trace with a gap: what the recorder could not write
+/// becomes a finding, so an incomplete trace never reads as "Findings: none".
+pub fn render_with_gap(
+    entries: &[Entry],
+    unrecorded: &Unrecorded,
+    env: Option<&GoEnv>,
+    json: bool,
+    color: bool,
+) -> (String, Option<diagnose::Severity>) {
     let bases = goproxy_bases(env.and_then(|e| e.goproxy.as_deref()));
     let obs = observations(entries, &bases);
     let summary = diagnose::summarize(&obs);
-    let findings = diagnose::diagnose(&obs, env);
+    let mut findings = diagnose::diagnose(&obs, env);
+    if let Some(gap) = gap_finding(unrecorded) {
+        // Findings are most severe first: this warning goes before the other warnings.
+        let at = findings
+            .iter()
+            .position(|f| f.severity <= gap.severity)
+            .unwrap_or(findings.len());
+        findings.insert(at, gap);
+    }
     let worst = findings.iter().map(|f| f.severity).max();
     let text = if json {
         let doc = serde_json::json!({ "summary": summary, "findings": findings });
@@ -129,6 +149,21 @@ pub fn render_with_severity(
         diagnose::render_text(&summary, &findings, color)
     };
     (text, worst)
+}
+
+/// The finding for exchanges the recorder could not write, if any.
+pub fn gap_finding(unrecorded: &Unrecorded) -> Option<diagnose::Finding> {
+    (!unrecorded.is_empty()).then(|| diagnose::Finding {
+        cause: diagnose::Cause::TraceIncomplete,
+        severity: diagnose::Severity::Warning,
+        entries: Vec::new(),
+        host: None,
+        title: unrecorded.describe(),
+        advice: "the trace is incomplete: they were proxied but are not in it; free disk space and record again to capture them".to_string(),
+        detail: None,
+        modules: Vec::new(),
+        fallback: None,
+    })
 }
 
 /// Entries for exchanges that were not recorded to disk (no bodies), for the end-of-run report.

@@ -1172,8 +1172,8 @@ impl Group<'_, '_> {
                     "keep GOINSECURE as narrow as possible; it applies only to direct fetches, never to GOPROXY".to_string(),
                 )
             }
-            // Built by config_findings, never from grouped exchanges.
-            Cause::SumdbDisabled | Cause::GoproxyUnusable => (
+            // Built by config_findings (or from the trace itself), never from grouped exchanges.
+            Cause::SumdbDisabled | Cause::GoproxyUnusable | Cause::TraceIncomplete => (
                 format!("{host}: {reqs}"),
                 "see go env".to_string(),
             ),

@@ -169,6 +169,8 @@ pub enum Cause {
     InsecureSetting,
     /// GOPROXY holds no usable entry.
     GoproxyUnusable,
+    /// The recorder could not write every exchange (a full disk): the trace has a gap.
+    TraceIncomplete,
 }
 
 impl Cause {
@@ -210,6 +212,7 @@ impl Cause {
             Cause::SumdbDisabled => "sumdb-disabled",
             Cause::InsecureSetting => "insecure-setting",
             Cause::GoproxyUnusable => "goproxy-unusable",
+            Cause::TraceIncomplete => "trace-incomplete",
         }
     }
 }
