@@ -163,6 +163,8 @@ pub fn gap_finding(unrecorded: &Unrecorded) -> Option<diagnose::Finding> {
         detail: None,
         modules: Vec::new(),
         fallback: None,
+        injected_by: None,
+        transient: false,
     })
 }
 
