@@ -239,6 +239,7 @@ trace_words! {
         TlsUntrusted => "tls-untrusted",
         TlsHostnameMismatch => "tls-hostname-mismatch",
         TlsExpired => "tls-expired",
+        TlsNotYetValid => "tls-not-yet-valid",
         TlsHandshakeTimeout => "tls-handshake-timeout",
         TlsHandshake => "tls-handshake",
         UpstreamReset => "upstream-reset",

@@ -85,6 +85,12 @@ fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -> Ob
         body_complete: content.complete != Some(false),
         response_text,
         retry_after,
+        host_header: e
+            .request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("host") || h.name == ":authority")
+            .map(|h| h.value.clone()),
     }
 }
 

@@ -49,9 +49,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     .await
     .context("cannot start the proxy")?;
     let url = proxy_url(running.addr);
-    if let Some(admin) = running.admin_addr {
-        eprintln!("modscope: control API on http://{admin}/");
-    }
+    eprint!("{}", crate::commands::admin_lines(&running));
 
     let goproxy = std::env::var("GOPROXY").unwrap_or_default();
     let no_proxy = std::env::var("NO_PROXY")
@@ -77,6 +75,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         .env("http_proxy", &url)
         .env("SSL_CERT_FILE", &bundle)
         .env("GIT_SSL_CAINFO", &bundle);
+    if let (Some(addr), Some(token)) = (running.admin_addr, &running.admin_token) {
+        // A test suite run under modscope reaches the control API through these.
+        command
+            .env("MODSCOPE_ADMIN", addr.to_string())
+            .env("MODSCOPE_ADMIN_TOKEN", token);
+    }
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {program:?} (is it installed and on PATH?)"))?;
@@ -127,7 +131,9 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         print_replay_report(source);
     }
     if !args.common.quiet {
-        let env = go_env_from_process();
+        let mut env = go_env_from_process();
+        // Findings quote GOPROXY ("go moves on to ..."): never with its password.
+        env.goproxy = crate::commands::redact_goproxy(env.goproxy.as_deref(), prepared.redact);
         let exchanges = collector.0.lock().map(|l| l.clone()).unwrap_or_default();
         let entries = entries_from_exchanges(&exchanges, &goproxy_bases(env.goproxy.as_deref()));
         eprintln!(
@@ -197,6 +203,8 @@ pub fn bypassed_goproxy_hosts(goproxy: &str, no_proxy: &str) -> Vec<String> {
         .filter_map(|entry| {
             let rest = entry.trim().split_once("://")?.1;
             let authority = rest.split('/').next()?;
+            // Userinfo is not part of the host (and may hold a password).
+            let authority = authority.rsplit('@').next()?;
             let host = authority
                 .rsplit_once(':')
                 .map(|(h, _)| h)
@@ -266,5 +274,9 @@ mod tests {
             ["b.example"]
         );
         assert!(bypassed_goproxy_hosts("off", "*").is_empty());
+        assert_eq!(
+            bypassed_goproxy_hosts("https://u:SECRET@corp.example/go", "corp.example"),
+            vec!["corp.example".to_string()]
+        );
     }
 }

@@ -31,6 +31,7 @@ pub fn diagnose_with(
     }
     let mut findings = group(issues, &ctx, opts);
     findings.extend(super::slowlink::slow_links(obs));
+    findings.extend(super::host_header::findings(obs));
     if let Some(env) = env {
         findings.extend(config_findings(obs, env));
     }
@@ -177,6 +178,7 @@ fn cause_for_error(err: &ExchangeError) -> Cause {
         ErrorKind::TlsUntrusted => Cause::TlsUntrusted,
         ErrorKind::TlsHostnameMismatch => Cause::TlsHostnameMismatch,
         ErrorKind::TlsExpired => Cause::TlsExpired,
+        ErrorKind::TlsNotYetValid => Cause::TlsNotYetValid,
         ErrorKind::TlsHandshakeTimeout => Cause::TlsHandshakeTimeout,
         ErrorKind::TlsHandshake => Cause::TlsHandshakeFailed,
         // Closed or reset before any response head: the server never answered, which
@@ -969,8 +971,12 @@ impl Group<'_, '_> {
                 format!("the server presents another name's certificate: check the host in {} and any --connect-to mapping", self.knob()),
             ),
             Cause::TlsExpired => (
-                format!("{host}: certificate expired or not yet valid ({reqs}){}", self.fallback_clause()),
+                format!("{host}: certificate expired ({reqs}){}", self.fallback_clause()),
                 "renew the server certificate, or fix this machine's clock (compare `date -u`)".to_string(),
+            ),
+            Cause::TlsNotYetValid => (
+                format!("{host}: certificate not valid yet ({reqs}){}", self.fallback_clause()),
+                "this machine's clock is probably behind (compare `date -u` with the certificate's notBefore in the trace's _tls); otherwise the server deployed a certificate too early".to_string(),
             ),
             Cause::TlsHandshakeTimeout => (
                 format!("{host}: TLS handshake timed out ({reqs}); go gives up after 10 s{}", self.fallback_clause()),
@@ -1172,8 +1178,11 @@ impl Group<'_, '_> {
                     "keep GOINSECURE as narrow as possible; it applies only to direct fetches, never to GOPROXY".to_string(),
                 )
             }
-            // Built by config_findings (or from the trace itself), never from grouped exchanges.
-            Cause::SumdbDisabled | Cause::GoproxyUnusable | Cause::TraceIncomplete => (
+            // Built by config_findings, host_header or from the trace itself, never from grouped exchanges.
+            Cause::SumdbDisabled
+            | Cause::GoproxyUnusable
+            | Cause::TraceIncomplete
+            | Cause::HostHeaderMismatch => (
                 format!("{host}: {reqs}"),
                 "see go env".to_string(),
             ),

@@ -5,6 +5,7 @@
 
 pub mod advice;
 mod findings;
+mod host_header;
 mod render;
 pub mod slowlink;
 mod summary;
@@ -53,6 +54,9 @@ pub struct Observation {
     /// The body waited on the origin for the stall threshold or longer (`_stall`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall: Option<BodyStall>,
+    /// The request's `Host` header (or HTTP/2 `:authority`) when the trace kept one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_header: Option<String>,
 }
 
 /// The go environment the traced command ran with (`go env` values; `None` = unset).
@@ -124,6 +128,8 @@ pub enum Cause {
     TlsUntrusted,
     TlsHostnameMismatch,
     TlsExpired,
+    /// The certificate's notBefore is in the future (a clock behind, or a cert issued ahead).
+    TlsNotYetValid,
     TlsHandshakeTimeout,
     TlsHandshakeFailed,
     ProxyAuthRequired,
@@ -171,6 +177,8 @@ pub enum Cause {
     GoproxyUnusable,
     /// The recorder could not write every exchange (a full disk): the trace has a gap.
     TraceIncomplete,
+    /// The client's Host named another site than the CONNECT target modscope dialled.
+    HostHeaderMismatch,
 }
 
 impl Cause {
@@ -183,6 +191,7 @@ impl Cause {
             Cause::TlsUntrusted => "tls-untrusted",
             Cause::TlsHostnameMismatch => "tls-hostname-mismatch",
             Cause::TlsExpired => "tls-expired",
+            Cause::TlsNotYetValid => "tls-not-yet-valid",
             Cause::TlsHandshakeTimeout => "tls-handshake-timeout",
             Cause::TlsHandshakeFailed => "tls-handshake-failed",
             Cause::ProxyAuthRequired => "proxy-auth-required",
@@ -213,6 +222,7 @@ impl Cause {
             Cause::InsecureSetting => "insecure-setting",
             Cause::GoproxyUnusable => "goproxy-unusable",
             Cause::TraceIncomplete => "trace-incomplete",
+            Cause::HostHeaderMismatch => "host-header-mismatch",
         }
     }
 }
