@@ -11,10 +11,11 @@ use crate::cli::RunArgs;
 use std::sync::Arc;
 
 use crate::commands::{
-    finish_recording, load_replay, miss_recorder, observers, prepare, print_replay_report,
+    finish_recording, load_replay, miss_recorder, observers, prepare_with_go, print_replay_report,
 };
 use crate::demo::Collector;
 use crate::diagnose::GoEnv;
+use crate::net::Authority;
 use crate::proxy::{self, proxy_url};
 use crate::report::{entries_from_exchanges, exit_verdict, goproxy_bases, render};
 
@@ -24,7 +25,8 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         Some(path) => Some(load_replay(path, &args.replay_options)?),
         None => None,
     };
-    let mut prepared = prepare(&args.common, listen, false)?;
+    let go = crate::goproxy::go_of_command(&args.command);
+    let mut prepared = prepare_with_go(&args.common, listen, false, go.as_deref())?;
     if let Some(path) = &args.replay {
         if let Some(r) = miss_recorder(path, &args.replay_options, &args.common)? {
             prepared.recorder = Some(r);
@@ -36,9 +38,16 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         ..run_ctx
     });
     let run_started = std::time::SystemTime::now();
-    let collector = Arc::new(Collector::default());
+    // `--report` may already collect (see `prepare`); one collector serves both.
     let mut watchers = observers(&prepared);
-    watchers.push(collector.clone());
+    let collector = match &prepared.collector {
+        Some(c) => c.clone(),
+        None => {
+            let c = Arc::new(Collector::default());
+            watchers.push(c.clone());
+            c
+        }
+    };
     let running = proxy::start_with_replay(
         prepared.config.clone(),
         prepared.ca.clone(),
@@ -55,7 +64,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     let no_proxy = std::env::var("NO_PROXY")
         .or_else(|_| std::env::var("no_proxy"))
         .unwrap_or_default();
-    for host in bypassed_goproxy_hosts(&goproxy, &no_proxy) {
+    // In --goproxy mode go reaches modscope on loopback, which NO_PROXY cannot bypass.
+    let bypassed = match prepared.config.goproxy {
+        Some(_) => Vec::new(),
+        None => bypassed_goproxy_hosts(&goproxy, &no_proxy),
+    };
+    for host in bypassed {
         eprintln!(
             "modscope: warning: NO_PROXY={no_proxy:?} makes go bypass modscope for {host} (from GOPROXY); its traffic will not be seen"
         );
@@ -67,14 +81,25 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         .context("no command given after --")?;
     let bundle = prepared.bundle.display().to_string();
     let mut command = Command::new(program);
-    command
-        .args(rest)
-        .env("HTTPS_PROXY", &url)
-        .env("https_proxy", &url)
-        .env("HTTP_PROXY", &url)
-        .env("http_proxy", &url)
-        .env("SSL_CERT_FILE", &bundle)
-        .env("GIT_SSL_CAINFO", &bundle);
+    command.args(rest);
+    if let Some(routes) = &prepared.config.goproxy {
+        // Plain HTTP on loopback: go needs no proxy variables and no CA for these.
+        let value = routes.rewritten(running.addr)?;
+        eprintln!("modscope: GOPROXY={value}");
+        command.env("GOPROXY", value);
+    }
+    // go never sends loopback URLs through HTTPS_PROXY, so with --goproxy --intercept
+    // module requests still take the GOPROXY route and only direct/VCS traffic is
+    // intercepted.
+    if prepared.config.goproxy.is_none() || args.intercept {
+        command
+            .env("HTTPS_PROXY", &url)
+            .env("https_proxy", &url)
+            .env("HTTP_PROXY", &url)
+            .env("http_proxy", &url)
+            .env("SSL_CERT_FILE", &bundle)
+            .env("GIT_SSL_CAINFO", &bundle);
+    }
     if let (Some(addr), Some(token)) = (running.admin_addr, &running.admin_token) {
         // A test suite run under modscope reaches the control API through these.
         command
@@ -130,8 +155,18 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     if let Some(source) = &replay {
         print_replay_report(source);
     }
+    crate::commands::finish_report(
+        &prepared,
+        args.common.report.as_deref(),
+        Some(args.command.join(" ")),
+        Some(&go_env_from_process()),
+    )?;
     if !args.common.quiet {
         let mut env = go_env_from_process();
+        if let Some(routes) = &prepared.config.goproxy {
+            // The list go really used (it may come from `go env -w`), not the rewrite.
+            env.goproxy = Some(routes.original.clone()).filter(|v| !v.is_empty());
+        }
         // Findings quote GOPROXY ("go moves on to ..."): never with its password.
         env.goproxy = crate::commands::redact_goproxy(env.goproxy.as_deref(), prepared.redact);
         let exchanges = collector.0.lock().map(|l| l.clone()).unwrap_or_default();
@@ -142,6 +177,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         );
         if let Some(verdict) = exit_verdict(&entries, Some(&env), exit_code(status)) {
             eprintln!("modscope: {verdict}");
+        }
+        if let Some(routes) = &prepared.config.goproxy {
+            let private = env.goprivate.is_some() || env.gonoproxy.is_some();
+            if let Some(note) = crate::goproxy::direct_note(routes, &exchanges, private) {
+                eprintln!("modscope: note: {note}");
+            }
         }
     }
     Ok(exit_code(status))
@@ -201,19 +242,9 @@ pub fn bypassed_goproxy_hosts(goproxy: &str, no_proxy: &str) -> Vec<String> {
     goproxy
         .split([',', '|'])
         .filter_map(|entry| {
-            let rest = entry.trim().split_once("://")?.1;
-            let authority = rest.split('/').next()?;
             // Userinfo is not part of the host (and may hold a password).
-            let authority = authority.rsplit('@').next()?;
-            let host = authority
-                .rsplit_once(':')
-                .map(|(h, _)| h)
-                .unwrap_or(authority);
-            Some(
-                host.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_ascii_lowercase(),
-            )
+            let (_, authority) = Authority::of_url(entry).ok()?;
+            Some(authority.host.to_ascii_lowercase())
         })
         .filter(|host| no_proxy_matches(no_proxy, host))
         .collect()
@@ -230,11 +261,12 @@ pub fn no_proxy_matches(no_proxy: &str, host: &str) -> bool {
             if entry == "*" {
                 return true;
             }
-            let entry = entry
-                .rsplit_once(':')
-                .map(|(h, _)| h)
-                .unwrap_or(entry)
-                .to_ascii_lowercase();
+            // `::1`, `[::1]:8080`, `host:443` and `host` all name a host; ports are ignored.
+            let entry = match Authority::parse(entry) {
+                _ if entry.parse::<std::net::IpAddr>().is_ok() => entry.to_ascii_lowercase(),
+                Ok(a) => a.host.to_ascii_lowercase(),
+                Err(_) => entry.to_ascii_lowercase(),
+            };
             if let Some(suffix) = entry.strip_prefix('.') {
                 host.ends_with(&format!(".{suffix}"))
             } else {
@@ -256,6 +288,8 @@ mod tests {
             (".golang.org", "golang.org", false),
             ("example.com,localhost", "proxy.golang.org", false),
             ("proxy.golang.org:443", "proxy.golang.org", true),
+            ("[::1]:8080", "::1", true),
+            ("[::1]", "::1", true),
             ("", "proxy.golang.org", false),
         ];
         for (list, host, want) in table {
@@ -274,6 +308,13 @@ mod tests {
             ["b.example"]
         );
         assert!(bypassed_goproxy_hosts("off", "*").is_empty());
+        // IPv6 literals keep their colons: `https://[::1]/` is host `::1`, not `:`.
+        assert_eq!(bypassed_goproxy_hosts("https://[::1]/", "[::1]"), ["::1"]);
+        assert_eq!(
+            bypassed_goproxy_hosts("https://user:pw@[::1]:8443/p", "::1"),
+            ["::1"]
+        );
+        assert!(bypassed_goproxy_hosts("https://[::1]/", ":").is_empty());
         assert_eq!(
             bypassed_goproxy_hosts("https://u:SECRET@corp.example/go", "corp.example"),
             vec!["corp.example".to_string()]

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    go_binary, go_env, run_bounded, write_app, Fixture, FixtureOptions, Ran, TempDir, GOPROXY_HOST,
-    MODSCOPE,
+    go_binaries, go_binary, go_env, go_version, run_bounded, write_app, Fixture, FixtureOptions,
+    Ran, TempDir, GOPROXY_HOST, MODSCOPE,
 };
 use modscope::fault::parse_spec;
 use modscope::testkit::client::{drain, get_request, Alpn};
@@ -146,6 +146,16 @@ async fn connect_and_tls_level_faults() {
 /// go mod download through `modscope run` with GOPROXY hosts mapped to one origin.
 async fn go_download(goproxy: &str, faults: &[&str], godebug: Option<&str>) -> Option<Ran> {
     let go = go_binary()?;
+    Some(go_download_with(&go, goproxy, faults, godebug).await)
+}
+
+/// [`go_download`] with a chosen go binary (see `go_binaries`).
+async fn go_download_with(
+    go: &std::path::Path,
+    goproxy: &str,
+    faults: &[&str],
+    godebug: Option<&str>,
+) -> Ran {
     let dir = TempDir::new("chaos-go");
     let modules = default_modules();
     let origin = Origin::start(
@@ -188,7 +198,7 @@ async fn go_download(goproxy: &str, faults: &[&str], godebug: Option<&str>) -> O
         cmd.args(["--fault", f]);
     }
     cmd.args(["--", go.to_str().unwrap(), "mod", "download"]);
-    Some(run_bounded(cmd, LIMIT).await)
+    run_bounded(cmd, LIMIT).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -298,6 +308,47 @@ async fn go_reports_a_reset_mid_zip() {
         "h1 close:\n{}",
         h1.stderr
     );
+}
+
+/// Go-shaped failures (#14): the RST_STREAM code CI scripts grep for, and a login page
+/// answered with 200 where a module was expected. Checked with every go at hand.
+#[tokio::test(flavor = "multi_thread")]
+async fn go_names_the_rst_stream_code_and_chokes_on_a_login_page() {
+    let gos = go_binaries();
+    if gos.is_empty() {
+        return;
+    }
+    for go in &gos {
+        let version = go_version(go);
+        let fault = ["module=example.com/bigdata,kind=zip:reset@50%,code=INTERNAL_ERROR"];
+        let ran = go_download_with(go, "https://proxy.golang.org", &fault, None).await;
+        assert!(!ran.success, "{version}");
+        assert!(
+            ran.stderr.contains("stream error: stream ID")
+                && ran.stderr.contains("; INTERNAL_ERROR"),
+            "{version}:\n{}",
+            ran.stderr
+        );
+        let fault = ["module=example.com/bigdata,kind=zip:reset@50%,code=REFUSED_STREAM"];
+        let ran = go_download_with(go, "https://proxy.golang.org", &fault, None).await;
+        assert!(!ran.success, "{version}");
+        assert!(
+            ran.stderr.contains("; REFUSED_STREAM"),
+            "{version}:\n{}",
+            ran.stderr
+        );
+
+        let fault = ["module=example.com/bigdata,kind=mod:login"];
+        let ran = go_download_with(go, "https://proxy.golang.org", &fault, None).await;
+        assert!(!ran.success, "{version}: a login page is no go.mod");
+        // With go.sum present, go 1.19 and 1.27 alike take the page for a poisoned go.mod.
+        assert!(
+            ran.stderr
+                .contains("verifying example.com/bigdata@v1.0.0/go.mod: checksum mismatch"),
+            "{version}:\n{}",
+            ran.stderr
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

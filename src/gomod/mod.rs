@@ -3,9 +3,11 @@
 //!
 //! Pure: no sockets, files, environment or clocks.
 
+pub mod auth;
 mod classify;
 mod escape;
 mod goenv;
+pub mod goproxy_route;
 pub(crate) mod url;
 
 #[cfg(test)]
@@ -20,6 +22,7 @@ pub use escape::{
 pub use goenv::{
     match_prefix_patterns, parse_goproxy, Fallback, ProxyEntry, ProxyTarget, DEFAULT_GOPROXY,
 };
+pub use goproxy_route::{plan_goproxy, GoproxyRoute, GoproxyRouteError, GoproxyRoutes};
 
 /// The module every Go toolchain download (GOTOOLCHAIN, Go 1.21+) is fetched as.
 pub const TOOLCHAIN_MODULE: &str = "golang.org/toolchain";

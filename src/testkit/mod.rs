@@ -7,3 +7,6 @@ pub mod dns;
 pub mod modules;
 pub mod origin;
 pub mod sumdb;
+mod tempdir;
+
+pub use tempdir::TempDir;
