@@ -221,13 +221,18 @@ pub struct CommonArgs {
     /// Seconds without any traffic before a client connection is closed.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub idle_timeout: u64,
-    /// Seconds allowed for each of DNS and TCP connect upstream.
-    #[arg(long, default_value_t = 3, value_name = "SECS")]
+    /// Seconds allowed for DNS and TCP connect upstream together (go's own dial budget
+    /// is 30 s; less can fail an origin that go alone would reach).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub connect_timeout: u64,
-    /// Seconds allowed for the upstream TLS handshake (the defaults keep DNS + TCP + TLS
-    /// within go's 10 s TLS handshake timeout).
-    #[arg(long, default_value_t = 4, value_name = "SECS")]
+    /// Seconds allowed for the upstream TLS handshake; it also ends when go's own 10 s
+    /// handshake budget runs out.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub tls_timeout: u64,
+    /// Seconds without body data from the origin after which a download is recorded as
+    /// stalled (cause `body-stalled`); nothing is cut.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub stall_after: u64,
     /// Fault rules file (TOML, `[[rule]]` tables); see docs/chaos.md.
     #[arg(long, value_name = "FILE")]
     pub faults: Option<PathBuf>,
@@ -361,6 +366,7 @@ impl CommonArgs {
             idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
             connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
             tls_timeout: Duration::from_secs(self.tls_timeout.max(1)),
+            stall_after: Duration::from_secs(self.stall_after.max(1)),
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
             quiet: self.quiet,
             color,

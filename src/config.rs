@@ -181,6 +181,9 @@ pub struct ProxyConfig {
     pub idle_timeout: Duration,
     pub connect_timeout: Duration,
     pub tls_timeout: Duration,
+    /// A response body that waits this long for data from the origin is recorded as
+    /// stalled (go has no read timeout, so nothing else would say it).
+    pub stall_after: Duration,
     pub shutdown_grace: Duration,
     pub quiet: bool,
     pub color: bool,
@@ -211,8 +214,9 @@ impl ProxyConfig {
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(30),
             tls_timeout: Duration::from_secs(10),
+            stall_after: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
             quiet: true,
             color: false,
@@ -235,14 +239,16 @@ impl ProxyConfig {
         Ok(())
     }
 
-    /// A warning when an upstream dial can outlast go's 10 s TLS handshake timeout (the
-    /// dial happens inside go's handshake), so go would report a timeout instead of
-    /// modscope's explanation.
+    /// A warning when the upstream limits are shorter than go's own budgets (30 s to
+    /// dial, 10 s for the TLS handshake): modscope would then fail slow origins that go
+    /// alone survives, changing the outcome it is meant to observe.
     pub fn go_handshake_warning(&self) -> Option<String> {
-        let worst = self.connect_timeout * 2 + self.tls_timeout;
-        (worst > Duration::from_secs(10)).then(|| {
+        let dial = crate::proxy::upstream::GO_DIAL_BUDGET;
+        let tls = crate::proxy::upstream::GO_TLS_HANDSHAKE_BUDGET;
+        (self.connect_timeout < dial || self.tls_timeout < tls).then(|| {
             format!(
-                "an unreachable origin can take up to {worst:?} (DNS + TCP + TLS timeouts) to fail, longer than go's 10s TLS handshake timeout: go will report \"TLS handshake timeout\" instead of modscope's explanation"
+                "--connect-timeout {:?} / --tls-timeout {:?} are shorter than go's own budgets ({dial:?} to dial, {tls:?} for the TLS handshake): a slow origin that go alone reaches can fail through modscope",
+                self.connect_timeout, self.tls_timeout
             )
         })
     }

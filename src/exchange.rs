@@ -15,7 +15,7 @@ pub struct Exchange {
     /// Wall clock when the request head arrived from the client.
     #[serde(with = "system_time_serde")]
     pub started: SystemTime,
-    pub request: RequestFacts,
+    pub request: ExchangeRequest,
     /// `None` when no response head was received (see `error`).
     pub response: Option<ResponseFacts>,
     pub timings: PhaseTimes,
@@ -26,14 +26,33 @@ pub struct Exchange {
     pub tls: Option<TlsFacts>,
     pub error: Option<ExchangeError>,
     pub fault: Option<FaultFacts>,
+    /// The response body waited on the origin for the stall threshold or longer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall: Option<BodyStall>,
     /// Process-unique id of the client connection the request came in on (exchanges of
     /// one go process over one tunnel share it); `None` for imported or synthetic ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_connection: Option<u64>,
 }
 
+/// The longest wait of a response body for data from the origin (trace `_stall`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RequestFacts {
+#[serde(rename_all = "camelCase")]
+pub struct BodyStall {
+    /// Milliseconds the body received nothing.
+    pub longest_ms: f64,
+    /// Bytes received when that wait began.
+    pub at_bytes: u64,
+    /// The Content-Length the origin announced, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_bytes: Option<u64>,
+    /// Data arrived again after the wait (otherwise the body ended during it: cut,
+    /// or the client gave up).
+    pub resumed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExchangeRequest {
     pub method: String,
     /// Absolute URL, e.g. `https://proxy.golang.org/golang.org/x/mod/@v/list`.
     pub url: String,
@@ -116,16 +135,125 @@ pub struct CertFacts {
     pub sha256: String,
 }
 
-/// Where and how an exchange failed. `phase` and `kind` use the trace vocabulary:
-/// phase: dns | connect | tls | request | response | body;
-/// kind: dns, connect-refused, connect-timeout, tls-untrusted, tls-hostname-mismatch,
-/// tls-expired, tls-not-yet-valid, tls-handshake-timeout, tls-handshake, upstream-reset, upstream-closed,
-/// client-abort, proxy-auth, upstream-proxy, protocol, timeout, injected, other.
+/// Where and how an exchange failed. Both fields serialise to the trace's kebab-case
+/// words (`{"phase": "tls", "kind": "tls-untrusted"}`), so the format is unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExchangeError {
-    pub phase: String,
-    pub kind: String,
+    pub phase: FailPhase,
+    pub kind: ErrorKind,
     pub message: String,
+}
+
+impl ExchangeError {
+    pub fn new(phase: FailPhase, kind: ErrorKind, message: impl Into<String>) -> Self {
+        ExchangeError {
+            phase,
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Declares a closed vocabulary that travels as kebab-case words, plus an `Unknown`
+/// variant that keeps a word written by another tool or a newer modscope, so reading
+/// such a trace still works (and writes it back unchanged).
+macro_rules! trace_words {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $word:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+            /// A word this version does not know, kept verbatim.
+            Unknown(String),
+        }
+
+        impl $name {
+            /// Every known word, in declaration order.
+            pub const KNOWN: &'static [$name] = &[$($name::$variant,)+];
+
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $word,)+
+                    $name::Unknown(word) => word,
+                }
+            }
+
+            pub fn parse(word: &str) -> Self {
+                match word {
+                    $($word => $name::$variant,)+
+                    other => $name::Unknown(other.to_string()),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        /// Compares with a trace word, for callers holding text (tests, filters).
+        impl PartialEq<&str> for $name {
+            fn eq(&self, word: &&str) -> bool {
+                self.as_str() == *word
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let word = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                Ok($name::parse(&word))
+            }
+        }
+    };
+}
+
+trace_words! {
+    /// The phase of an exchange in which it failed.
+    FailPhase {
+        Dns => "dns",
+        Connect => "connect",
+        Tls => "tls",
+        Request => "request",
+        Response => "response",
+        Body => "body",
+    }
+}
+
+trace_words! {
+    /// Why an exchange failed, in the trace's words. The diagnosis matches these
+    /// exhaustively: a new kind without an explanation does not compile.
+    ErrorKind {
+        /// The name does not exist (NXDOMAIN, "no such host").
+        Dns => "dns",
+        /// The resolver failed (SERVFAIL, no answer, none reachable), not the name.
+        DnsServerFailure => "dns-server-failure",
+        ConnectRefused => "connect-refused",
+        ConnectTimeout => "connect-timeout",
+        TlsUntrusted => "tls-untrusted",
+        TlsHostnameMismatch => "tls-hostname-mismatch",
+        TlsExpired => "tls-expired",
+        TlsNotYetValid => "tls-not-yet-valid",
+        TlsHandshakeTimeout => "tls-handshake-timeout",
+        TlsHandshake => "tls-handshake",
+        UpstreamReset => "upstream-reset",
+        UpstreamClosed => "upstream-closed",
+        ClientAbort => "client-abort",
+        ProxyAuth => "proxy-auth",
+        UpstreamProxy => "upstream-proxy",
+        Protocol => "protocol",
+        Timeout => "timeout",
+        Injected => "injected",
+        /// Replay could not serve the recorded body (missing or corrupt body file).
+        ReplayBody => "replay-body",
+        Other => "other",
+    }
 }
 
 /// An injected fault that shaped this exchange.

@@ -282,13 +282,13 @@ pub fn direct_note(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exchange::{BodyFacts, RequestFacts, ResponseFacts};
+    use crate::exchange::{BodyFacts, ExchangeRequest, ResponseFacts};
 
     fn ex(url: &str, status: u16) -> Exchange {
         Exchange {
             id: 1,
             started: std::time::SystemTime::UNIX_EPOCH,
-            request: RequestFacts {
+            request: ExchangeRequest {
                 method: "GET".into(),
                 url: url.into(),
                 http_version: "HTTP/1.1".into(),
@@ -309,6 +309,7 @@ mod tests {
             error: None,
             fault: None,
             client_connection: None,
+            stall: None,
         }
     }
 

@@ -79,6 +79,10 @@ pub fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -
             wait: phase(t.wait),
             receive: phase(t.receive),
         },
+        stall: e
+            .extra
+            .get("_stall")
+            .and_then(|v| serde_json::from_value(v.clone()).ok()),
         total_ms: e.time,
         // Bytes on the wire: `content.size` is the decoded length under a Content-Encoding.
         response_bytes: if e.response.body_size >= 0 {
@@ -186,6 +190,8 @@ pub fn gap_finding(unrecorded: &Unrecorded) -> Option<diagnose::Finding> {
         detail: None,
         modules: Vec::new(),
         fallback: None,
+        injected_by: None,
+        transient: false,
     })
 }
 

@@ -14,7 +14,7 @@ use rustls::server::ResolvesServerCert;
 use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig};
 
-use crate::exchange::CertFacts;
+use crate::exchange::{CertFacts, ErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
@@ -500,7 +500,7 @@ pub fn classify_handshake_error(
     err: &std::io::Error,
     chain: &[CertFacts],
     weak: Option<&str>,
-) -> (&'static str, String) {
+) -> (ErrorKind, String) {
     let rustls_err = err
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
@@ -508,21 +508,21 @@ pub fn classify_handshake_error(
     match rustls_err {
         Some(rustls::Error::InvalidCertificate(cert_err)) => match cert_err {
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => (
-                "tls-expired",
+                ErrorKind::TlsExpired,
                 format!(
                     "certificate expired (notAfter {})",
                     leaf.map(|l| l.not_after.as_str()).unwrap_or("unknown")
                 ),
             ),
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => (
-                "tls-not-yet-valid",
+                ErrorKind::TlsNotYetValid,
                 format!(
                     "certificate not yet valid (notBefore {})",
                     leaf.map(|l| l.not_before.as_str()).unwrap_or("unknown")
                 ),
             ),
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => (
-                "tls-hostname-mismatch",
+                ErrorKind::TlsHostnameMismatch,
                 format!(
                     "certificate is not valid for this host (it names {})",
                     leaf.map(|l| l.dns_names.join(", "))
@@ -531,14 +531,14 @@ pub fn classify_handshake_error(
                 ),
             ),
             CertificateError::UnknownIssuer => (
-                "tls-untrusted",
+                ErrorKind::TlsUntrusted,
                 format!(
                     "certificate signed by unknown authority (issuer {}); pass --upstream-ca PEM to trust it",
                     leaf.map(|l| l.issuer.as_str()).unwrap_or("unknown")
                 ),
             ),
             CertificateError::BadSignature => (
-                "tls-untrusted",
+                ErrorKind::TlsUntrusted,
                 match weak {
                     Some(w) => format!("certificate refused: {w}"),
                     None => "certificate has a bad signature".to_string(),
@@ -546,62 +546,62 @@ pub fn classify_handshake_error(
             ),
             CertificateError::UnsupportedSignatureAlgorithmContext { .. }
             | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => (
-                "tls-untrusted",
+                ErrorKind::TlsUntrusted,
                 match weak {
                     Some(w) => format!("certificate refused: {w}"),
                     None => "certificate refused: it is signed with an algorithm modscope (like go) does not accept".to_string(),
                 },
             ),
             CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => (
-                "tls-untrusted",
+                ErrorKind::TlsUntrusted,
                 "certificate refused: it is not meant for TLS servers (its extended key usage lacks serverAuth)".to_string(),
             ),
             CertificateError::BadEncoding => (
-                "tls-untrusted",
+                ErrorKind::TlsUntrusted,
                 "certificate refused: it is not valid DER".to_string(),
             ),
             CertificateError::UnhandledCriticalExtension => (
-                "tls-untrusted",
+                ErrorKind::TlsUntrusted,
                 "certificate refused: it has a critical extension modscope does not understand".to_string(),
             ),
-            CertificateError::Revoked => ("tls-untrusted", "certificate is revoked".to_string()),
+            CertificateError::Revoked => (ErrorKind::TlsUntrusted, "certificate is revoked".to_string()),
             CertificateError::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
                 Some(webpki::Error::CaUsedAsEndEntity) => (
-                    "tls-untrusted",
+                    ErrorKind::TlsUntrusted,
                     "certificate refused: the server presents a CA certificate as its own; pass that exact certificate with --upstream-ca to trust it".to_string(),
                 ),
                 Some(webpki::Error::EndEntityUsedAsCa) => (
-                    "tls-untrusted",
+                    ErrorKind::TlsUntrusted,
                     "certificate refused: the chain uses a server certificate as an issuer".to_string(),
                 ),
                 Some(webpki::Error::PathLenConstraintViolated) => (
-                    "tls-untrusted",
+                    ErrorKind::TlsUntrusted,
                     "certificate refused: the chain is longer than an issuer allows (path length constraint)".to_string(),
                 ),
                 Some(webpki::Error::NameConstraintViolation) => (
-                    "tls-untrusted",
+                    ErrorKind::TlsUntrusted,
                     "certificate refused: an issuer's name constraints forbid this name".to_string(),
                 ),
-                Some(e) => ("tls-untrusted", format!("certificate refused: {e}")),
-                None => ("tls-untrusted", format!("certificate refused: {other}")),
+                Some(e) => (ErrorKind::TlsUntrusted, format!("certificate refused: {e}")),
+                None => (ErrorKind::TlsUntrusted, format!("certificate refused: {other}")),
             },
-            other => ("tls-untrusted", format!("certificate rejected: {other:?}")),
+            other => (ErrorKind::TlsUntrusted, format!("certificate rejected: {other:?}")),
         },
         Some(rustls::Error::AlertReceived(alert)) => (
-            "tls-handshake",
+            ErrorKind::TlsHandshake,
             format!("the server sent TLS alert {alert:?}"),
         ),
-        Some(other) => ("tls-handshake", format!("TLS handshake failed: {other}")),
+        Some(other) => (ErrorKind::TlsHandshake, format!("TLS handshake failed: {other}")),
         None => match err.kind() {
             std::io::ErrorKind::UnexpectedEof => (
-                "tls-handshake",
+                ErrorKind::TlsHandshake,
                 "the server closed the connection during the TLS handshake".to_string(),
             ),
             std::io::ErrorKind::ConnectionReset => (
-                "upstream-reset",
+                ErrorKind::UpstreamReset,
                 "the server reset the connection during the TLS handshake".to_string(),
             ),
-            _ => ("tls-handshake", format!("TLS handshake failed: {err}")),
+            _ => (ErrorKind::TlsHandshake, format!("TLS handshake failed: {err}")),
         },
     }
 }

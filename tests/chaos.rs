@@ -228,9 +228,11 @@ async fn go_falls_back_on_404_but_not_on_502_with_comma() {
         "go shows the fault's text body:\n{}",
         ran.stderr
     );
+    // The real diagnosis of the same failure, tagged with the rule that caused it.
     assert!(
         ran.stderr
-            .contains("with ',' go does not fall back to https://b.example"),
+            .contains("with ',' go does not fall back on 502 (only on 404/410)")
+            && ran.stderr.contains("(injected by rule rule-1)"),
         "the summary explains ',':\n{}",
         ran.stderr
     );

@@ -13,8 +13,8 @@ use super::tcp::{App, Conn, Opening};
 use super::tls::{Alert, TlsTracker};
 use super::Side;
 use crate::exchange::{
-    BodyFacts, ClientTls, Exchange, ExchangeError, PhaseTimes, RequestFacts, ResponseFacts,
-    TlsFacts,
+    BodyFacts, ClientTls, ErrorKind, Exchange, ExchangeError, ExchangeRequest, FailPhase,
+    PhaseTimes, ResponseFacts, TlsFacts,
 };
 use crate::trace::{BodyContent, EntryBodies};
 
@@ -222,8 +222,8 @@ fn authority(scheme: &str, host: &str, port: u16) -> String {
     }
 }
 
-fn empty_request(method: &str, url: String, version: &str) -> RequestFacts {
-    RequestFacts {
+fn empty_request(method: &str, url: String, version: &str) -> ExchangeRequest {
+    ExchangeRequest {
         method: method.to_string(),
         url,
         http_version: version.to_string(),
@@ -250,15 +250,11 @@ fn bare_response(status: u16) -> ResponseFacts {
     }
 }
 
-fn error(phase: &str, kind: &str, message: String) -> Option<ExchangeError> {
-    Some(ExchangeError {
-        phase: phase.to_string(),
-        kind: kind.to_string(),
-        message,
-    })
+fn error(phase: FailPhase, kind: ErrorKind, message: String) -> Option<ExchangeError> {
+    Some(ExchangeError::new(phase, kind, message))
 }
 
-fn exchange(conn: Option<&Conn>, started: i64, request: RequestFacts) -> Exchange {
+fn exchange(conn: Option<&Conn>, started: i64, request: ExchangeRequest) -> Exchange {
     Exchange {
         id: 0,
         started: system_time(started),
@@ -270,6 +266,7 @@ fn exchange(conn: Option<&Conn>, started: i64, request: RequestFacts) -> Exchang
         tls: None,
         error: None,
         fault: None,
+        stall: None,
         client_connection: None,
     }
 }
@@ -318,8 +315,8 @@ fn connect_failure(
         let at = conn.refused_ts.unwrap_or(conn.last_ts);
         ex.timings.tcp = Some(ms(syn, at));
         ex.error = error(
-            "connect",
-            "connect-refused",
+            FailPhase::Connect,
+            ErrorKind::ConnectRefused,
             format!(
                 "connection refused by {}: SYN answered by RST after {}",
                 conn.server,
@@ -335,8 +332,8 @@ fn connect_failure(
             format!("{} SYNs", conn.syns)
         };
         ex.error = error(
-            "connect",
-            "connect-timeout",
+            FailPhase::Connect,
+            ErrorKind::ConnectTimeout,
             format!(
                 "no answer to {syns} sent to {} over {}",
                 conn.server,
@@ -524,8 +521,8 @@ fn tls_error(conn: &Conn, tls: &TlsTracker, end: End, until: i64) -> Option<Exch
     if let Some(a) = alert {
         return match a.from {
             Side::Server => error(
-                "tls",
-                "tls-handshake",
+                FailPhase::Tls,
+                ErrorKind::TlsHandshake,
                 format!(
                     "{} sent TLS alert {} ({}) {} after ClientHello",
                     conn.server,
@@ -539,12 +536,12 @@ fn tls_error(conn: &Conn, tls: &TlsTracker, end: End, until: i64) -> Option<Exch
                     "unknown_ca"
                     | "bad_certificate"
                     | "certificate_unknown"
-                    | "unsupported_certificate" => "tls-untrusted",
-                    "certificate_expired" => "tls-expired",
-                    _ => "tls-handshake",
+                    | "unsupported_certificate" => ErrorKind::TlsUntrusted,
+                    "certificate_expired" => ErrorKind::TlsExpired,
+                    _ => ErrorKind::TlsHandshake,
                 };
                 error(
-                    "tls",
+                    FailPhase::Tls,
                     kind,
                     format!(
                         "the client rejected the handshake with TLS alert {} ({}) {} after ClientHello",
@@ -558,8 +555,8 @@ fn tls_error(conn: &Conn, tls: &TlsTracker, end: End, until: i64) -> Option<Exch
     }
     if let Some(t) = tls.client_rejected_ts {
         return error(
-            "tls",
-            "tls-handshake",
+            FailPhase::Tls,
+            ErrorKind::TlsHandshake,
             format!(
                 "the client aborted the TLS 1.3 handshake with an encrypted alert {} after ClientHello \
                  (typically it does not trust the server's certificate)",
@@ -574,15 +571,15 @@ fn tls_error(conn: &Conn, tls: &TlsTracker, end: End, until: i64) -> Option<Exch
     };
     if let Some(t) = s.rst_ts {
         return error(
-            "tls",
-            "tls-handshake",
+            FailPhase::Tls,
+            ErrorKind::TlsHandshake,
             format!("connection reset by {} {} {stage}", conn.server, after(t)),
         );
     }
     if let Some(t) = s.fin_ts {
         return error(
-            "tls",
-            "tls-handshake",
+            FailPhase::Tls,
+            ErrorKind::TlsHandshake,
             format!("{} closed the connection {} {stage}", conn.server, after(t)),
         );
     }
@@ -593,8 +590,8 @@ fn tls_error(conn: &Conn, tls: &TlsTracker, end: End, until: i64) -> Option<Exch
             format!("no ServerHello within {} after ClientHello", after(t))
         };
         return error(
-            "tls",
-            "tls-handshake",
+            FailPhase::Tls,
+            ErrorKind::TlsHandshake,
             format!("{what}; the client gave up"),
         );
     }
@@ -616,7 +613,11 @@ fn tls_error(conn: &Conn, tls: &TlsTracker, end: End, until: i64) -> Option<Exch
         End::Idle => " (then the connection went quiet)",
         _ => "",
     };
-    error("tls", "tls-handshake", format!("{what}{why}"))
+    error(
+        FailPhase::Tls,
+        ErrorKind::TlsHandshake,
+        format!("{what}{why}"),
+    )
 }
 
 fn split_authority(target: &str) -> Option<(String, u16)> {
@@ -633,9 +634,9 @@ fn split_authority(target: &str) -> Option<(String, u16)> {
     Some((host, a.port.unwrap_or(443)))
 }
 
-fn request_facts(slot: &Slot, url: String) -> RequestFacts {
+fn request_facts(slot: &Slot, url: String) -> ExchangeRequest {
     let r = &slot.request;
-    RequestFacts {
+    ExchangeRequest {
         method: r.method.clone(),
         url,
         http_version: r.version.clone(),
@@ -813,22 +814,22 @@ fn body_error(
     };
     if s.rst_ts.is_some() {
         return error(
-            "body",
-            "upstream-reset",
+            FailPhase::Body,
+            ErrorKind::UpstreamReset,
             format!("connection reset by {} after {got}", conn.server),
         );
     }
     if s.fin_ts.is_some() {
         return error(
-            "body",
-            "upstream-closed",
+            FailPhase::Body,
+            ErrorKind::UpstreamClosed,
             format!("{} closed the connection after {got}", conn.server),
         );
     }
     if c.rst_ts.is_some() || c.fin_ts.is_some() {
         return error(
-            "body",
-            "client-abort",
+            FailPhase::Body,
+            ErrorKind::ClientAbort,
             format!("the client closed the connection after {got}"),
         );
     }
@@ -839,8 +840,8 @@ fn body_error(
         conn.last_ts
     };
     error(
-        "body",
-        "timeout",
+        FailPhase::Body,
+        ErrorKind::Timeout,
         format!(
             "body incomplete: {got}, nothing more in the {} after the last byte{}",
             seconds(last, watched.max(last)),
@@ -866,8 +867,8 @@ fn no_response_error(
     let [c, s] = &conn.streams;
     if let Some(t) = s.rst_ts {
         return error(
-            "response",
-            "upstream-reset",
+            FailPhase::Response,
+            ErrorKind::UpstreamReset,
             format!(
                 "connection reset by {} {} after the request, before a response",
                 conn.server,
@@ -877,8 +878,8 @@ fn no_response_error(
     }
     if let Some(t) = s.fin_ts {
         return error(
-            "response",
-            "upstream-closed",
+            FailPhase::Response,
+            ErrorKind::UpstreamClosed,
             format!(
                 "{} closed the connection {} after the request without responding",
                 conn.server,
@@ -888,8 +889,8 @@ fn no_response_error(
     }
     if let Some(t) = c.rst_ts.or(c.fin_ts) {
         return error(
-            "response",
-            "client-abort",
+            FailPhase::Response,
+            ErrorKind::ClientAbort,
             format!(
                 "the client closed the connection {} after the request, before a response",
                 seconds(sent, t)
@@ -902,8 +903,8 @@ fn no_response_error(
         conn.last_ts
     };
     error(
-        "response",
-        "timeout",
+        FailPhase::Response,
+        ErrorKind::Timeout,
         format!(
             "no response within {} after the request{}",
             seconds(sent, watched),
@@ -947,9 +948,16 @@ pub(crate) fn dns_item(l: &Lookup, until: i64) -> Item {
             if rcode == 0 {
                 ex.response = Some(bare_response(200));
             } else {
+                // Only NXDOMAIN says the name is wrong; SERVFAIL, REFUSED and the rest
+                // say the resolver is.
+                let kind = if rcode == 3 {
+                    ErrorKind::Dns
+                } else {
+                    ErrorKind::DnsServerFailure
+                };
                 ex.error = error(
-                    "dns",
-                    "dns",
+                    FailPhase::Dns,
+                    kind,
                     format!(
                         "{} for {} ({qtype}) from {} after {}",
                         dns::rcode_name(rcode),
@@ -969,8 +977,8 @@ pub(crate) fn dns_item(l: &Lookup, until: i64) -> Item {
                 n => format!(", {n} retries"),
             };
             ex.error = error(
-                "dns",
-                "dns",
+                FailPhase::Dns,
+                ErrorKind::DnsServerFailure,
                 format!(
                     "no answer for {} ({qtype}) from {} within {}{retries}",
                     l.name,

@@ -2,7 +2,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::advice::go_env_w;
 use super::{Cause, DiagnoseOptions, FallbackNote, Finding, GoEnv, Observation, Severity};
+use crate::exchange::{ErrorKind, ExchangeError, FailPhase};
 use crate::gomod::url as gourl;
 use crate::gomod::{
     match_prefix_patterns, parse_goproxy, Fallback, GoKind, ProxyEntry, ProxyTarget,
@@ -28,6 +30,7 @@ pub fn diagnose_with(
         }
     }
     let mut findings = group(issues, &ctx, opts);
+    findings.extend(super::slowlink::slow_links(obs));
     findings.extend(super::host_header::findings(obs));
     if let Some(env) = env {
         findings.extend(config_findings(obs, env));
@@ -53,15 +56,25 @@ struct Context<'a> {
     /// Modules that got at least one 2xx answer: (module, host, started_ms, index).
     found: Vec<(&'a str, String, f64, usize)>,
     found_modules: HashSet<&'a str>,
+    /// Requests (method, url) that succeeded, with when: a failure followed by one of
+    /// these was transient.
+    succeeded: HashMap<(&'a str, &'a str), Vec<(f64, usize)>>,
 }
 
 impl<'a> Context<'a> {
     fn new(obs: &'a [Observation], env: Option<&'a GoEnv>) -> Self {
         let mut found = Vec::new();
         let mut found_modules = HashSet::new();
+        let mut succeeded: HashMap<(&str, &str), Vec<(f64, usize)>> = HashMap::new();
         for o in obs {
             if is_injected(o) || o.error.is_some() || !(200..300).contains(&o.status) {
                 continue;
+            }
+            if o.body_complete {
+                succeeded
+                    .entry((o.method.as_str(), o.url.as_str()))
+                    .or_default()
+                    .push((o.started_ms, o.index));
             }
             if let Some(m) = o.go.module.as_deref() {
                 found.push((m, host_key(o), o.started_ms, o.index));
@@ -72,7 +85,24 @@ impl<'a> Context<'a> {
             proxies: env.map(|e| parse_goproxy(e.goproxy_value())),
             found,
             found_modules,
+            succeeded,
         }
+    }
+
+    /// The same request succeeded later: this failure was transient.
+    fn retried_ok(&self, o: &Observation) -> bool {
+        self.succeeded
+            .get(&(o.method.as_str(), o.url.as_str()))
+            .is_some_and(|later| later.iter().any(|(t, i)| after(*t, *i, o)))
+    }
+
+    /// The host that later served the same module, when go moved on to another one.
+    fn later_host(&self, o: &Observation, host: &str) -> Option<&str> {
+        let m = o.go.module.as_deref()?;
+        self.found
+            .iter()
+            .find(|(fm, fh, started, index)| *fm == m && fh != host && after(*started, *index, o))
+            .map(|(_, fh, _, _)| fh.as_str())
     }
 
     /// `go get a/b/c` asks for every prefix; a miss is expected when a related
@@ -82,18 +112,11 @@ impl<'a> Context<'a> {
             .iter()
             .any(|other| *other != module && path_related(module, other))
     }
+}
 
-    /// The same module served later by another host: go moved on and succeeded.
-    fn found_later_elsewhere(&self, o: &Observation, host: &str) -> bool {
-        let Some(m) = o.go.module.as_deref() else {
-            return false;
-        };
-        self.found.iter().any(|(fm, fh, started, index)| {
-            *fm == m
-                && fh != host
-                && (*started > o.started_ms || (*started == o.started_ms && *index > o.index))
-        })
-    }
+/// Whether an exchange started at `started` (trace position `index`) came after `o`.
+fn after(started: f64, index: usize, o: &Observation) -> bool {
+    started > o.started_ms || (started == o.started_ms && index > o.index)
 }
 
 fn path_related(a: &str, b: &str) -> bool {
@@ -113,10 +136,17 @@ struct Issue<'a> {
     fallback: Option<FallbackNote>,
     /// For config-driven causes: the variable and value that matched.
     setting: Option<(&'static str, String)>,
+    /// The fault rule that caused this, when modscope injected it.
+    injected_by: Option<String>,
+    /// The same request succeeded on a later try.
+    transient: bool,
 }
 
 fn is_injected(o: &Observation) -> bool {
-    o.fault.is_some() || o.error.as_ref().is_some_and(|e| e.kind == "injected")
+    o.fault.is_some()
+        || o.error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::Injected)
 }
 
 /// `host[:port]` without the scheme's default port, lower case.
@@ -137,25 +167,37 @@ pub(super) fn host_key(o: &Observation) -> String {
     gourl::canonical_authority(scheme, &raw)
 }
 
-fn cause_for_error_kind(kind: &str) -> Cause {
-    match kind {
-        "dns" => Cause::DnsFailure,
-        "connect-refused" => Cause::ConnectionRefused,
-        "connect-timeout" => Cause::ConnectTimeout,
-        "tls-untrusted" => Cause::TlsUntrusted,
-        "tls-hostname-mismatch" => Cause::TlsHostnameMismatch,
-        "tls-expired" => Cause::TlsExpired,
-        "tls-not-yet-valid" => Cause::TlsNotYetValid,
-        "tls-handshake-timeout" => Cause::TlsHandshakeTimeout,
-        "tls-handshake" => Cause::TlsHandshakeFailed,
-        "upstream-reset" | "upstream-closed" => Cause::ResetOrTruncated,
-        "client-abort" => Cause::ClientAbort,
-        "proxy-auth" => Cause::ProxyAuthRequired,
-        "upstream-proxy" => Cause::UpstreamProxyFailed,
-        "protocol" => Cause::ProtocolError,
-        "timeout" => Cause::Timeout,
-        "injected" => Cause::InjectedFault,
-        _ => Cause::OtherError,
+/// The cause an exchange error stands for. Exhaustive on purpose: a new `ErrorKind`
+/// must be explained here before it compiles.
+fn cause_for_error(err: &ExchangeError) -> Cause {
+    match &err.kind {
+        ErrorKind::Dns => Cause::DnsFailure,
+        ErrorKind::DnsServerFailure => Cause::DnsServerFailure,
+        ErrorKind::ConnectRefused => Cause::ConnectionRefused,
+        ErrorKind::ConnectTimeout => Cause::ConnectTimeout,
+        ErrorKind::TlsUntrusted => Cause::TlsUntrusted,
+        ErrorKind::TlsHostnameMismatch => Cause::TlsHostnameMismatch,
+        ErrorKind::TlsExpired => Cause::TlsExpired,
+        ErrorKind::TlsNotYetValid => Cause::TlsNotYetValid,
+        ErrorKind::TlsHandshakeTimeout => Cause::TlsHandshakeTimeout,
+        ErrorKind::TlsHandshake => Cause::TlsHandshakeFailed,
+        // Closed or reset before any response head: the server never answered, which
+        // is a different story from a body cut mid-way.
+        ErrorKind::UpstreamReset | ErrorKind::UpstreamClosed
+            if err.phase == FailPhase::Response =>
+        {
+            Cause::NoResponse
+        }
+        ErrorKind::UpstreamReset | ErrorKind::UpstreamClosed => Cause::ResetOrTruncated,
+        ErrorKind::ClientAbort => Cause::ClientAbort,
+        ErrorKind::ProxyAuth => Cause::ProxyAuthRequired,
+        ErrorKind::UpstreamProxy => Cause::UpstreamProxyFailed,
+        ErrorKind::Protocol => Cause::ProtocolError,
+        ErrorKind::Timeout => Cause::Timeout,
+        ErrorKind::Injected => Cause::InjectedFault,
+        ErrorKind::ReplayBody => Cause::ReplayBodyUnavailable,
+        // A word from another tool or a newer modscope: explained generically.
+        ErrorKind::Other | ErrorKind::Unknown(_) => Cause::OtherError,
     }
 }
 
@@ -166,27 +208,99 @@ fn assess<'a>(
     out: &mut Vec<Issue<'a>>,
 ) {
     let host = host_key(o);
+    let mut mine = Vec::new();
     let mut push = |cause, severity, fallback| {
-        out.push(Issue {
+        mine.push(Issue {
             cause,
             severity,
             obs: o,
             host: host.clone(),
             fallback,
             setting: None,
+            injected_by: None,
+            transient: false,
         })
     };
-    // An injected fault is the experiment, not the network: it gets its own cause only,
-    // but what go made of it (fall back or stop) is exactly what a chaos test asks.
-    if is_injected(o) {
+    let mut pushed = 0;
+    assess_exchange(o, ctx, opts, &host, &mut |c, s, f| {
+        pushed += 1;
+        push(c, s, f)
+    });
+    let injected_by = injected_rule(o);
+    if injected_by.is_some() && pushed == 0 {
+        // A fault that left no visible failure (latency, a replaced body): still say so,
+        // and what go made of it.
         push(Cause::InjectedFault, Severity::Info, fallback_note(o, ctx));
-        return;
     }
+    let transient = ctx.retried_ok(o);
+    for issue in &mut mine {
+        if injected_by.is_some() {
+            // The experiment, not the network: the real diagnosis is shown, tagged,
+            // and never counts as a failure of the network.
+            issue.severity = Severity::Info;
+            issue.injected_by = injected_by.clone();
+        } else if transient && issue.severity >= Severity::Warning && is_failure(issue.cause) {
+            issue.transient = true;
+            issue.severity = Severity::Warning;
+        }
+    }
+    out.extend(mine);
+}
+
+/// Causes that describe a failed exchange (not a slow or odd-but-working one).
+fn is_failure(cause: Cause) -> bool {
+    !matches!(
+        cause,
+        Cause::SlowFirstByte | Cause::MalformedRequest | Cause::InjectedFault
+    )
+}
+
+/// The rule named in `_fault`, or "unnamed" for an injected error without one.
+fn injected_rule(o: &Observation) -> Option<String> {
+    match &o.fault {
+        Some(f) => Some(f.rule.clone()),
+        None if is_injected(o) => Some("unnamed".to_string()),
+        None => None,
+    }
+}
+
+/// What a user would be told about an injected failure: the phase the fault acted in
+/// stands for the failure go sees.
+fn injected_cause(err: &ExchangeError) -> Cause {
+    match err.phase {
+        FailPhase::Dns => Cause::DnsFailure,
+        // The tunnel closed right after CONNECT: go sees EOF in its TLS handshake.
+        FailPhase::Connect | FailPhase::Tls => Cause::TlsHandshakeFailed,
+        FailPhase::Response => Cause::NoResponse,
+        FailPhase::Body => Cause::ResetOrTruncated,
+        FailPhase::Request | FailPhase::Unknown(_) => Cause::OtherError,
+    }
+}
+
+fn assess_exchange(
+    o: &Observation,
+    ctx: &Context<'_>,
+    opts: &DiagnoseOptions,
+    host: &str,
+    push: &mut impl FnMut(Cause, Severity, Option<FallbackNote>),
+) {
     if o.go.problem.is_some() && (o.go.kind != GoKind::Other || o.go.base.is_some()) {
         push(Cause::MalformedRequest, Severity::Warning, None);
     }
-    if let Some(err) = &o.error {
-        let cause = cause_for_error_kind(&err.kind);
+    if let Some(stall) = &o.stall {
+        // The stall explains however the body ended (cut, or go killed by a job timeout).
+        let note = fallback_note(o, ctx);
+        let severity = if stall.resumed && o.body_complete {
+            Severity::Warning
+        } else {
+            failure_severity(&note)
+        };
+        push(Cause::BodyStalled, severity, note);
+    } else if let Some(err) = &o.error {
+        let cause = match err.kind {
+            ErrorKind::Injected => injected_cause(err),
+            _ => cause_for_error(err),
+        };
         let note = fallback_note(o, ctx);
         let severity = if cause == Cause::ClientAbort {
             Severity::Info
@@ -203,7 +317,7 @@ fn assess<'a>(
                 push(Cause::Forbidden, failure_severity(&note), note)
             }
             404 | 410 => {
-                let (cause, severity, note) = assess_not_found(o, &host, ctx);
+                let (cause, severity, note) = assess_not_found(o, host, ctx);
                 push(cause, severity, note)
             }
             429 => {
@@ -254,7 +368,7 @@ fn assess_not_found(
     {
         return (Cause::ExpectedProbing, Severity::Info, None);
     }
-    if ctx.found_later_elsewhere(o, host) {
+    if ctx.later_host(o, host).is_some() {
         return (Cause::FellBack, Severity::Info, fallback_note(o, ctx));
     }
     let note = fallback_note(o, ctx);
@@ -274,11 +388,13 @@ fn assess_not_found(
 /// Where a GOPROXY-protocol (or proxied checksum-database) request sits in the
 /// GOPROXY list, and whether go moves past it after this failure.
 fn fallback_note(o: &Observation, ctx: &Context<'_>) -> Option<FallbackNote> {
-    let entries = ctx.proxies.as_ref()?;
     let kind = o.go.kind;
     if !(kind.is_goproxy() || kind.is_sumdb()) {
         return None;
     }
+    let Some(entries) = ctx.proxies.as_ref() else {
+        return inferred_fallback(o, ctx);
+    };
     let base = o.go.base.as_deref()?;
     let proxy_base = if kind.is_sumdb() {
         // Only the proxied form ($proxy/sumdb/<name>) involves GOPROXY at all.
@@ -308,6 +424,32 @@ fn fallback_note(o: &Observation, ctx: &Context<'_>) -> Option<FallbackNote> {
         go_falls_back,
         next,
         suggested_goproxy,
+        inferred: false,
+    })
+}
+
+/// Without go's environment the separator is unknown, but the trace can show it: a
+/// later answer for the same module from another host means go moved on, and after a
+/// failure other than 404/410 only '|' does that. Nothing is claimed otherwise.
+fn inferred_fallback(o: &Observation, ctx: &Context<'_>) -> Option<FallbackNote> {
+    if !o.go.kind.is_goproxy() {
+        return None;
+    }
+    let host = host_key(o);
+    let next = ctx.later_host(o, &host)?;
+    let not_found = o.error.is_none() && matches!(o.status, 404 | 410);
+    Some(FallbackNote {
+        entry: o.go.base.clone().unwrap_or_else(|| host.clone()),
+        // After a 404/410 either separator moves on; ',' is the default spelling.
+        separator: if not_found {
+            Fallback::OnNotFound
+        } else {
+            Fallback::OnAnyError
+        },
+        go_falls_back: true,
+        next: Some(next.to_string()),
+        suggested_goproxy: None,
+        inferred: true,
     })
 }
 
@@ -373,6 +515,8 @@ fn assess_env<'a>(o: &'a Observation, env: &GoEnv, out: &mut Vec<Issue<'a>>) {
                     host: host_key(o),
                     fallback: None,
                     setting: Some((var, globs.to_string())),
+                    injected_by: None,
+                    transient: false,
                 });
             }
         }
@@ -387,6 +531,8 @@ fn assess_env<'a>(o: &'a Observation, env: &GoEnv, out: &mut Vec<Issue<'a>>) {
                     host: host_key(o),
                     fallback: None,
                     setting: Some((var, globs.to_string())),
+                    injected_by: None,
+                    transient: false,
                 });
             }
         }
@@ -401,6 +547,8 @@ fn assess_env<'a>(o: &'a Observation, env: &GoEnv, out: &mut Vec<Issue<'a>>) {
                     host: host_key(o),
                     fallback: None,
                     setting: Some(("GOINSECURE", globs.to_string())),
+                    injected_by: None,
+                    transient: false,
                 });
             }
         }
@@ -419,6 +567,8 @@ fn config_findings(obs: &[Observation], env: &GoEnv) -> Vec<Finding> {
         detail: None,
         modules: Vec::new(),
         fallback: None,
+        injected_by: None,
+        transient: false,
     };
     let goproxy = env.goproxy_value();
     let entries = parse_goproxy(goproxy);
@@ -427,7 +577,7 @@ fn config_findings(obs: &[Observation], env: &GoEnv) -> Vec<Finding> {
             Cause::GoproxyUnusable,
             Severity::Error,
             format!("GOPROXY={goproxy:?} holds no entries; go refuses to download modules"),
-            "go env -w GOPROXY=https://proxy.golang.org,direct".to_string(),
+            go_env_w("GOPROXY", "https://proxy.golang.org,direct"),
         ));
     } else if entries.first().map(|e| &e.target) == Some(&ProxyTarget::Off) {
         out.push(finding(
@@ -435,8 +585,10 @@ fn config_findings(obs: &[Observation], env: &GoEnv) -> Vec<Finding> {
             Severity::Info,
             "GOPROXY=off: go fails every module download (\"module lookup disabled by GOPROXY=off\")"
                 .to_string(),
-            "if downloads are wanted: go env -w GOPROXY=https://proxy.golang.org,direct"
-                .to_string(),
+            format!(
+                "if downloads are wanted: {}",
+                go_env_w("GOPROXY", "https://proxy.golang.org,direct")
+            ),
         ));
     }
     if env.sumdb_off() {
@@ -479,10 +631,11 @@ fn config_findings(obs: &[Observation], env: &GoEnv) -> Vec<Finding> {
 }
 
 fn group(issues: Vec<Issue<'_>>, ctx: &Context<'_>, opts: &DiagnoseOptions) -> Vec<Finding> {
-    let mut order: Vec<(Cause, String)> = Vec::new();
-    let mut groups: HashMap<(Cause, String), Vec<Issue<'_>>> = HashMap::new();
+    type Key = (Cause, String, Option<String>);
+    let mut order: Vec<Key> = Vec::new();
+    let mut groups: HashMap<Key, Vec<Issue<'_>>> = HashMap::new();
     for issue in issues {
-        let key = (issue.cause, issue.host.clone());
+        let key = (issue.cause, issue.host.clone(), issue.injected_by.clone());
         if !groups.contains_key(&key) {
             order.push(key.clone());
         }
@@ -531,7 +684,17 @@ fn build_finding(
         ctx,
         opts,
     };
-    let (title, advice) = g.describe();
+    let (mut title, advice) = g.describe();
+    let injected_by = issues.iter().find_map(|i| i.injected_by.clone());
+    if let Some(rule) = &injected_by {
+        if cause != Cause::InjectedFault {
+            title.push_str(&format!(" (injected by rule {rule})"));
+        }
+    }
+    let transient = !issues.is_empty() && issues.iter().all(|i| i.transient);
+    if transient {
+        title.push_str("; the same request succeeded on a retry (transient)");
+    }
     Finding {
         cause,
         severity,
@@ -542,6 +705,8 @@ fn build_finding(
         detail,
         modules,
         fallback,
+        injected_by,
+        transient,
     }
 }
 
@@ -617,6 +782,32 @@ impl Group<'_, '_> {
         }
     }
 
+    /// What made go ask this host, named as the setting a user would change.
+    fn knob(&self) -> String {
+        let kinds = || self.issues.iter().map(|i| i.obs.go.kind);
+        let base = self.issues.iter().find_map(|i| i.obs.go.base.clone());
+        let entry = self
+            .fallback
+            .map(|n| n.entry.clone())
+            .or(base)
+            .unwrap_or_else(|| format!("https://{}", self.host));
+        if kinds().any(|k| k == GoKind::Toolchain) {
+            return format!("the toolchain download that GOTOOLCHAIN asked for (fetched through the GOPROXY entry {entry})");
+        }
+        match self.role() {
+            Role::Proxy => format!("the GOPROXY entry {entry}"),
+            Role::Sumdb if entry.contains("/sumdb/") => {
+                format!("the GOPROXY entry that proxies the checksum database ({entry})")
+            }
+            Role::Sumdb => format!("GOSUMDB (the checksum database at {})", self.hostname()),
+            Role::Vcs => format!(
+                "the direct VCS fetch of {} (go-get/git: it matched GOPRIVATE/GONOPROXY, or GOPROXY reached `direct`)",
+                self.first_module().unwrap_or("the module")
+            ),
+            Role::Other => "the URL that was asked for".to_string(),
+        }
+    }
+
     fn first_module(&self) -> Option<&str> {
         self.issues.iter().find_map(|i| i.obs.go.module.as_deref())
     }
@@ -676,15 +867,20 @@ impl Group<'_, '_> {
             Some(note) if note.go_falls_back => {
                 let next = note.next.as_deref().unwrap_or("the next entry");
                 let sep = sep_char(note.separator);
+                let how = if note.inferred {
+                    format!("so '{sep}' followed {} in GOPROXY", note.entry)
+                } else {
+                    format!("'{sep}' after {}", note.entry)
+                };
                 Some((
-                    format!("{host} {what}; go fell back to {next} ('{sep}' after {})", note.entry),
+                    format!("{host} {what}; go fell back to {next} ({how})"),
                     format!("fix {host}, or move it after {next} in GOPROXY, to avoid the detour"),
                 ))
             }
             Some(note) => match (&note.next, &note.suggested_goproxy) {
                 (Some(_), Some(suggested)) => Some((
                     format!("{host} {what}; with ',' go does not fall back on {on} (only on 404/410)"),
-                    format!("use '|' or fix the proxy: go env -w GOPROXY={suggested}"),
+                    format!("use '|' or fix the proxy: {}", go_env_w("GOPROXY", suggested)),
                 )),
                 (Some(next), None) => Some((
                     format!("{host} {what}; go stops here instead of trying {next}"),
@@ -693,18 +889,24 @@ impl Group<'_, '_> {
                 (None, _) => Some((
                     format!("{host} {what}; it is the last GOPROXY entry, so go fails"),
                     format!(
-                        "fix {host}, or add a fallback: go env -w GOPROXY={}|direct",
-                        self.ctx
-                            .proxies
-                            .as_deref()
-                            .map(|e| render_goproxy(e, usize::MAX))
-                            .unwrap_or_else(|| note.entry.clone())
+                        "fix {host}, or add a fallback: {}",
+                        go_env_w(
+                            "GOPROXY",
+                            &format!(
+                                "{}|direct",
+                                self.ctx
+                                    .proxies
+                                    .as_deref()
+                                    .map(|e| render_goproxy(e, usize::MAX))
+                                    .unwrap_or_else(|| note.entry.clone())
+                            )
+                        )
                     ),
                 )),
             },
             None if self.role() == Role::Proxy => Some((
                 format!("{host} {what}"),
-                format!("fix {host}; with ',' after it in GOPROXY go stops here (it falls back only on 404/410), '|' lets it try the next entry"),
+                format!("fix {host}; whether go tried the next GOPROXY entry depends on the separator after it, unknown without go's environment: ',' stops on this failure (it falls back only on 404/410), '|' moves on"),
             )),
             None => None,
         }
@@ -740,22 +942,25 @@ impl Group<'_, '_> {
         };
         match self.cause {
             Cause::DnsFailure => {
-                let title = format!("{host}: name does not resolve ({reqs}){}", self.fallback_clause());
+                let title = format!("{host}: no such host ({reqs}){}", self.fallback_clause());
                 let advice = match self.role() {
-                    Role::Proxy => format!("check GOPROXY for a typo (go env GOPROXY) and that `getent hosts {hostname}` answers"),
-                    Role::Sumdb => format!("make `getent hosts {hostname}` answer, or use a GOPROXY that also serves /sumdb/"),
-                    Role::Vcs => format!("check the import path's host and your VPN/DNS: `getent hosts {hostname}`"),
-                    Role::Other => format!("check the name and your resolver: `getent hosts {hostname}`"),
+                    Role::Proxy | Role::Sumdb => format!("no such host: check the spelling of {hostname} in {} (`go env GOPROXY GOSUMDB`)", self.knob()),
+                    Role::Vcs => format!("no such host: check the spelling of the import path's host; the name came from {}", self.knob()),
+                    Role::Other => format!("no such host: check the spelling of {hostname} (`getent hosts {hostname}`)"),
                 };
                 (title, advice)
             }
+            Cause::DnsServerFailure => (
+                format!("{host}: the DNS resolver failed to look up {hostname} ({reqs}){}", self.fallback_clause()),
+                format!("the resolver or the network is broken, not the name: check /etc/resolv.conf and your VPN, then `getent hosts {hostname}`"),
+            ),
             Cause::ConnectionRefused => (
                 format!("{host}: connection refused ({reqs}){}", self.fallback_clause()),
-                format!("nothing listens on {host}: check the port in GOPROXY/the URL and any --connect-to mapping"),
+                format!("nothing listens on {host}: check the host and port in {} and any --connect-to mapping", self.knob()),
             ),
             Cause::ConnectTimeout => (
                 format!("{host}: TCP connect timed out ({reqs}){}", self.fallback_clause()),
-                format!("a firewall drops traffic to {hostname}: go through your corporate proxy (modscope --upstream-proxy URL) or a reachable GOPROXY mirror"),
+                format!("a firewall drops traffic to {hostname} (asked because of {}): go through your corporate proxy (modscope --upstream-proxy URL) or a reachable GOPROXY mirror", self.knob()),
             ),
             Cause::TlsUntrusted => (
                 format!("{host}: certificate not trusted ({reqs}){}", self.fallback_clause()),
@@ -763,7 +968,7 @@ impl Group<'_, '_> {
             ),
             Cause::TlsHostnameMismatch => (
                 format!("{host}: certificate does not name {hostname} ({reqs}){}", self.fallback_clause()),
-                "check the host in GOPROXY and any --connect-to mapping; the server presents another name's certificate".to_string(),
+                format!("the server presents another name's certificate: check the host in {} and any --connect-to mapping", self.knob()),
             ),
             Cause::TlsExpired => (
                 format!("{host}: certificate expired ({reqs}){}", self.fallback_clause()),
@@ -830,7 +1035,7 @@ impl Group<'_, '_> {
                     None => "back off before retrying (no Retry-After given)".to_string(),
                 };
                 let advice = match self.role() {
-                    Role::Vcs => format!("{wait}; go is fetching from {hostname} directly: use GOPROXY=https://proxy.golang.org,direct or put a token in ~/.netrc"),
+                    Role::Vcs => format!("{wait}; go is fetching from {hostname} directly (a go-get/VCS fetch): use a module proxy ({}) or put a token in ~/.netrc", go_env_w("GOPROXY", "https://proxy.golang.org,direct")),
                     _ => format!("{wait}; run fewer go commands in parallel or use a caching GOPROXY"),
                 };
                 (title, advice)
@@ -854,6 +1059,27 @@ impl Group<'_, '_> {
                 );
                 (with_count(title, n), advice)
             }
+            Cause::NoResponse => {
+                let waited = self
+                    .issues
+                    .iter()
+                    .filter_map(|i| i.obs.timings.wait)
+                    .fold(0.0_f64, f64::max);
+                let what = format!("accepted {reqs} but closed without a response (after {})", secs(waited));
+                let (title, advice) = or_generic(
+                    self.fallback_words(&what, "no response"),
+                    format!("{host} {what}"),
+                    format!("{hostname} drops requests before answering (overload, a crashing backend, an idle timeout on a middlebox): retry, and check its health"),
+                );
+                (with_count(title, n), advice)
+            }
+            Cause::BodyStalled => self.body_stalled(),
+            // Built per host by slowlink::slow_links, never from grouped exchanges.
+            Cause::SlowLink => (format!("{host}: slow link"), "use a nearer GOPROXY mirror".to_string()),
+            Cause::ReplayBodyUnavailable => (
+                format!("{host}: replay could not serve the recorded body of {reqs}"),
+                "the trace's body files are missing or corrupt: record again, or check the trace directory's bodies/".to_string(),
+            ),
             Cause::Timeout => {
                 let what = "did not answer in time";
                 let (title, advice) = or_generic(
@@ -935,14 +1161,14 @@ impl Group<'_, '_> {
                 let (var, globs) = self.setting();
                 (
                     format!("{host}: {reqs} for modules matching {var}={globs} went to a proxy{}", self.modules_brief()),
-                    format!("go fetches those directly, so this go did not see {var}: set it where go runs (go env -w {var}={globs})"),
+                    format!("go fetches those directly, so this go did not see {var}: set it where go runs ({})", go_env_w(var, globs)),
                 )
             }
             Cause::PrivateModuleViaSumdb => {
                 let (var, globs) = self.setting();
                 (
                     format!("{host}: {} disclosed modules matching {var}={globs}{}", plural(n, "checksum lookup"), self.modules_brief()),
-                    format!("make the setting visible to go (go env -w {var}={globs}); go skips the checksum database for those"),
+                    format!("make the setting visible to go ({}); go skips the checksum database for those", go_env_w(var, globs)),
                 )
             }
             Cause::InsecureSetting => {
@@ -963,6 +1189,50 @@ impl Group<'_, '_> {
         }
     }
 
+    fn body_stalled(&self) -> (String, String) {
+        let host = self.host;
+        let worst = self
+            .issues
+            .iter()
+            .filter_map(|i| i.obs.stall.as_ref().map(|s| (i.obs, s)))
+            .max_by(|a, b| a.1.longest_ms.total_cmp(&b.1.longest_ms));
+        let what = match worst {
+            Some((o, s)) => {
+                let of = s
+                    .expected_bytes
+                    .map(|e| format!(" of {}", super::render::fmt_bytes(e)))
+                    .unwrap_or_default();
+                let end = if s.resumed && o.body_complete {
+                    "then resumed and completed"
+                } else if s.resumed {
+                    "resumed, then failed"
+                } else if o
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.kind == ErrorKind::ClientAbort)
+                {
+                    "and the client gave up (a job timeout or an interrupt)"
+                } else {
+                    "and was then cut"
+                };
+                format!(
+                    "received nothing for {} after {}{of}, {end}",
+                    secs(s.longest_ms),
+                    super::render::fmt_bytes(s.at_bytes)
+                )
+            }
+            None => "stalled".to_string(),
+        };
+        let knob = self.knob();
+        (
+            format!("{host}: {} stalled mid-body{}: {what}", self.requests(), self.modules_brief()),
+            format!(
+                "the mirror stalls mid-download ({knob}) and go has no read timeout, so it waits forever: put another mirror with '|' after this one (e.g. {}), and give CI jobs a timeout",
+                go_env_w("GOPROXY", "https://proxy.golang.org|direct")
+            ),
+        )
+    }
+
     fn private_glob(&self) -> String {
         self.first_module()
             .map(private_glob)
@@ -977,8 +1247,8 @@ impl Group<'_, '_> {
         }
         if kinds().any(|k| k == GoKind::SumdbLookup) {
             return format!(
-                "the checksum database cannot see {module}; if it is private: go env -w GONOSUMDB={}",
-                private_glob(module)
+                "the checksum database cannot see {module}; if it is private: {}",
+                go_env_w("GONOSUMDB", &private_glob(module))
             );
         }
         if let Some(note) = self.fallback.filter(|n| n.go_falls_back) {
@@ -989,8 +1259,8 @@ impl Group<'_, '_> {
             Role::Vcs => format!("check the import path {module} exists and is reachable; private repositories need GOPRIVATE={} and git credentials", private_glob(module)),
             Role::Other => "not a module request go makes: check the URL that was asked for".to_string(),
             _ => format!(
-                "check the version exists (`go list -m -versions {module}`); if {module} is private: go env -w GOPRIVATE={}",
-                private_glob(module)
+                "check the version exists (`go list -m -versions {module}`); if {module} is private: {}",
+                go_env_w("GOPRIVATE", &private_glob(module))
             ),
         }
     }

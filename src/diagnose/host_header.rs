@@ -29,6 +29,8 @@ pub(super) fn findings(obs: &[Observation]) -> Vec<Finding> {
                 detail: Some(format!("{} {} with Host: {named}", o.method, o.url)),
                 modules: Vec::new(),
                 fallback: None,
+                injected_by: None,
+                transient: false,
             }),
         }
     }

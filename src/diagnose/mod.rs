@@ -3,9 +3,11 @@
 //! Pure: the shell maps trace entries into [`Observation`]s; nothing here reads
 //! files, sockets, the environment or clocks.
 
+pub mod advice;
 mod findings;
 mod host_header;
 mod render;
+pub mod slowlink;
 mod summary;
 
 #[cfg(test)]
@@ -13,7 +15,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
-use crate::exchange::{ExchangeError, FaultFacts, PhaseTimes};
+use crate::exchange::{BodyStall, ExchangeError, FaultFacts, PhaseTimes};
 use crate::gomod::{Fallback, GoRequest};
 
 pub use findings::{diagnose, diagnose_with};
@@ -54,6 +56,9 @@ pub struct Observation {
     /// could not be seen (TLS in an imported capture): a connection, not a request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_bytes: Option<[u64; 2]>,
+    /// The body waited on the origin for the stall threshold or longer (`_stall`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall: Option<BodyStall>,
     /// The request's `Host` header (or HTTP/2 `:authority`) when the trace kept one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_header: Option<String>,
@@ -119,7 +124,10 @@ impl Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Cause {
+    /// The name does not exist (NXDOMAIN): a typo or a missing record.
     DnsFailure,
+    /// The resolver failed (SERVFAIL, timeout, none reachable), not the name.
+    DnsServerFailure,
     ConnectionRefused,
     ConnectTimeout,
     TlsUntrusted,
@@ -144,10 +152,19 @@ pub enum Cause {
     RateLimited,
     UpstreamServerError,
     ResetOrTruncated,
+    /// The server accepted the request, then closed or reset without any response head.
+    NoResponse,
+    /// A response body received nothing for the stall threshold.
+    BodyStalled,
+    /// Connect round trips, first bytes or body throughput far off what module
+    /// downloads need (thresholds in [`slowlink`]).
+    SlowLink,
     Timeout,
     ProtocolError,
     ClientAbort,
     OtherError,
+    /// Replay could not serve a recorded body (missing or corrupt body file).
+    ReplayBodyUnavailable,
     /// A non-200 status with no cause of its own (go fails on any non-200).
     UnexpectedStatus,
     SlowFirstByte,
@@ -173,6 +190,7 @@ impl Cause {
     pub fn as_str(&self) -> &'static str {
         match self {
             Cause::DnsFailure => "dns-failure",
+            Cause::DnsServerFailure => "dns-server-failure",
             Cause::ConnectionRefused => "connection-refused",
             Cause::ConnectTimeout => "connect-timeout",
             Cause::TlsUntrusted => "tls-untrusted",
@@ -191,10 +209,14 @@ impl Cause {
             Cause::RateLimited => "rate-limited",
             Cause::UpstreamServerError => "upstream-server-error",
             Cause::ResetOrTruncated => "reset-or-truncated",
+            Cause::NoResponse => "no-response",
+            Cause::BodyStalled => "body-stalled",
+            Cause::SlowLink => "slow-link",
             Cause::Timeout => "timeout",
             Cause::ProtocolError => "protocol-error",
             Cause::ClientAbort => "client-abort",
             Cause::OtherError => "other-error",
+            Cause::ReplayBodyUnavailable => "replay-body-unavailable",
             Cause::UnexpectedStatus => "unexpected-status",
             Cause::SlowFirstByte => "slow-first-byte",
             Cause::InjectedFault => "injected-fault",
@@ -230,6 +252,9 @@ pub struct FallbackNote {
     /// GOPROXY rewritten with '|' after `entry`, when ',' is what stops go.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suggested_goproxy: Option<String>,
+    /// The separator was inferred from the trace (go's environment was not known).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inferred: bool,
 }
 
 /// One diagnosed problem, grouped per cause and host.
@@ -251,6 +276,14 @@ pub struct Finding {
     pub modules: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<FallbackNote>,
+    /// The fault rule that injected this failure; the finding then shows the real
+    /// diagnosis of the same failure, at severity info.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected_by: Option<String>,
+    /// Every failure of this finding was followed by a success of the same request
+    /// (method and URL): a retry got through, so the failure was transient.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transient: bool,
 }
 
 /// Tunables for [`diagnose_with`].

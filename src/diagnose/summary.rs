@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::findings::host_key;
 use super::Observation;
+use crate::exchange::ErrorKind;
 use crate::gomod::GoKind;
 
 /// How many of the slowest module downloads the summary keeps.
@@ -117,7 +118,11 @@ enum Outcome {
 }
 
 fn outcome(o: &Observation) -> Outcome {
-    if o.fault.is_some() || o.error.as_ref().is_some_and(|e| e.kind == "injected") {
+    if o.fault.is_some()
+        || o.error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::Injected)
+    {
         return Outcome::Injected;
     }
     if o.error.is_some() {

@@ -1,7 +1,8 @@
 //! Table tests for diagnosis causes, GOPROXY fallback verdicts, leaks, summary and report.
 
 use super::*;
-use crate::exchange::{ExchangeError, FaultFacts, PhaseTimes};
+use crate::diagnose::advice;
+use crate::exchange::{ErrorKind, ExchangeError, FailPhase, FaultFacts, PhaseTimes};
 use crate::gomod::{classify, GoKind};
 
 const PG: &str = "https://proxy.golang.org";
@@ -28,14 +29,18 @@ fn ob(index: usize, url: &str, status: u16) -> Observation {
     }
 }
 
-fn failed(mut o: Observation, kind: &str) -> Observation {
+fn failed(o: Observation, kind: &str) -> Observation {
+    failed_in(o, FailPhase::Connect, ErrorKind::parse(kind))
+}
+
+fn failed_in(mut o: Observation, phase: FailPhase, kind: ErrorKind) -> Observation {
     o.status = 0;
     o.response_bytes = 0;
-    o.error = Some(ExchangeError {
-        phase: "connect".to_string(),
-        kind: kind.to_string(),
-        message: format!("{kind} happened"),
-    });
+    o.error = Some(ExchangeError::new(
+        phase,
+        kind.clone(),
+        format!("{kind} happened"),
+    ));
     o
 }
 
@@ -54,35 +59,26 @@ fn causes(f: &[Finding]) -> Vec<(Cause, Severity)> {
     f.iter().map(|f| (f.cause, f.severity)).collect()
 }
 
+/// The mapping itself is an exhaustive match (the compiler keeps it complete); this
+/// checks what every kind, and a word from a newer version, turns into for a user.
 #[test]
 fn every_error_kind_has_a_cause() {
     use Cause::*;
     use Severity::*;
-    let table = [
-        ("dns", DnsFailure, Error),
-        ("connect-refused", ConnectionRefused, Error),
-        ("connect-timeout", ConnectTimeout, Error),
-        ("tls-untrusted", TlsUntrusted, Error),
-        ("tls-hostname-mismatch", TlsHostnameMismatch, Error),
-        ("tls-expired", TlsExpired, Error),
-        ("tls-not-yet-valid", TlsNotYetValid, Error),
-        ("tls-handshake-timeout", TlsHandshakeTimeout, Error),
-        ("tls-handshake", TlsHandshakeFailed, Error),
-        ("upstream-reset", ResetOrTruncated, Error),
-        ("upstream-closed", ResetOrTruncated, Error),
-        ("client-abort", ClientAbort, Info),
-        ("proxy-auth", ProxyAuthRequired, Error),
-        ("upstream-proxy", UpstreamProxyFailed, Error),
-        ("protocol", ProtocolError, Error),
-        ("timeout", Timeout, Error),
-        ("injected", InjectedFault, Info),
-        ("other", OtherError, Error),
-        ("something-new", OtherError, Error),
-    ];
-    for (kind, cause, severity) in table {
-        let o = failed(ob(3, &zip(PG, "example.com/m"), 0), kind);
+    let mut kinds: Vec<ErrorKind> = ErrorKind::KNOWN.to_vec();
+    kinds.push(ErrorKind::parse("something-new"));
+    for kind in kinds {
+        let o = failed(ob(3, &zip(PG, "example.com/m"), 0), kind.as_str());
         let f = diagnose(&[o], None);
-        assert_eq!(causes(&f), vec![(cause, severity)], "{kind}");
+        assert_eq!(f.len(), 1, "{kind}: {f:?}");
+        let (cause, severity) = (f[0].cause, f[0].severity);
+        let generic = matches!(kind, ErrorKind::Other | ErrorKind::Unknown(_));
+        assert_eq!(cause == OtherError, generic, "{kind} -> {cause}");
+        let expected = match kind {
+            ErrorKind::ClientAbort | ErrorKind::Injected => Info,
+            _ => Error,
+        };
+        assert_eq!(severity, expected, "{kind}");
         assert_eq!(f[0].entries, vec![3]);
         assert_eq!(f[0].host.as_deref(), Some("proxy.golang.org"));
         assert!(
@@ -94,6 +90,56 @@ fn every_error_kind_has_a_cause() {
             Some(format!("{kind} happened").as_str())
         );
     }
+}
+
+#[test]
+fn error_kinds_map_to_their_causes() {
+    use Cause::*;
+    let zip_url = zip(PG, "example.com/m");
+    let table = [
+        (FailPhase::Dns, ErrorKind::Dns, DnsFailure),
+        (
+            FailPhase::Dns,
+            ErrorKind::DnsServerFailure,
+            DnsServerFailure,
+        ),
+        (FailPhase::Tls, ErrorKind::TlsHandshake, TlsHandshakeFailed),
+        (FailPhase::Response, ErrorKind::UpstreamClosed, NoResponse),
+        (FailPhase::Response, ErrorKind::UpstreamReset, NoResponse),
+        (FailPhase::Body, ErrorKind::UpstreamClosed, ResetOrTruncated),
+        (FailPhase::Body, ErrorKind::UpstreamReset, ResetOrTruncated),
+        (
+            FailPhase::Body,
+            ErrorKind::ReplayBody,
+            ReplayBodyUnavailable,
+        ),
+    ];
+    for (phase, kind, cause) in table {
+        let o = failed_in(ob(0, &zip_url, 0), phase.clone(), kind.clone());
+        let f = diagnose(&[o], None);
+        assert_eq!(f[0].cause, cause, "{phase}/{kind}");
+    }
+}
+
+#[test]
+fn error_words_round_trip_and_unknown_words_survive() {
+    for kind in ErrorKind::KNOWN {
+        let json = serde_json::to_string(kind).unwrap();
+        assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        assert_eq!(&serde_json::from_str::<ErrorKind>(&json).unwrap(), kind);
+    }
+    for phase in FailPhase::KNOWN {
+        let json = serde_json::to_string(phase).unwrap();
+        assert_eq!(&serde_json::from_str::<FailPhase>(&json).unwrap(), phase);
+    }
+    let e: ExchangeError =
+        serde_json::from_str(r#"{"phase":"quic","kind":"h3-stream-error","message":"m"}"#).unwrap();
+    assert_eq!(e.phase, FailPhase::Unknown("quic".into()));
+    assert_eq!(e.kind, ErrorKind::Unknown("h3-stream-error".into()));
+    assert_eq!(
+        serde_json::to_value(&e).unwrap(),
+        serde_json::json!({"phase":"quic","kind":"h3-stream-error","message":"m"})
+    );
 }
 
 #[test]
@@ -144,7 +190,7 @@ fn rate_limit_mentions_retry_after() {
     assert!(f[0].advice.contains("Retry-After (60)"), "{}", f[0].advice);
     assert!(f[0]
         .advice
-        .contains("GOPROXY=https://proxy.golang.org,direct"));
+        .contains("`go env -w GOPROXY='https://proxy.golang.org,direct'`"));
     let f = diagnose(&[ob(0, &zip(PG, "example.com/m"), 429)], None);
     assert!(f[0].advice.contains("no Retry-After"), "{}", f[0].advice);
 }
@@ -169,31 +215,64 @@ fn slow_first_byte_threshold_is_a_parameter() {
 }
 
 #[test]
-fn injected_faults_are_their_own_cause() {
+fn injected_faults_show_the_real_diagnosis_tagged_with_the_rule() {
     let mut a = ob(0, &zip(PG, "example.com/m"), 502);
     a.fault = Some(FaultFacts {
         rule: "flaky".to_string(),
         action: "status 502".to_string(),
     });
     a.timings.wait = Some(60_000.0);
-    let mut b = ob(1, &zip(PG, "example.com/n"), 0);
+    let mut b = ob(1, &zip(PG, "example.com/n"), 502);
     b.fault = Some(FaultFacts {
         rule: "flaky".to_string(),
         action: "status 502".to_string(),
     });
-    let c = failed(ob(2, &zip(PG, "example.com/o"), 0), "injected");
-    let obs = [a, b, c];
+    let c = failed_in(
+        ob(2, &zip(PG, "example.com/o"), 0),
+        FailPhase::Body,
+        ErrorKind::Injected,
+    );
+    let mut d = ob(3, &zip(PG, "example.com/p"), 200);
+    d.fault = Some(FaultFacts {
+        rule: "slow".to_string(),
+        action: "latency 50ms".to_string(),
+    });
+    let obs = [a, b, c, d];
     let f = diagnose(&obs, Some(&env("https://proxy.golang.org,direct")));
-    assert_eq!(causes(&f), vec![(Cause::InjectedFault, Severity::Info)]);
-    assert_eq!(f[0].entries, vec![0, 1, 2]);
-    assert!(f[0].title.contains("3 faults"), "{}", f[0].title);
+    use Cause::*;
+    use Severity::Info;
+    assert_eq!(
+        causes(&f),
+        vec![
+            (UpstreamServerError, Info),
+            (SlowFirstByte, Info),
+            (ResetOrTruncated, Info),
+            (InjectedFault, Info)
+        ]
+    );
+    assert_eq!(f[0].entries, vec![0, 1]);
+    assert_eq!(f[0].injected_by.as_deref(), Some("flaky"));
     assert!(
-        f[0].title.contains("flaky (status 502) x2"),
+        f[0].title.contains("502") && f[0].title.ends_with("(injected by rule flaky)"),
         "{}",
         f[0].title
     );
+    // The real advice, not "drop the rule".
+    assert!(f[0].advice.contains("fix "), "{}", f[0].advice);
+    assert!(
+        f[2].title.contains("(injected by rule unnamed)"),
+        "{}",
+        f[2].title
+    );
+    // A fault with no visible failure keeps its own cause.
+    assert_eq!(f[3].entries, vec![3]);
+    assert!(
+        f[3].title.contains("slow (latency 50ms) x1"),
+        "{}",
+        f[3].title
+    );
     let s = summarize(&obs);
-    assert_eq!(s.totals.injected, 3);
+    assert_eq!(s.totals.injected, 4);
     assert_eq!(s.totals.failures, 0);
     assert!(s.slowest_downloads.is_empty());
     assert_eq!(s.by_host[0].timings.wait, None);
@@ -295,7 +374,7 @@ fn goproxy_fallback_verdicts() {
             next: Some("https://proxy.golang.org"),
             suggested: Some("https://proxy.example|https://proxy.golang.org,direct"),
             title_has: "proxy.example answered 502 Bad Gateway; with ',' go does not fall back on 502 (only on 404/410)",
-            advice_has: "use '|' or fix the proxy: go env -w GOPROXY=https://proxy.example|https://proxy.golang.org,direct",
+            advice_has: "use '|' or fix the proxy: `go env -w GOPROXY='https://proxy.example|https://proxy.golang.org,direct'`",
         },
         Case {
             goproxy: "https://proxy.example|https://proxy.golang.org,direct",
@@ -343,7 +422,7 @@ fn goproxy_fallback_verdicts() {
             next: None,
             suggested: None,
             title_has: "last GOPROXY entry",
-            advice_has: "go env -w GOPROXY=https://proxy.example|direct",
+            advice_has: "`go env -w GOPROXY='https://proxy.example|direct'`",
         },
         Case {
             goproxy: "https://proxy.example",
@@ -367,7 +446,7 @@ fn goproxy_fallback_verdicts() {
             next: Some("direct"),
             suggested: Some("https://proxy.example|direct"),
             title_has: "with ',' go does not fall back on a cut-short response",
-            advice_has: "GOPROXY=https://proxy.example|direct",
+            advice_has: "GOPROXY='https://proxy.example|direct'",
         },
         Case {
             goproxy: "https://proxy.example|direct",
@@ -391,7 +470,7 @@ fn goproxy_fallback_verdicts() {
             next: Some("direct"),
             suggested: Some("https://proxy.example|direct"),
             title_has: "with ',' go does not fall back to direct",
-            advice_has: "getent hosts proxy.example",
+            advice_has: "check the spelling of proxy.example in the GOPROXY entry",
         },
         Case {
             goproxy: "https://proxy.example|direct",
@@ -557,7 +636,8 @@ fn private_modules_leaking() {
         f[0].title
     );
     assert!(
-        f[0].advice.contains("go env -w GOPRIVATE=*.corp.example"),
+        f[0].advice
+            .contains("`go env -w GOPRIVATE='*.corp.example'`"),
         "{}",
         f[0].advice
     );
@@ -607,7 +687,7 @@ fn configuration_findings() {
     );
     assert_eq!(
         f[0].advice,
-        "go env -w GOPROXY=https://proxy.golang.org,direct"
+        "`go env -w GOPROXY='https://proxy.golang.org,direct'`"
     );
     assert!(f[3].advice.contains("go env -u GOSUMDB"));
     assert_eq!(f[2].entries, vec![0]);
@@ -859,7 +939,7 @@ fn text_report() {
         "Findings: 1 error, 0 warnings, 0 info",
         "ERROR  proxy.example answered 502 Bad Gateway; with ',' go does not fall back on 502",
         "[upstream-server-error] entries #1",
-        "fix: use '|' or fix the proxy: go env -w GOPROXY=https://proxy.example|https://proxy.golang.org,direct",
+        "fix: use '|' or fix the proxy: `go env -w GOPROXY='https://proxy.example|https://proxy.golang.org,direct'`",
         "4.0 / 4.0 / 4.0",
     ] {
         assert!(plain.contains(want), "missing {want:?} in\n{plain}");
@@ -900,11 +980,11 @@ fn odd_observations_never_panic() {
     o.response_text = Some("\n\n  \n".to_string());
     weird.push(o);
     let mut o = ob(2, "https://h\u{e9}.example/\u{1F600}/@v/list", 404);
-    o.error = Some(ExchangeError {
-        phase: String::new(),
-        kind: String::new(),
-        message: "\u{e9}".repeat(500),
-    });
+    o.error = Some(ExchangeError::new(
+        FailPhase::parse(""),
+        ErrorKind::parse(""),
+        "\u{e9}".repeat(500),
+    ));
     weird.push(o);
     let envs = [
         None,
@@ -930,4 +1010,138 @@ fn odd_observations_never_panic() {
                 .is_none_or(|d| d.chars().count() <= 200));
         }
     }
+}
+
+#[test]
+fn a_failure_that_a_retry_got_through_is_transient() {
+    let url = zip(PG, "example.com/m");
+    let first = ob(0, &url, 503);
+    let second = ob(1, &url, 200);
+    let f = diagnose(&[first, second], None);
+    assert_eq!(
+        causes(&f),
+        vec![(Cause::UpstreamServerError, Severity::Warning)]
+    );
+    assert!(f[0].transient);
+    assert!(
+        f[0].title.contains("succeeded on a retry"),
+        "{}",
+        f[0].title
+    );
+    // Without the retry it stays a breakage.
+    let f = diagnose(&[ob(0, &url, 503)], None);
+    assert!(!f[0].transient);
+    assert_eq!(f[0].severity, Severity::Error);
+    // A success before the failure proves nothing about the failure.
+    let f = diagnose(&[ob(0, &url, 200), ob(1, &url, 503)], None);
+    assert!(!f[0].transient);
+}
+
+#[test]
+fn without_the_environment_the_separator_is_inferred_or_left_open() {
+    let failed_first = ob(0, &zip(PX, "example.com/m"), 502);
+    let served_later = ob(1, &zip(PG, "example.com/m"), 200);
+    let f = diagnose(&[failed_first.clone(), served_later], None);
+    assert_eq!(
+        causes(&f),
+        vec![(Cause::UpstreamServerError, Severity::Warning)]
+    );
+    let note = f[0].fallback.as_ref().expect("inferred note");
+    assert!(note.inferred && note.go_falls_back);
+    assert_eq!(note.separator, crate::gomod::Fallback::OnAnyError);
+    assert!(f[0].title.contains("so '|' followed"), "{}", f[0].title);
+    assert!(!f[0].title.contains("','"), "{}", f[0].title);
+    // Nothing later: the separator is unknown, and neither is asserted.
+    let f = diagnose(&[failed_first], None);
+    assert!(f[0].fallback.is_none());
+    assert!(f[0].advice.contains("unknown"), "{}", f[0].advice);
+    assert!(!f[0].title.contains("stops"), "{}", f[0].title);
+}
+
+#[test]
+fn advice_names_the_knob_that_made_go_ask() {
+    let sumdb = "https://sum.golang.org/lookup/example.com/m@v1.0.0";
+    let git = "https://git.corp.example/o/r/info/refs?service=git-upload-pack";
+    let toolchain = format!("{PG}/golang.org/toolchain/@v/v0.0.1-go1.99.0.linux-amd64.zip");
+    let table = [
+        (zip(PX, "example.com/m"), "GOPROXY entry"),
+        (sumdb.to_string(), "GOSUMDB"),
+        (git.to_string(), "direct VCS fetch"),
+        (toolchain, "GOTOOLCHAIN"),
+    ];
+    for (url, knob) in table {
+        let o = failed(ob(0, &url, 0), "connect-refused");
+        let f = diagnose(&[o], None);
+        assert!(f[0].advice.contains(knob), "{url}: {}", f[0].advice);
+        if knob != "GOPROXY entry" {
+            assert!(!f[0].advice.contains("port in GOPROXY"), "{}", f[0].advice);
+        }
+    }
+}
+
+#[test]
+fn every_go_env_command_in_advice_is_one_shell_word_per_argument() {
+    // The end-to-end catalogue runs them in bash; here: no bare shell metacharacter.
+    let scenarios = [
+        (
+            failed(ob(0, &zip(PX, "example.com/m"), 0), "connect-refused"),
+            env("https://proxy.example"),
+        ),
+        (
+            ob(0, &zip(PX, "example.com/m"), 502),
+            env("https://proxy.example,https://proxy.golang.org,direct"),
+        ),
+        (
+            ob(0, &zip(PG, "example.com/m"), 404),
+            env("https://proxy.golang.org"),
+        ),
+    ];
+    for (o, e) in scenarios {
+        for f in diagnose(&[o], Some(&e)) {
+            for cmd in advice::go_env_commands(&f.advice) {
+                let (_, value) = cmd.split_once('=').unwrap();
+                let bare = !value.starts_with('\'');
+                assert!(!(bare && value.contains(['|', ',', '*', ' '])), "{cmd}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_stalled_body_says_how_long_where_and_how_it_ended() {
+    use crate::exchange::BodyStall;
+    let stall = |resumed| BodyStall {
+        longest_ms: 12_000.0,
+        at_bytes: 4096,
+        expected_bytes: Some(1 << 20),
+        resumed,
+    };
+    let mut resumed = ob(0, &zip(PG, "example.com/m"), 200);
+    resumed.stall = Some(stall(true));
+    let mut gave_up = failed_in(
+        ob(1, &zip(PG, "example.com/n"), 0),
+        FailPhase::Body,
+        ErrorKind::ClientAbort,
+    );
+    gave_up.status = 200;
+    gave_up.body_complete = false;
+    gave_up.stall = Some(stall(false));
+    let f = diagnose(&[resumed], None);
+    assert_eq!(causes(&f), vec![(Cause::BodyStalled, Severity::Warning)]);
+    assert!(f[0].title.contains("12.0 s"), "{}", f[0].title);
+    assert!(f[0].title.contains("4.0 KiB of 1.0 MiB"), "{}", f[0].title);
+    assert!(f[0].title.contains("resumed"), "{}", f[0].title);
+    assert!(
+        f[0].title.contains("example.com/m@v1.0.0"),
+        "{}",
+        f[0].title
+    );
+    let f = diagnose(&[gave_up], None);
+    assert_eq!(causes(&f), vec![(Cause::BodyStalled, Severity::Error)]);
+    assert!(f[0].title.contains("client gave up"), "{}", f[0].title);
+    assert!(
+        f[0].advice.contains("timeout") && f[0].advice.contains("'|'"),
+        "{}",
+        f[0].advice
+    );
 }

@@ -11,6 +11,7 @@ use super::rng::{digest, Rng};
 use super::rule::{ActionSpec, Jitter, Match, Phase, Rule};
 use super::shaping::{ByteSpan, CorruptPlan};
 use super::values::MAX_DELAY_MS;
+use crate::gomod::GoKind;
 use crate::net::{glob_match, host_match, module_match};
 
 /// What the shell knows about an exchange when it asks. At the Connect and Tls phases
@@ -23,8 +24,9 @@ pub struct RequestFacts {
     pub method: String,
     /// URL path without the query.
     pub path: String,
-    /// `gomod` kind (`zip`, `sumdb-lookup`, ...); None counts as `other`.
-    pub go_kind: Option<String>,
+    /// What go asked for; `None` (not an HTTP request, or not classified) counts as
+    /// `other`.
+    pub go_kind: Option<GoKind>,
     pub module: Option<String>,
     pub version: Option<String>,
     /// Status of the real upstream response.
@@ -57,8 +59,8 @@ impl Match {
         }
         if !self.kind.is_empty() {
             // A request gomod could not classify is, for matching, of kind `other`.
-            let kind = facts.go_kind.as_deref().unwrap_or("other");
-            if !self.kind.iter().any(|k| k.as_str() == kind) {
+            let kind = facts.go_kind.unwrap_or(GoKind::Other);
+            if !self.kind.contains(&kind) {
                 return false;
             }
         }
@@ -554,7 +556,7 @@ mod tests {
             port: 443,
             method: "GET".into(),
             path: "/golang.org/x/mod/@v/v0.14.0.zip".into(),
-            go_kind: Some("zip".into()),
+            go_kind: Some(GoKind::Zip),
             module: Some("golang.org/x/mod".into()),
             version: Some("v0.14.0".into()),
             status: Some(200),
@@ -679,7 +681,7 @@ mod tests {
             port: 443,
             method: "GET".into(),
             path: "/golang.org/x/mod/@v/v0.14.0.zip".into(),
-            go_kind: Some("zip".into()),
+            go_kind: Some(GoKind::Zip),
             module: Some("golang.org/x/mod".into()),
             version: Some("v0.14.0".into()),
             status: None,
@@ -839,7 +841,7 @@ mod tests {
         let mut e = FaultEngine::new(vec![r], 0).unwrap();
         assert!(run(&mut e, 5).iter().all(Vec::is_empty));
         let info = RequestFacts {
-            go_kind: Some("info".into()),
+            go_kind: Some(GoKind::Info),
             ..zip_facts()
         };
         assert_eq!(e.decide(Phase::Request, &info).len(), 1);

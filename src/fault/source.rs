@@ -504,7 +504,7 @@ truncate = { fraction = "50%" }
         let facts = RequestFacts {
             host: "proxy.golang.org".into(),
             method: "GET".into(),
-            go_kind: Some("zip".into()),
+            go_kind: Some(crate::gomod::GoKind::Zip),
             status: Some(503),
             content_length: Some(10),
             ..RequestFacts::default()

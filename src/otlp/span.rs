@@ -272,7 +272,7 @@ pub fn entry_span(e: &Entry, index: usize, ctx: &SpanContext, bases: &[String]) 
     // Semantic conventions: a client span fails on a transport error or a 4xx/5xx, and
     // error.type is the error class, or the status code as a string.
     let error_type = match (&e.error, status) {
-        (Some(err), _) => Some(err.kind.clone()),
+        (Some(err), _) => Some(err.kind.to_string()),
         (None, 0) => Some("_OTHER".to_string()),
         (None, s) if s >= 400 => Some(s.to_string()),
         _ => None,
@@ -538,11 +538,11 @@ mod tests {
     fn failures_set_error_type_and_status() {
         let mut failed = zip_entry();
         failed.response.status = 0;
-        failed.error = Some(crate::exchange::ExchangeError {
-            phase: "tls".into(),
-            kind: "tls-untrusted".into(),
-            message: "certificate signed by unknown authority".into(),
-        });
+        failed.error = Some(crate::exchange::ExchangeError::new(
+            crate::exchange::FailPhase::Tls,
+            crate::exchange::ErrorKind::TlsUntrusted,
+            "certificate signed by unknown authority",
+        ));
         let mut not_found = zip_entry();
         not_found.response.status = 404;
         let table = [

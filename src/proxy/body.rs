@@ -1,9 +1,10 @@
 //! Streaming body wrapper: counts bytes, feeds an optional capture with backpressure, and
 //! reports exactly once how the body ended (complete, failed, or dropped half-way).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -31,6 +32,74 @@ pub struct BodyOutcome {
     pub first_byte: Option<Instant>,
     pub ended: Instant,
     pub trailers: Option<HeaderMap>,
+    /// The longest time the body waited on its source for data, when it reached the
+    /// stall threshold.
+    pub stall: Option<Stall>,
+}
+
+/// A wait for body data of at least the stall threshold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stall {
+    pub longest: Duration,
+    /// Bytes received when the longest wait began.
+    pub at_bytes: u64,
+    /// Data arrived after that wait.
+    pub resumed: bool,
+}
+
+/// Watches for waits on the body's source (not on a slow reader: only the time between
+/// asking the source and getting data counts), and logs a stall as it happens.
+struct StallWatch {
+    after: Duration,
+    label: String,
+    // tokio's clock, so the timer and the measure agree (and tests can pause time).
+    waiting_since: Option<tokio::time::Instant>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    warned: bool,
+    worst: Option<Stall>,
+}
+
+impl StallWatch {
+    fn waiting(&mut self, cx: &mut Context<'_>, bytes: u64) {
+        let since = *self
+            .waiting_since
+            .get_or_insert_with(tokio::time::Instant::now);
+        if self.warned {
+            return;
+        }
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(since + self.after)));
+        if timer.as_mut().poll(cx).is_ready() {
+            self.warned = true;
+            tracing::warn!(
+                "{}: no body data for {:?} after {bytes} bytes (the source stalls; go has no read timeout and waits)",
+                self.label,
+                self.after
+            );
+        }
+    }
+
+    /// Data arrived, or the body ended (`resumed` false).
+    fn stop_waiting(&mut self, bytes_before: u64, resumed: bool) {
+        let Some(since) = self.waiting_since.take() else {
+            return;
+        };
+        self.timer = None;
+        self.warned = false;
+        let waited = since.elapsed();
+        if waited >= self.after && self.worst.is_none_or(|w| waited > w.longest) {
+            self.worst = Some(Stall {
+                longest: waited,
+                at_bytes: bytes_before,
+                resumed,
+            });
+        } else if resumed {
+            if let Some(w) = self.worst.as_mut() {
+                w.resumed = true;
+            }
+        }
+    }
 }
 
 pub type OnDone = Box<dyn FnOnce(BodyOutcome) + Send + 'static>;
@@ -47,6 +116,7 @@ pin_project! {
         inner_done: bool,
         capture: Option<Box<dyn BodyCapture>>,
         on_done: Option<OnDone>,
+        stall: Option<StallWatch>,
     }
 
     impl<B> PinnedDrop for TapBody<B> {
@@ -56,7 +126,8 @@ pin_project! {
                 // hyper may stop polling once the length is satisfied, without a final None.
                 // An abandoned body has no error of its own: the reader (client) went away.
                 let complete = *this.inner_done;
-                finish(this.capture, this.on_done, *this.bytes, *this.first_byte, this.trailers.take(), complete, None);
+                let stall = end_stall(this.stall, *this.bytes);
+                finish(this.capture, this.on_done, *this.bytes, *this.first_byte, this.trailers.take(), complete, None, stall);
             }
         }
     }
@@ -76,7 +147,21 @@ impl<B> TapBody<B> {
             trailers: None,
             capture: None,
             on_done: Some(on_done),
+            stall: None,
         }
+    }
+
+    /// Records (and logs, naming `label`) waits on the source of at least `after`.
+    pub fn watch_stalls(mut self, after: Duration, label: String) -> Self {
+        self.stall = Some(StallWatch {
+            after,
+            label,
+            waiting_since: None,
+            timer: None,
+            warned: false,
+            worst: None,
+        });
+        self
     }
 
     pub fn with_capture(mut self, capture: Option<Box<dyn BodyCapture>>) -> Self {
@@ -85,6 +170,13 @@ impl<B> TapBody<B> {
     }
 }
 
+fn end_stall(watch: &mut Option<StallWatch>, bytes: u64) -> Option<Stall> {
+    let watch = watch.as_mut()?;
+    watch.stop_waiting(bytes, false);
+    watch.worst
+}
+
+#[allow(clippy::too_many_arguments)]
 fn finish(
     capture: &mut Option<Box<dyn BodyCapture>>,
     on_done: &mut Option<OnDone>,
@@ -93,6 +185,7 @@ fn finish(
     trailers: Option<HeaderMap>,
     complete: bool,
     error: Option<String>,
+    stall: Option<Stall>,
 ) {
     if let Some(c) = capture.take() {
         c.end(complete);
@@ -105,6 +198,7 @@ fn finish(
             first_byte,
             ended: Instant::now(),
             trailers,
+            stall,
         });
     }
 }
@@ -133,6 +227,19 @@ where
         }
         let polled = this.inner.as_mut().poll_frame(cx);
         *this.inner_done = this.inner.is_end_stream();
+        match &polled {
+            Poll::Pending => {
+                if let Some(watch) = this.stall.as_mut() {
+                    watch.waiting(cx, *this.bytes);
+                }
+            }
+            Poll::Ready(Some(Ok(_))) => {
+                if let Some(watch) = this.stall.as_mut() {
+                    watch.stop_waiting(*this.bytes, true);
+                }
+            }
+            Poll::Ready(_) => {}
+        }
         match polled {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(frame))) => {
@@ -160,6 +267,7 @@ where
             }
             Poll::Ready(Some(Err(e))) => {
                 let e: BoxError = e.into();
+                let stall = end_stall(this.stall, *this.bytes);
                 finish(
                     this.capture,
                     this.on_done,
@@ -168,10 +276,12 @@ where
                     this.trailers.take(),
                     false,
                     Some(error_chain(e.as_ref())),
+                    stall,
                 );
                 Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => {
+                let stall = end_stall(this.stall, *this.bytes);
                 finish(
                     this.capture,
                     this.on_done,
@@ -180,6 +290,7 @@ where
                     this.trailers.take(),
                     true,
                     None,
+                    stall,
                 );
                 Poll::Ready(None)
             }
@@ -259,5 +370,36 @@ mod tests {
         let outcome = slot.lock().unwrap().clone().unwrap();
         assert_eq!(outcome.bytes, 3);
         assert!(!outcome.complete);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_on_the_source_are_recorded_as_stalls() {
+        let (slot, done) = collector();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let body = TapBody::new(StreamBody::new(stream), done)
+            .watch_stalls(Duration::from_secs(10), "test".into());
+        let reader = tokio::spawn(body.collect());
+        tx.send(Ok(Frame::data(Bytes::from_static(b"abc"))))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        tx.send(Ok(Frame::data(Bytes::from_static(b"d"))))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        tx.send(Ok(Frame::data(Bytes::from_static(b"e"))))
+            .await
+            .unwrap();
+        drop(tx);
+        reader.await.unwrap().unwrap();
+        let outcome = slot.lock().unwrap().clone().unwrap();
+        let stall = outcome.stall.expect("a 12 s wait is a stall");
+        assert_eq!(stall.at_bytes, 4);
+        assert!(stall.longest >= Duration::from_secs(12));
+        assert!(stall.resumed);
+        assert!(outcome.complete);
     }
 }

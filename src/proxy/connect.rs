@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use http::{Method, Request, Response, StatusCode};
@@ -21,14 +22,23 @@ use super::forward::{
 };
 use super::head_timeout::CountReads;
 use super::io::{drive, Activity, ActivityClock, Rewind, RESET_ON_CLOSE};
-use super::upstream::{ConnTimings, Target, UpstreamSlot};
+use super::upstream::{
+    ConnTimings, Predial, Target, UpstreamError, UpstreamSlot, CLIENT_HANDSHAKE_MARGIN,
+    GO_TLS_HANDSHAKE_BUDGET,
+};
 use super::{intercept, BoxError, ProxyBody, Shared};
-use crate::exchange::ExchangeError;
+use crate::exchange::{ErrorKind, ExchangeError, FailPhase};
 use crate::fault::{Action, Phase, RequestFacts};
 
 /// What a CONNECT turned into, handed from the hyper service to the connection task.
 enum Tunnel {
-    Inspect(Target, hyper::upgrade::OnUpgrade),
+    /// Intercept (or serve plain HTTP); the origin dialled before answering, unless a
+    /// pooled connection may serve or replay runs offline.
+    Inspect(
+        Target,
+        hyper::upgrade::OnUpgrade,
+        Option<Box<Result<Predial, UpstreamError>>>,
+    ),
     Blind(TcpStream, hyper::upgrade::OnUpgrade),
     /// An injected fault: accept the CONNECT, then close at once.
     Close(hyper::upgrade::OnUpgrade),
@@ -85,9 +95,10 @@ async fn client_lifecycle(
     }
     let pending = tunnel.lock().ok().and_then(|mut t| t.take());
     match pending {
-        Some(Tunnel::Inspect(target, upgrade)) => match upgrade.await {
+        Some(Tunnel::Inspect(target, upgrade, predial)) => match upgrade.await {
             Ok(upgraded) => {
-                inspect_tunnel(shared, TokioIo::new(upgraded), target, peer, stop).await
+                let tunnel = TokioIo::new(upgraded);
+                inspect_tunnel(shared, tunnel, target, predial, peer, stop).await
             }
             Err(e) => tracing::debug!("{peer}: CONNECT upgrade failed: {e}"),
         },
@@ -164,11 +175,11 @@ async fn first_hop(
                 ));
             }
             Action::CloseAfterConnect => {
-                let error = ExchangeError {
-                    phase: "connect".into(),
-                    kind: "injected".into(),
-                    message: format!("tunnel closed right after CONNECT by rule '{}'", d.rule),
-                };
+                let error = ExchangeError::new(
+                    FailPhase::Connect,
+                    ErrorKind::Injected,
+                    format!("tunnel closed right after CONNECT by rule '{}'", d.rule),
+                );
                 publish_connection_event(shared, &target, None, Some(error), fault);
                 if let Ok(mut slot) = tunnel.lock() {
                     *slot = Some(Tunnel::Close(hyper::upgrade::on(req)));
@@ -180,7 +191,21 @@ async fn first_hop(
     }
     let upgrade = hyper::upgrade::on(req);
     let next = if shared.config.intercepts(&target.host) {
-        Tunnel::Inspect(target, upgrade)
+        let offline = shared
+            .replay
+            .as_ref()
+            .is_some_and(|r| !r.on_miss.uses_network());
+        // Dial the origin now, while go waits for the CONNECT answer (up to a minute,
+        // after its own 30 s dial budget), so that go's 10 s TLS handshake budget is
+        // left for the TLS handshakes alone, as without modscope. A failure is not
+        // answered here: it is carried into the tunnel and reported on go's request,
+        // where the trace knows which module it was for.
+        let predial = if offline || shared.pool.has(&target) {
+            None
+        } else {
+            Some(Box::new(shared.dialer.predial(&target).await))
+        };
+        Tunnel::Inspect(target, upgrade, predial)
     } else {
         let mut timings = ConnTimings::default();
         let mut ip = None;
@@ -277,11 +302,14 @@ async fn inspect_tunnel<S>(
     shared: Arc<Shared>,
     mut stream: S,
     target: Target,
+    predial: Option<Box<Result<Predial, UpstreamError>>>,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    // go's TLS handshake timer starts about now, when it has read the CONNECT answer.
+    let handshake_started = Instant::now();
     let mut buf = BytesMut::with_capacity(4096);
     let read = tokio::time::timeout(shared.config.header_timeout, stream.read_buf(&mut buf)).await;
     match read {
@@ -309,7 +337,12 @@ async fn inspect_tunnel<S>(
     let stream = Rewind::new(buf.freeze(), stream);
     // 0x16 is the TLS handshake record type that every ClientHello starts with.
     if stream.peek_first() == Some(0x16) {
-        intercept::serve_tls(shared, stream, target, peer, stop).await;
+        let tls_deadline = handshake_started + GO_TLS_HANDSHAKE_BUDGET - CLIENT_HANDSHAKE_MARGIN;
+        let upstream = intercept::Upstream {
+            predial,
+            tls_deadline,
+        };
+        intercept::serve_tls(shared, stream, target, upstream, peer, stop).await;
     } else {
         let target = Target {
             tls: false,

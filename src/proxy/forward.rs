@@ -20,8 +20,8 @@ use super::upstream::{send_via_slot, ConnInfo, SendError, Target, UpstreamError,
 use super::BoxError;
 use super::{BodyKind, ProxyBody, Shared};
 use crate::exchange::{
-    BodyFacts, ClientTls, Exchange, ExchangeError, FaultFacts, PhaseTimes,
-    RequestFacts as ExchangeRequest, ResponseFacts, TlsFacts,
+    BodyFacts, BodyStall, ClientTls, ErrorKind, Exchange, ExchangeError, ExchangeRequest,
+    FailPhase, FaultFacts, PhaseTimes, ResponseFacts, TlsFacts,
 };
 use crate::fault::{trace_summary, Decision, Phase, RequestFacts, StallEnd};
 use crate::trace::Entry;
@@ -135,7 +135,7 @@ pub async fn handle(
         port: target.port,
         method: request_facts.method.clone(),
         path: url.path().to_string(),
-        go_kind: Some(go.effective_kind().as_str().to_string()),
+        go_kind: Some(go.effective_kind()),
         module: go.module.clone(),
         version: go.version.clone(),
         status: None,
@@ -168,12 +168,15 @@ pub async fn handle(
         }
         let message =
             format!("{:?} after an injected stall before the response head", end).to_lowercase();
-        pending.fail_injected("response", &message);
+        pending.fail_injected(FailPhase::Response, &message);
         return Err(message.into());
     }
     if plan.reset_head {
         request_tcp_reset();
-        pending.fail_injected("response", "injected reset before the response head");
+        pending.fail_injected(
+            FailPhase::Response,
+            "injected reset before the response head",
+        );
         return Err("modscope: injected reset".into());
     }
 
@@ -323,12 +326,22 @@ pub async fn handle(
                 }
                 FaultBody::new(body, plan.body.clone()).boxed_unsync()
             };
+            let expected = facts.content_length;
+            let label = format!("{} {}", pending.request.method, pending.request.url);
             let body = TapBody::new(
                 body,
                 Box::new(move |outcome| {
-                    pending.finish(response_facts, outcome, Some(&info), fresh, timing);
+                    pending.finish(
+                        response_facts,
+                        outcome,
+                        Some(&info),
+                        fresh,
+                        timing,
+                        expected,
+                    );
                 }),
             )
+            .watch_stalls(ctx.shared.config.stall_after, label)
             .with_capture(resp_capture)
             .boxed_unsync();
             Ok(Response::from_parts(head, body))
@@ -354,11 +367,11 @@ async fn serve_replayed(
                 format!("replayed recorded failure: {}", e.message),
             ),
             None => (
-                "other".to_string(),
+                ErrorKind::Other,
                 "replayed a recorded exchange that got no response".to_string(),
             ),
         };
-        pending.fail_locally("response", &kind, &message);
+        pending.fail_locally(FailPhase::Response, kind, &message);
         return Err(message.into());
     }
     let replayed = match replay_body(&replay.trace, entry).await {
@@ -369,7 +382,7 @@ async fn serve_replayed(
                 pending.request.method, pending.request.url
             );
             tracing::error!("{text}");
-            pending.fail_locally("body", "replay-body", &text);
+            pending.fail_locally(FailPhase::Body, ErrorKind::ReplayBody, &text);
             return Ok(text_response(StatusCode::BAD_GATEWAY, &text));
         }
     };
@@ -428,7 +441,7 @@ async fn serve_replayed(
     let capture = shared.capture(pending.id, BodyKind::Response);
     let body = TapBody::new(
         body,
-        Box::new(move |outcome| pending.finish(response_facts, outcome, None, false, timing)),
+        Box::new(move |outcome| pending.finish(response_facts, outcome, None, false, timing, None)),
     )
     .with_capture(capture)
     .boxed_unsync();
@@ -501,6 +514,7 @@ impl Pending {
             connection_id: info.map(|i| i.id),
             server_ip: info.and_then(|i| i.server_ip).map(|ip| ip.to_string()),
             tls: has_tls.then_some(tls),
+            stall: None,
             error: None,
             fault: self.fault,
             client_connection: Some(self.client_connection),
@@ -548,19 +562,15 @@ impl Pending {
         resp
     }
 
-    fn fail_injected(self, phase: &str, message: &str) {
-        self.fail_locally(phase, "injected", message);
+    fn fail_injected(self, phase: FailPhase, message: &str) {
+        self.fail_locally(phase, ErrorKind::Injected, message);
     }
 
-    fn fail_locally(self, phase: &str, kind: &str, message: &str) {
+    fn fail_locally(self, phase: FailPhase, kind: ErrorKind, message: &str) {
         let started = self.started;
         let (mut ex, shared) = self.base(None, false);
         ex.timings.wait = Some(ms(started.elapsed()));
-        ex.error = Some(ExchangeError {
-            phase: phase.into(),
-            kind: kind.into(),
-            message: message.into(),
-        });
+        ex.error = Some(ExchangeError::new(phase, kind, message));
         shared.publish(ex);
     }
 
@@ -584,18 +594,18 @@ impl Pending {
             client: client_tls,
             upstream: err.tls.clone(),
         });
-        ex.error = Some(ExchangeError {
-            phase: err.phase.to_string(),
-            kind: err.kind.to_string(),
-            message: format!("{}: {}", err.what, err.message),
-        });
+        ex.error = Some(ExchangeError::new(
+            err.phase.clone(),
+            err.kind.clone(),
+            format!("{}: {}", err.what, err.message),
+        ));
         shared.publish(ex);
     }
 
     fn fail_request(
         self,
         info: &ConnInfo,
-        kind: &str,
+        kind: ErrorKind,
         message: &str,
         sent_at: Instant,
         at: Instant,
@@ -603,11 +613,7 @@ impl Pending {
         let (mut ex, shared) = self.base(Some(info), false);
         ex.timings.send = Some(0.0);
         ex.timings.wait = Some(ms(at.saturating_duration_since(sent_at)));
-        ex.error = Some(ExchangeError {
-            phase: "response".into(),
-            kind: kind.into(),
-            message: message.into(),
-        });
+        ex.error = Some(ExchangeError::new(FailPhase::Response, kind, message));
         shared.publish(ex);
     }
 
@@ -618,6 +624,7 @@ impl Pending {
         info: Option<&ConnInfo>,
         fresh: bool,
         timing: Timing,
+        expected: Option<u64>,
     ) {
         let (_, request_ended) = self.request_body();
         let (mut ex, shared) = self.base(info, fresh);
@@ -633,30 +640,35 @@ impl Pending {
             sha256: None,
             complete: outcome.complete,
         };
+        ex.stall = outcome.stall.map(|s| BodyStall {
+            longest_ms: ms(s.longest),
+            at_bytes: s.at_bytes,
+            expected_bytes: expected,
+            resumed: s.resumed,
+        });
         if let Some(trailers) = &outcome.trailers {
             response.trailers = header_pairs(trailers);
         }
         let injected = ex.fault.is_some();
         if !outcome.complete {
             ex.error = Some(match &outcome.error {
-                Some(message) => ExchangeError {
-                    phase: "body".into(),
-                    kind: if injected {
-                        "injected"
+                Some(message) => ExchangeError::new(
+                    FailPhase::Body,
+                    if injected {
+                        ErrorKind::Injected
                     } else {
-                        "upstream-reset"
-                    }
-                    .into(),
-                    message: format!(
+                        ErrorKind::UpstreamReset
+                    },
+                    format!(
                         "the response body failed after {} bytes: {message}",
                         outcome.bytes
                     ),
-                },
-                None => ExchangeError {
-                    phase: "body".into(),
-                    kind: "client-abort".into(),
-                    message: format!("the client stopped reading after {} bytes", outcome.bytes),
-                },
+                ),
+                None => ExchangeError::new(
+                    FailPhase::Body,
+                    ErrorKind::ClientAbort,
+                    format!("the client stopped reading after {} bytes", outcome.bytes),
+                ),
             });
         }
         ex.response = Some(response);
@@ -707,6 +719,7 @@ pub fn publish_connection_event(
         tls: None,
         error,
         fault,
+        stall: None,
         client_connection: None,
     };
     shared.publish(ex);
@@ -721,15 +734,15 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn request_error_kind(err: &hyper::Error) -> &'static str {
+fn request_error_kind(err: &hyper::Error) -> ErrorKind {
     if err.is_incomplete_message() || err.is_closed() || err.is_canceled() {
-        "upstream-closed"
+        ErrorKind::UpstreamClosed
     } else if err.is_timeout() {
-        "timeout"
+        ErrorKind::Timeout
     } else if err.is_parse() {
-        "protocol"
+        ErrorKind::Protocol
     } else {
-        "upstream-reset"
+        ErrorKind::UpstreamReset
     }
 }
 

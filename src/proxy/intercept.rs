@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -15,17 +15,26 @@ use tokio_rustls::LazyConfigAcceptor;
 use super::forward::{self, fault_facts, publish_connection_event, ConnCtx, ConnMode};
 use super::head_timeout::{CountReads, H2HeadWatch};
 use super::io::drive;
-use super::upstream::{Target, UpstreamSlot, ALPN_H2, ALPN_HTTP11};
+use super::upstream::{Predial, Target, UpstreamError, UpstreamSlot, ALPN_H2, ALPN_HTTP11};
 use super::Shared;
 use crate::ca::Validity;
-use crate::exchange::{ClientTls, ExchangeError};
+use crate::exchange::{ClientTls, ErrorKind, ExchangeError, FailPhase};
 use crate::fault::{Action, CertFault, Phase, RequestFacts};
 use crate::tls::{cipher_name, server_config, version_name};
+
+/// The upstream side of an intercepted tunnel, as the CONNECT left it.
+pub struct Upstream {
+    /// The origin dialled before the CONNECT was answered (`None`: dial when needed).
+    pub predial: Option<Box<Result<Predial, UpstreamError>>>,
+    /// When go's TLS handshake budget runs out, less the time to finish ours with it.
+    pub tls_deadline: Instant,
+}
 
 pub async fn serve_tls<S>(
     shared: Arc<Shared>,
     stream: S,
     target: Target,
+    upstream: Upstream,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
 ) where
@@ -89,15 +98,24 @@ pub async fn serve_tls<S>(
         .await;
     }
     // A pooled connection to the same origin saves the upstream handshake; otherwise
-    // dial, bounded by the per-phase timeouts (`ProxyConfig::go_handshake_warning` says
-    // when their sum exceeds go's 10 s TLS handshake timeout).
+    // finish the connection dialled for the CONNECT (or dial now), the TLS handshake
+    // within what is left of go's own handshake budget.
     let dialed = match shared.pool.take(&target, &upstream_alpn) {
         Some(pooled) => Ok((pooled.sender, pooled.info, false)),
-        None => shared
-            .dialer
-            .dial(&target, &upstream_alpn)
-            .await
-            .map(|(sender, info)| (sender, info, true)),
+        None => {
+            let predial = match upstream.predial {
+                Some(done) => *done,
+                None => shared.dialer.predial(&target).await,
+            };
+            match predial {
+                Ok(p) => shared
+                    .dialer
+                    .establish(p, &target, &upstream_alpn, Some(upstream.tls_deadline))
+                    .await
+                    .map(|(sender, info)| (sender, info, true)),
+                Err(e) => Err(e),
+            }
+        }
     };
     let (slot, upstream_choice) = match dialed {
         Ok((sender, info, fresh)) => {
@@ -152,11 +170,11 @@ async fn finish_handshake<S>(
     let mut cert_fault = None;
     for d in &decisions {
         if let Action::Tls { stall_ms, cert } = &d.action {
-            let error = ExchangeError {
-                phase: "tls".into(),
-                kind: "injected".into(),
-                message: format!("client handshake: {} (rule '{}')", d.describe(), d.rule),
-            };
+            let error = ExchangeError::new(
+                FailPhase::Tls,
+                ErrorKind::Injected,
+                format!("client handshake: {} (rule '{}')", d.describe(), d.rule),
+            );
             publish_connection_event(&shared, &target, None, Some(error), fault_facts(&decisions));
             if let Some(ms) = stall_ms {
                 tokio::time::sleep(Duration::from_millis(*ms)).await;

@@ -16,7 +16,7 @@ use tokio::time::timeout;
 
 use super::ProxyBody;
 use crate::config::{ConnectTo, UpstreamProxy};
-use crate::exchange::UpstreamTls;
+use crate::exchange::{ErrorKind, FailPhase, UpstreamTls};
 use crate::tls::{cert_facts, cipher_name, classify_handshake_error, version_name, UpstreamTrust};
 
 pub const ALPN_H2: &[u8] = b"h2";
@@ -54,9 +54,8 @@ pub struct ConnTimings {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("modscope: {what} failed: {message}")]
 pub struct UpstreamError {
-    /// dns | connect | tls | request
-    pub phase: &'static str,
-    pub kind: &'static str,
+    pub phase: FailPhase,
+    pub kind: ErrorKind,
     /// "TLS to proxy.golang.org:443", "DNS lookup of x.example", ...
     pub what: String,
     pub message: String,
@@ -136,6 +135,25 @@ impl Sender {
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
+/// go's own budgets for an HTTPS request through a proxy (net/http's DefaultTransport):
+/// the dial (DNS + TCP) may take 30 s, and the TLS handshake 10 s from the moment the
+/// CONNECT is answered. modscope dials the origin before answering the CONNECT, inside
+/// go's dial budget, and hands the upstream TLS handshake what is left of go's, so a
+/// slow origin that go alone survives also works through modscope.
+pub const GO_DIAL_BUDGET: Duration = Duration::from_secs(30);
+pub const GO_TLS_HANDSHAKE_BUDGET: Duration = Duration::from_secs(10);
+
+/// Time kept back from go's TLS handshake budget to finish the client-side handshake
+/// after the upstream one (a few round trips on loopback).
+pub const CLIENT_HANDSHAKE_MARGIN: Duration = Duration::from_millis(300);
+
+/// A TCP connection dialled for a CONNECT before it was answered, with what the dial took.
+pub struct Predial {
+    pub tcp: TcpStream,
+    pub timings: ConnTimings,
+    pub server_ip: Option<IpAddr>,
+}
+
 /// Opens upstream connections, recording how long each phase took.
 pub struct Dialer {
     pub connect_to: Vec<ConnectTo>,
@@ -192,6 +210,8 @@ impl Dialer {
                 server_ip: None,
                 tls: None,
             };
+        // One budget for resolution and connect together, like go's net.Dialer.Timeout.
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
         let (dial_host, dial_port) = match &self.upstream_proxy {
             Some(p) => (p.host.clone(), p.port),
             None => (host.clone(), port),
@@ -200,8 +220,8 @@ impl Dialer {
             Ok(ip) => vec![SocketAddr::new(ip, dial_port)],
             Err(_) => {
                 let started = Instant::now();
-                let looked_up = timeout(
-                    self.connect_timeout,
+                let looked_up = tokio::time::timeout_at(
+                    deadline,
                     tokio::net::lookup_host((dial_host.as_str(), dial_port)),
                 )
                 .await;
@@ -210,24 +230,34 @@ impl Dialer {
                 match looked_up {
                     Ok(Ok(addrs)) => addrs.collect(),
                     Ok(Err(e)) => {
+                        let (kind, words) = lookup_failure(&e.to_string());
                         return Err(fail(
-                            "dns",
-                            "dns",
+                            FailPhase::Dns,
+                            kind,
                             what,
-                            format!("no such host ({e})"),
+                            format!("{words} ({e})"),
                             timings,
-                        ))
+                        ));
                     }
                     Err(_) => {
-                        return Err(fail("dns", "dns", what, "timed out".into(), timings));
+                        return Err(fail(
+                            FailPhase::Dns,
+                            ErrorKind::DnsServerFailure,
+                            what,
+                            format!(
+                                "the resolver did not answer within {:?}",
+                                self.connect_timeout
+                            ),
+                            timings,
+                        ));
                     }
                 }
             }
         };
         if addrs.is_empty() {
             return Err(fail(
-                "dns",
-                "dns",
+                FailPhase::Dns,
+                ErrorKind::Dns,
                 format!("DNS lookup of {dial_host}"),
                 "no addresses".into(),
                 timings,
@@ -237,7 +267,7 @@ impl Dialer {
         let mut last_err = None;
         let mut stream = None;
         for addr in &addrs {
-            match timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+            match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
                 Ok(Ok(s)) => {
                     *server_ip = Some(addr.ip());
                     stream = Some(s);
@@ -254,22 +284,22 @@ impl Dialer {
                 let what = format!("TCP connect to {dial_host}:{dial_port} ({addr})");
                 let (kind, message) = match err {
                     Some(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                        ("connect-refused", "connection refused".to_string())
+                        (ErrorKind::ConnectRefused, "connection refused".to_string())
                     }
-                    Some(e) => ("connect-refused", e.to_string()),
+                    Some(e) => (ErrorKind::ConnectRefused, e.to_string()),
                     None => (
-                        "connect-timeout",
+                        ErrorKind::ConnectTimeout,
                         format!("no answer within {:?}", self.connect_timeout),
                     ),
                 };
-                return Err(fail("connect", kind, what, message, timings));
+                return Err(fail(FailPhase::Connect, kind, what, message, timings));
             }
             // Not reachable (the address list was checked non-empty), but an error is
             // cheaper to reason about than a panic.
             (None, None) => {
                 return Err(fail(
-                    "dns",
-                    "dns",
+                    FailPhase::Dns,
+                    ErrorKind::Other,
                     format!("DNS lookup of {dial_host}"),
                     "no addresses".into(),
                     timings,
@@ -294,7 +324,7 @@ impl Dialer {
             .await
             .map_err(|(kind, message)| {
                 fail(
-                    "connect",
+                    FailPhase::Connect,
                     kind,
                     format!(
                         "CONNECT {authority} through upstream proxy {}",
@@ -314,15 +344,50 @@ impl Dialer {
         target: &Target,
         alpn: &[Vec<u8>],
     ) -> Result<(Sender, Arc<ConnInfo>), UpstreamError> {
+        let predial = self.predial(target).await?;
+        self.establish(predial, target, alpn, None).await
+    }
+
+    /// DNS and TCP (and a parent proxy's CONNECT) to `target`: done before a client's
+    /// CONNECT is answered, within go's dial budget.
+    pub async fn predial(&self, target: &Target) -> Result<Predial, UpstreamError> {
         let mut timings = ConnTimings::default();
         let mut server_ip = None;
         let tcp = self
             .dial_stream(target, &mut timings, &mut server_ip)
             .await?;
+        Ok(Predial {
+            tcp,
+            timings,
+            server_ip,
+        })
+    }
+
+    /// TLS (for https targets) and the HTTP handshake on a dialled connection. The TLS
+    /// handshake ends by `--tls-timeout` or `tls_deadline`, whichever comes first (the
+    /// deadline is what is left of go's own handshake budget while go waits).
+    pub async fn establish(
+        &self,
+        predial: Predial,
+        target: &Target,
+        alpn: &[Vec<u8>],
+        tls_deadline: Option<Instant>,
+    ) -> Result<(Sender, Arc<ConnInfo>), UpstreamError> {
+        let Predial {
+            tcp,
+            mut timings,
+            server_ip,
+        } = predial;
         let (io, tls, negotiated): (Box<dyn Io>, Option<UpstreamTls>, Option<Vec<u8>>) =
             if target.tls {
+                let limit = match tls_deadline {
+                    Some(d) => self
+                        .tls_timeout
+                        .min(d.saturating_duration_since(Instant::now())),
+                    None => self.tls_timeout,
+                };
                 let (stream, facts, negotiated) = self
-                    .handshake(target, alpn, tcp, &mut timings, server_ip)
+                    .handshake(target, alpn, tcp, &mut timings, server_ip, limit)
                     .await?;
                 (Box::new(stream), Some(facts), negotiated)
             } else {
@@ -330,8 +395,8 @@ impl Dialer {
             };
         let h2 = negotiated.as_deref() == Some(ALPN_H2);
         let sender = http_handshake(io, h2).await.map_err(|e| UpstreamError {
-            phase: "connect",
-            kind: "protocol",
+            phase: FailPhase::Connect,
+            kind: ErrorKind::Protocol,
             what: format!("HTTP handshake with {}", target.authority()),
             message: e.to_string(),
             timings,
@@ -355,6 +420,7 @@ impl Dialer {
         tcp: TcpStream,
         timings: &mut ConnTimings,
         server_ip: Option<IpAddr>,
+        limit: Duration,
     ) -> Result<
         (
             tokio_rustls::client::TlsStream<TcpStream>,
@@ -367,7 +433,7 @@ impl Dialer {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let fail = |kind, message: String, timings: &ConnTimings, tls: Option<UpstreamTls>| {
             UpstreamError {
-                phase: "tls",
+                phase: FailPhase::Tls,
                 kind,
                 what: what.clone(),
                 message,
@@ -379,12 +445,12 @@ impl Dialer {
         let config = self
             .trust
             .client_config(alpn.to_vec(), seen.clone())
-            .map_err(|e| fail("tls-handshake", e.to_string(), timings, None))?;
+            .map_err(|e| fail(ErrorKind::TlsHandshake, e.to_string(), timings, None))?;
         let server_name = match ServerName::try_from(target.host.clone()) {
             Ok(n) => n,
             Err(e) => {
                 return Err(fail(
-                    "tls-handshake",
+                    ErrorKind::TlsHandshake,
                     format!("invalid server name {:?}: {e}", target.host),
                     timings,
                     None,
@@ -393,7 +459,7 @@ impl Dialer {
         };
         let started = Instant::now();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let result = timeout(self.tls_timeout, connector.connect(server_name, tcp)).await;
+        let result = timeout(limit, connector.connect(server_name, tcp)).await;
         timings.tls = Some(started.elapsed());
         let (chain, weak): (Vec<_>, Option<String>) = seen
             .lock()
@@ -431,7 +497,7 @@ impl Dialer {
                 Err(fail(kind, message, timings, Some(facts)))
             }
             Err(_) => Err(fail(
-                "tls-handshake-timeout",
+                ErrorKind::TlsHandshakeTimeout,
                 format!("no TLS handshake within {:?}", self.tls_timeout),
                 timings,
                 None,
@@ -469,6 +535,18 @@ async fn http_handshake(io: Box<dyn Io>, h2: bool) -> Result<Sender, hyper::Erro
     }
 }
 
+/// How a failed name lookup reads, from getaddrinfo's words: only "no such name" says
+/// the name is wrong; a temporary or non-recoverable failure says the resolver is.
+fn lookup_failure(message: &str) -> (ErrorKind, &'static str) {
+    let m = message.to_ascii_lowercase();
+    if m.contains("not known") || m.contains("no address associated") || m.contains("no such host")
+    {
+        (ErrorKind::Dns, "no such host")
+    } else {
+        (ErrorKind::DnsServerFailure, "the DNS resolver failed")
+    }
+}
+
 /// Sends `CONNECT authority` to a parent proxy and reads its answer head.
 async fn connect_through(
     stream: &mut TcpStream,
@@ -476,7 +554,7 @@ async fn connect_through(
     authority: &str,
     via: &str,
     limit: Duration,
-) -> Result<(), (&'static str, String)> {
+) -> Result<(), (ErrorKind, String)> {
     let mut head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nVia: {via}\r\n");
     if let Some(auth) = &proxy.authorization {
         head.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
@@ -488,8 +566,13 @@ async fn connect_through(
     };
     let answer = match timeout(limit, exchange).await {
         Ok(Ok(a)) => a,
-        Ok(Err(e)) => return Err(("upstream-proxy", format!("{e}"))),
-        Err(_) => return Err(("upstream-proxy", format!("no answer within {limit:?}"))),
+        Ok(Err(e)) => return Err((ErrorKind::UpstreamProxy, format!("{e}"))),
+        Err(_) => {
+            return Err((
+                ErrorKind::UpstreamProxy,
+                format!("no answer within {limit:?}"),
+            ))
+        }
     };
     let status_line = answer.lines().next().unwrap_or("").to_string();
     let code = status_line
@@ -499,14 +582,14 @@ async fn connect_through(
     match code {
         Some(200..=299) => Ok(()),
         Some(407) => Err((
-            "proxy-auth",
+            ErrorKind::ProxyAuth,
             format!("{status_line} (check the user:password in --upstream-proxy)"),
         )),
         Some(508) => Err((
-            "upstream-proxy",
+            ErrorKind::UpstreamProxy,
             format!("{status_line}: --upstream-proxy leads back to this modscope; point it at another proxy"),
         )),
-        _ => Err(("upstream-proxy", format!("answered {status_line:?}"))),
+        _ => Err((ErrorKind::UpstreamProxy, format!("answered {status_line:?}"))),
     }
 }
 
@@ -592,6 +675,16 @@ impl Pool {
         if list.len() < POOL_PER_TARGET {
             list.push(conn);
         }
+    }
+
+    /// Whether an idle connection to `target` may be waiting (then a CONNECT need not
+    /// dial first).
+    pub fn has(&self, target: &Target) -> bool {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.get_mut(target).is_some_and(|list| {
+            list.retain(still_usable);
+            !list.is_empty()
+        })
     }
 
     /// The newest idle connection to `target` whose protocol the client offered.
@@ -744,8 +837,8 @@ pub async fn send_via_slot(
     else {
         // The slot was filled just above; a state machine slip must not panic a task.
         return Err(SendError::Connect(Box::new(UpstreamError {
-            phase: "connect",
-            kind: "other",
+            phase: FailPhase::Connect,
+            kind: ErrorKind::Other,
             what: format!("connecting to {}", target.authority()),
             message: "internal error: no upstream connection after dialling".into(),
             timings: ConnTimings::default(),
@@ -802,4 +895,34 @@ pub enum SendError {
     Connect(Box<UpstreamError>),
     /// The connection existed but the exchange failed before a response head.
     Request(hyper::Error, Arc<ConnInfo>),
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+
+    #[test]
+    fn lookup_failures_tell_a_missing_name_from_a_failing_resolver() {
+        let table = [
+            (
+                "failed to lookup address information: Name or service not known",
+                ErrorKind::Dns,
+            ),
+            (
+                "failed to lookup address information: No address associated with hostname",
+                ErrorKind::Dns,
+            ),
+            (
+                "failed to lookup address information: Temporary failure in name resolution",
+                ErrorKind::DnsServerFailure,
+            ),
+            (
+                "failed to lookup address information: Non-recoverable failure in name resolution",
+                ErrorKind::DnsServerFailure,
+            ),
+        ];
+        for (message, kind) in table {
+            assert_eq!(lookup_failure(message).0, kind, "{message}");
+        }
+    }
 }

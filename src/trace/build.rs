@@ -79,8 +79,17 @@ pub fn build_entry(
         tls: ex.tls.clone(),
         error: ex.error.clone(),
         fault: ex.fault.clone(),
-        extra: Extra::new(),
+        extra: stall_extra(ex),
     }
+}
+
+/// `_stall` (see [`crate::exchange::BodyStall`]) in the entry's extension fields.
+fn stall_extra(ex: &Exchange) -> Extra {
+    let mut extra = Extra::new();
+    if let Some(v) = ex.stall.as_ref().and_then(|s| serde_json::to_value(s).ok()) {
+        extra.insert("_stall".to_string(), v);
+    }
+    extra
 }
 
 /// HAR 1.2 timings from raw phase durations.
@@ -453,11 +462,11 @@ mod tests {
     fn failed_exchange_has_status_zero_and_error() {
         let mut ex = sample_exchange();
         ex.response = None;
-        ex.error = Some(ExchangeError {
-            phase: "tls".into(),
-            kind: "tls-untrusted".into(),
-            message: "invalid peer certificate: UnknownIssuer".into(),
-        });
+        ex.error = Some(ExchangeError::new(
+            crate::exchange::FailPhase::Tls,
+            crate::exchange::ErrorKind::TlsUntrusted,
+            "invalid peer certificate: UnknownIssuer",
+        ));
         ex.fault = Some(FaultFacts {
             rule: "flaky".into(),
             action: "reset".into(),

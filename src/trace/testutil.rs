@@ -4,7 +4,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::exchange::{
-    BodyFacts, ClientTls, Exchange, PhaseTimes, RequestFacts, ResponseFacts, TlsFacts, UpstreamTls,
+    BodyFacts, ClientTls, Exchange, ExchangeRequest, PhaseTimes, ResponseFacts, TlsFacts,
+    UpstreamTls,
 };
 
 pub(crate) use crate::testkit::TempDir as TestDir;
@@ -13,7 +14,7 @@ pub(crate) fn sample_exchange() -> Exchange {
     Exchange {
         id: 42,
         started: UNIX_EPOCH + Duration::from_micros(1_767_225_600_123_456),
-        request: RequestFacts {
+        request: ExchangeRequest {
             method: "GET".into(),
             url: "https://alice:s3cret@proxy.golang.org/golang.org/x/mod/@v/list?go-get=1&q=a%20b"
                 .into(),
@@ -69,6 +70,7 @@ pub(crate) fn sample_exchange() -> Exchange {
         }),
         error: None,
         fault: None,
+        stall: None,
         client_connection: None,
     }
 }

@@ -376,3 +376,94 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// A loopback DNS responder that commands wrapped by [`Resolver::wrap`] use as their
+/// only resolver (through a private mount namespace whose /etc/resolv.conf names it).
+pub struct Resolver {
+    pub responder: modscope::testkit::dns::DnsResponder,
+    resolv_conf: PathBuf,
+}
+
+impl Resolver {
+    /// Starts a responder on a random 127.53.x.y:53 (resolv.conf cannot name a port)
+    /// with `options` for resolv.conf; `None` with a printed SKIPPED line when this
+    /// machine cannot (no `unshare`, or binding port 53 is not allowed).
+    pub async fn start(
+        dir: &Path,
+        names: std::collections::HashMap<String, modscope::testkit::dns::DnsAnswer>,
+        options: &str,
+    ) -> Option<Resolver> {
+        let unshare_ok = std::process::Command::new("unshare")
+            .args(["-m", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+        let mut responder = None;
+        if unshare_ok {
+            for attempt in 0..20u32 {
+                let seed = std::process::id()
+                    .wrapping_mul(31)
+                    .wrapping_add(attempt * 7919);
+                let ip = std::net::Ipv4Addr::new(127, 53, (seed >> 8) as u8, (seed as u8).max(2));
+                let addr = SocketAddr::from((ip, 53));
+                if let Ok(r) =
+                    modscope::testkit::dns::DnsResponder::start(addr, names.clone()).await
+                {
+                    responder = Some(r);
+                    break;
+                }
+            }
+        }
+        let responder = peer(
+            responder,
+            "a private resolver (unshare -m and binding 127.53.x.y:53, as root)",
+            "MODSCOPE_REQUIRE_RESOLVER",
+        )?;
+        let resolv_conf = dir.join("resolv.conf");
+        std::fs::write(
+            &resolv_conf,
+            format!("nameserver {}\noptions {options}\n", responder.addr.ip()),
+        )
+        .unwrap();
+        Some(Resolver {
+            responder,
+            resolv_conf,
+        })
+    }
+
+    /// `cmd` run in a private mount namespace where /etc/resolv.conf names this resolver
+    /// (its environment must be explicit, as `go_env` makes it).
+    pub fn wrap(&self, cmd: &std::process::Command) -> std::process::Command {
+        let mut out = std::process::Command::new("unshare");
+        out.args([
+            "-m",
+            "--",
+            "sh",
+            "-c",
+            r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#,
+        ])
+        .arg(&self.resolv_conf)
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear();
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                out.env(k, v);
+            }
+        }
+        if let Some(d) = cmd.get_current_dir() {
+            out.current_dir(d);
+        }
+        out
+    }
+}
+
+/// Waits for every row task of a table-driven suite; returns the failures' texts.
+pub async fn row_failures(tasks: Vec<tokio::task::JoinHandle<Result<(), String>>>) -> Vec<String> {
+    let mut failures = Vec::new();
+    for t in tasks {
+        if let Err(e) = t.await.expect("row task") {
+            failures.push(e);
+        }
+    }
+    failures
+}

@@ -15,8 +15,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use common::TempDir;
 use modscope::exchange::{
-    BodyFacts, CertFacts, ClientTls, Exchange, ExchangeError, FaultFacts, PhaseTimes, RequestFacts,
-    ResponseFacts, TlsFacts, UpstreamTls,
+    BodyFacts, CertFacts, ClientTls, ErrorKind, Exchange, ExchangeError, ExchangeRequest,
+    FailPhase, FaultFacts, PhaseTimes, ResponseFacts, TlsFacts, UpstreamTls,
 };
 use modscope::fault::{parse_json_rule, parse_spec, parse_toml, ActionSpec, Phase, Rule, RuleFile};
 use modscope::gomod::{

@@ -238,7 +238,7 @@ fn exchange_with(
         ]),
     ];
     let request = (any::<String>(), url, any::<String>(), pairs(), body_facts()).prop_map(
-        |(method, url, http_version, headers, body)| RequestFacts {
+        |(method, url, http_version, headers, body)| ExchangeRequest {
             method,
             url,
             http_version,
@@ -266,11 +266,8 @@ fn exchange_with(
     );
     let error = proptest::option::of(
         (any::<String>(), any::<String>(), any::<String>()).prop_map(|(phase, kind, message)| {
-            ExchangeError {
-                phase,
-                kind,
-                message,
-            }
+            // Any word, known or not, must survive the round trip.
+            ExchangeError::new(FailPhase::parse(&phase), ErrorKind::parse(&kind), message)
         }),
     );
     let fault = proptest::option::of(
@@ -323,6 +320,7 @@ fn exchange_with(
                     error,
                     fault,
                     client_connection: None,
+                    stall: None,
                 }
             },
         )
