@@ -47,6 +47,20 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Turn a packet capture (pcap/pcapng) into a trace directory.
     Import(ImportArgs),
+    /// Check every recorded .zip/.mod against go.sum and the checksum database (exit 1 on a mismatch).
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Trace directory, HAR file or journal.jsonl.
+    pub trace: PathBuf,
+    /// A go.sum to compare with (besides the checksum-database answers in the trace).
+    #[arg(long, value_name = "FILE")]
+    pub go_sum: Option<PathBuf>,
+    /// Print the checked files and findings as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +116,9 @@ pub struct SummaryArgs {
     /// Exit with status 1 when a finding is at least this severe (for CI).
     #[arg(long, value_name = "error|warning")]
     pub fail_on: Option<FailOn>,
+    /// Compare recorded .zip/.mod hashes with this go.sum (checksum-mismatch findings).
+    #[arg(long, value_name = "FILE")]
+    pub go_sum: Option<PathBuf>,
 }
 
 /// `summary --fail-on` levels.
@@ -229,6 +246,10 @@ pub struct RunArgs {
     pub replay: Option<PathBuf>,
     #[command(flatten)]
     pub replay_options: ReplayOptions,
+    /// Rerun the command up to N times when it failed and the verdict is `transient`
+    /// (resets, timeouts, 5xx, 429); never for permanent failures.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retry_transient: u32,
     /// The command to run, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

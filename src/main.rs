@@ -28,6 +28,7 @@ fn main() {
             Command::Replay(args) => modscope::commands::replay(args).await,
             Command::Bench(args) => modscope::bench::bench(args).await,
             Command::Import(args) => modscope::commands::import(args),
+            Command::Verify(args) => modscope::verify::verify(args),
         }
     });
     // Background tasks (idle upstream connections) must not delay the exit.

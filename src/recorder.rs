@@ -13,6 +13,7 @@ use bytes::Bytes;
 
 use crate::exchange::Exchange;
 use crate::gomod;
+use crate::gozip::{self, ModuleFile};
 use crate::proxy::{BodyCapture, BodyKind, Observer};
 use crate::trace::{
     build_entry, BodyContent, BodySink, BodyStore, BuildOptions, EntryBodies, FinishReport,
@@ -336,11 +337,12 @@ impl Writer {
             r.body.sha256 = response.sha256.clone();
         }
         ex.id += self.id_offset;
-        let go = gomod::classify(
+        let mut go = gomod::classify(
             &ex.request.method,
             &ex.request.url,
             &self.opts.goproxy_bases,
         );
+        self.add_h1(&mut go, &ex, response.file.as_deref());
         let entry = build_entry(
             &ex,
             serde_json::to_value(&go).ok(),
@@ -360,6 +362,40 @@ impl Writer {
                 "cannot append to the journal in {}: {e}",
                 self.opts.dir.display()
             ),
+        }
+    }
+}
+
+impl Writer {
+    /// go's `h1:` of a complete 200 `.zip`/`.mod` body, from the stored body file (for
+    /// zips a rejection instead when go would refuse the archive).
+    fn add_h1(&self, go: &mut gomod::GoRequest, ex: &Exchange, file: Option<&str>) {
+        let which = match go.file {
+            Some(gomod::ProxyFile::Zip) => ModuleFile::Zip,
+            Some(gomod::ProxyFile::Mod) => ModuleFile::Mod,
+            _ => return,
+        };
+        let (Some(module), Some(version), Some(r), Some(file)) = (
+            go.module.as_deref(),
+            go.version.as_deref(),
+            ex.response.as_ref(),
+            file,
+        ) else {
+            return;
+        };
+        if r.status != 200 || !r.body.complete || ex.error.is_some() {
+            return;
+        }
+        let encoding = r
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-encoding"))
+            .map(|(_, v)| v.as_str());
+        let path = self.opts.dir.join(file);
+        match gozip::body_file_h1(&path, encoding, which, module, version) {
+            Ok(h1) => go.h1 = Some(h1),
+            Err(e) if which == ModuleFile::Zip => go.zip_rejected = Some(e.to_string()),
+            Err(e) => tracing::warn!("no h1 for {module}@{version}.mod: {e}"),
         }
     }
 }

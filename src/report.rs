@@ -46,6 +46,7 @@ fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -> Ob
     let tls = phase(t.ssl);
     let tcp = phase(t.connect).map(|c| (c - tls.unwrap_or(0.0)).max(0.0));
     let content = &e.response.content;
+    let go_kind = go.kind;
     let response_text = content
         .text
         .as_ref()
@@ -81,7 +82,34 @@ fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -> Ob
         body_complete: content.complete != Some(false),
         response_text,
         retry_after,
+        authorization: authorization_scheme(e),
+        sums: if go_kind == gomod::GoKind::SumdbLookup {
+            content
+                .text
+                .as_deref()
+                .map(gomod::gosum::parse_lookup)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        },
     }
+}
+
+/// The scheme of the request's `Authorization` header (`Some("")` when redaction hid it).
+fn authorization_scheme(e: &Entry) -> Option<String> {
+    let value = e
+        .request
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("authorization"))?
+        .value
+        .trim();
+    let scheme = value.split_whitespace().next().unwrap_or("");
+    // A lone token is either the redaction marker or a bare credential: no scheme to show.
+    if scheme.starts_with('[') || !value.contains(' ') {
+        return Some(String::new());
+    }
+    Some(scheme.to_string())
 }
 
 fn started_ms(rfc3339: &str) -> Option<f64> {
@@ -113,18 +141,80 @@ pub fn render_with_severity(
     json: bool,
     color: bool,
 ) -> (String, Option<diagnose::Severity>) {
+    let r = render_full(entries, env, &diagnose::Evidence::default(), json, color);
+    (r.text, r.worst)
+}
+
+/// A rendered report with what scripts and `run` act on.
+pub struct Rendered {
+    pub text: String,
+    pub worst: Option<diagnose::Severity>,
+    pub verdict: diagnose::Verdict,
+    pub reasons: Vec<diagnose::VerdictReason>,
+}
+
+/// The report with forensic evidence (go.sum, zip listings, credentials): findings,
+/// the verdict (`ok`/`transient`/`permanent`) and, with a go environment, the GOPROXY
+/// route of each module.
+pub fn render_full(
+    entries: &[Entry],
+    env: Option<&GoEnv>,
+    evidence: &diagnose::Evidence,
+    json: bool,
+    color: bool,
+) -> Rendered {
     let bases = goproxy_bases(env.and_then(|e| e.goproxy.as_deref()));
     let obs = observations(entries, &bases);
     let summary = diagnose::summarize(&obs);
-    let findings = diagnose::diagnose(&obs, env);
+    let findings = diagnose::diagnose_all(&obs, env, evidence);
     let worst = findings.iter().map(|f| f.severity).max();
+    let (verdict, reasons) = diagnose::verdict(&findings, &obs);
+    let routes = env.map(|e| diagnose::module_routes(&obs, e));
     let text = if json {
-        let doc = serde_json::json!({ "summary": summary, "findings": findings });
+        let mut doc = serde_json::json!({
+            "summary": summary,
+            "findings": findings,
+            "verdict": verdict,
+            "verdictReasons": reasons,
+        });
+        if let Some(routes) = &routes {
+            doc["routes"] = serde_json::json!(routes);
+        }
         serde_json::to_string_pretty(&doc).unwrap_or_default()
     } else {
-        diagnose::render_text(&summary, &findings, color)
+        let mut text = diagnose::render_text(&summary, &findings, color);
+        if let Some(routes) = routes.filter(|r| !r.is_empty()) {
+            text.push_str("\nGOPROXY route per module:\n");
+            for r in routes {
+                let entry = r.entry.as_deref().unwrap_or("(none)");
+                let tried = if r.tried.is_empty() {
+                    String::new()
+                } else {
+                    format!(" after {}", r.tried.join(", "))
+                };
+                text.push_str(&format!("  {}: {entry}{tried}: {}\n", r.module, r.why));
+            }
+        }
+        text.push_str(&format!("\nVerdict: {}", verdict.as_str()));
+        for r in &reasons {
+            text.push_str(&format!(
+                "\n  {} {} at {}",
+                match r.class {
+                    diagnose::FailureClass::Transient => "transient",
+                    diagnose::FailureClass::Permanent => "permanent",
+                },
+                r.cause,
+                r.hop
+            ));
+        }
+        text
     };
-    (text, worst)
+    Rendered {
+        text,
+        worst,
+        verdict,
+        reasons,
+    }
 }
 
 /// Entries for exchanges that were not recorded to disk (no bodies), for the end-of-run report.

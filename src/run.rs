@@ -14,9 +14,10 @@ use crate::commands::{
     finish_recording, load_replay, miss_recorder, observers, prepare, print_replay_report,
 };
 use crate::demo::Collector;
-use crate::diagnose::GoEnv;
+use crate::diagnose::{Evidence, GoEnv, Verdict};
 use crate::proxy::{self, proxy_url};
-use crate::report::{entries_from_exchanges, exit_verdict, goproxy_bases, render};
+use crate::report::{entries_from_exchanges, exit_verdict, goproxy_bases, render_full};
+use crate::verify::{auth_env_from_process, gather, read_go_sum};
 
 pub async fn run(args: RunArgs) -> Result<i32> {
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
@@ -57,40 +58,56 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         );
     }
 
-    let (program, rest) = args
-        .command
-        .split_first()
-        .context("no command given after --")?;
     let bundle = prepared.bundle.display().to_string();
-    let mut command = Command::new(program);
-    command
-        .args(rest)
-        .env("HTTPS_PROXY", &url)
-        .env("https_proxy", &url)
-        .env("HTTP_PROXY", &url)
-        .env("http_proxy", &url)
-        .env("SSL_CERT_FILE", &bundle)
-        .env("GIT_SSL_CAINFO", &bundle);
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot start {program:?} (is it installed and on PATH?)"))?;
-
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let env = go_env_from_process();
+    let bases = goproxy_bases(env.goproxy.as_deref());
+    let mut retries_left = args.retry_transient;
     let status = loop {
-        tokio::select! {
-            status = child.wait() => break status.context("waiting for the command failed")?,
-            _ = int.recv() => {
-                // A terminal's Ctrl-C already reached the child through the foreground
-                // process group; forwarding it again would deliver it twice.
-                if !terminal_signals_reach_child() {
-                    forward(&child, libc::SIGINT);
-                }
-            }
-            _ = term.recv() => forward(&child, libc::SIGTERM),
-            _ = hup.recv() => forward(&child, libc::SIGHUP),
+        let seen_before = collector.0.lock().map(|l| l.len()).unwrap_or(0);
+        let (status, interrupted) = run_child(&args.command, &url, &bundle).await?;
+        if status.success() || interrupted || args.retry_transient == 0 {
+            break status;
         }
+        // Exchanges are published as their bodies end; give the last ones a moment.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let attempt: Vec<_> = collector
+            .0
+            .lock()
+            .map(|l| l.get(seen_before..).unwrap_or_default().to_vec())
+            .unwrap_or_default();
+        let entries = entries_from_exchanges(&attempt, &bases);
+        let judged = render_full(&entries, Some(&env), &Evidence::default(), true, false);
+        let why = judged
+            .reasons
+            .iter()
+            .map(|r| format!("{} at {}", r.cause, r.hop))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if judged.verdict != Verdict::Transient {
+            eprintln!(
+                "modscope: not retrying: the verdict is {}{}",
+                judged.verdict.as_str(),
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({why})")
+                }
+            );
+            break status;
+        }
+        if retries_left == 0 {
+            eprintln!(
+                "modscope: still transient ({why}) after {} retries; giving up",
+                args.retry_transient
+            );
+            break status;
+        }
+        retries_left -= 1;
+        eprintln!(
+            "modscope: the command failed with a transient verdict ({why}); retrying ({}/{})",
+            args.retry_transient - retries_left,
+            args.retry_transient
+        );
     };
     let report = running.shutdown().await;
     if report.abandoned > 0 {
@@ -104,18 +121,87 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         print_replay_report(source);
     }
     if !args.common.quiet {
-        let env = go_env_from_process();
         let exchanges = collector.0.lock().map(|l| l.clone()).unwrap_or_default();
-        let entries = entries_from_exchanges(&exchanges, &goproxy_bases(env.goproxy.as_deref()));
-        eprintln!(
-            "\n{}",
-            render(&entries, Some(&env), false, prepared.config.color)
+        // A recorded trace carries the bodies' h1 hashes; the collector's copies do not.
+        let recorded = prepared
+            .recorder
+            .as_ref()
+            .and_then(|r| crate::trace::load_trace(r.dir()).ok());
+        let (entries, root) = match recorded {
+            Some(t) if args.replay.is_none() => (t.entries, Some(t.root)),
+            _ => (entries_from_exchanges(&exchanges, &bases), None),
+        };
+        let go_sum = module_go_sum().and_then(|p| read_go_sum(&p).ok());
+        let obs = crate::report::observations(&entries, &bases);
+        let evidence = gather(
+            &entries,
+            &obs,
+            root.as_deref(),
+            go_sum,
+            Some(auth_env_from_process()),
         );
+        let rendered = render_full(
+            &entries,
+            Some(&env),
+            &evidence,
+            false,
+            prepared.config.color,
+        );
+        eprintln!("\n{}", rendered.text);
         if let Some(verdict) = exit_verdict(&entries, Some(&env), exit_code(status)) {
             eprintln!("modscope: {verdict}");
         }
     }
     Ok(exit_code(status))
+}
+
+/// The go.sum beside the go.mod of the module the command runs in (the nearest go.mod
+/// at or above the current directory, as go finds it).
+fn module_go_sum() -> Option<std::path::PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .find(|d| d.join("go.mod").is_file())
+        .map(|d| d.join("go.sum"))
+        .filter(|p| p.is_file())
+}
+
+/// Runs the command once with the proxy environment, forwarding signals; returns its
+/// status and whether a signal asked it to stop (then it is never retried).
+async fn run_child(command: &[String], url: &str, bundle: &str) -> Result<(ExitStatus, bool)> {
+    let (program, rest) = command.split_first().context("no command given after --")?;
+    let mut command = Command::new(program);
+    command
+        .args(rest)
+        .env("HTTPS_PROXY", url)
+        .env("https_proxy", url)
+        .env("HTTP_PROXY", url)
+        .env("http_proxy", url)
+        .env("SSL_CERT_FILE", bundle)
+        .env("GIT_SSL_CAINFO", bundle);
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start {program:?} (is it installed and on PATH?)"))?;
+
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let mut interrupted = false;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status.context("waiting for the command failed")?,
+            _ = int.recv() => {
+                interrupted = true;
+                // A terminal's Ctrl-C already reached the child through the foreground
+                // process group; forwarding it again would deliver it twice.
+                if !terminal_signals_reach_child() {
+                    forward(&child, libc::SIGINT);
+                }
+            }
+            _ = term.recv() => { interrupted = true; forward(&child, libc::SIGTERM) },
+            _ = hup.recv() => { interrupted = true; forward(&child, libc::SIGHUP) },
+        }
+    };
+    Ok((status, interrupted))
 }
 
 fn forward(child: &tokio::process::Child, sig: libc::c_int) {

@@ -95,7 +95,7 @@ impl<'a> Context<'a> {
     }
 }
 
-fn path_related(a: &str, b: &str) -> bool {
+pub(super) fn path_related(a: &str, b: &str) -> bool {
     let under = |long: &str, short: &str| {
         long.strip_prefix(short)
             .is_some_and(|rest| rest.starts_with('/'))
@@ -114,7 +114,7 @@ struct Issue<'a> {
     setting: Option<(&'static str, String)>,
 }
 
-fn is_injected(o: &Observation) -> bool {
+pub(super) fn is_injected(o: &Observation) -> bool {
     o.fault.is_some() || o.error.as_ref().is_some_and(|e| e.kind == "injected")
 }
 
@@ -136,7 +136,7 @@ pub(super) fn host_key(o: &Observation) -> String {
     gourl::canonical_authority(scheme, &raw)
 }
 
-fn cause_for_error_kind(kind: &str) -> Cause {
+pub(super) fn cause_for_error_kind(kind: &str) -> Cause {
     match kind {
         "dns" => Cause::DnsFailure,
         "connect-refused" => Cause::ConnectionRefused,
@@ -319,7 +319,7 @@ fn norm_base(url: &str) -> Option<String> {
     ))
 }
 
-fn find_entry(entries: &[ProxyEntry], base: &str, host: &str) -> Option<usize> {
+pub(super) fn find_entry(entries: &[ProxyEntry], base: &str, host: &str) -> Option<usize> {
     let want = norm_base(base);
     let urls = entries
         .iter()
@@ -417,6 +417,7 @@ fn config_findings(obs: &[Observation], env: &GoEnv) -> Vec<Finding> {
         detail: None,
         modules: Vec::new(),
         fallback: None,
+        evidence: None,
     };
     let goproxy = env.goproxy_value();
     let entries = parse_goproxy(goproxy);
@@ -540,6 +541,7 @@ fn build_finding(
         detail,
         modules,
         fallback,
+        evidence: None,
     }
 }
 
@@ -946,8 +948,14 @@ impl Group<'_, '_> {
                     "keep GOINSECURE as narrow as possible; it applies only to direct fetches, never to GOPROXY".to_string(),
                 )
             }
-            // Built by config_findings, never from grouped exchanges.
-            Cause::SumdbDisabled | Cause::GoproxyUnusable => (
+            // Built by config_findings or the forensic passes, never from grouped exchanges.
+            Cause::SumdbDisabled
+            | Cause::GoproxyUnusable
+            | Cause::ChecksumMismatch
+            | Cause::ZipRejected
+            | Cause::CredentialsMissing
+            | Cause::CredentialsRefused
+            | Cause::PrivatePathLeak => (
                 format!("{host}: {reqs}"),
                 "see go env".to_string(),
             ),

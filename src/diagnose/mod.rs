@@ -3,9 +3,14 @@
 //! Pure: the shell maps trace entries into [`Observation`]s; nothing here reads
 //! files, sockets, the environment or clocks.
 
+mod checksums;
+mod credentials;
 mod findings;
+mod forensics;
 mod render;
+mod routes;
 mod summary;
+mod verdict;
 
 #[cfg(test)]
 mod tests;
@@ -15,12 +20,20 @@ use serde::{Deserialize, Serialize};
 use crate::exchange::{ExchangeError, FaultFacts, PhaseTimes};
 use crate::gomod::{Fallback, GoRequest};
 
+pub use checksums::{
+    checksum_findings, verify_rows, zips_to_compare, ChecksumFacts, FileDiff, Source, VerifyRow,
+    VerifyStatus,
+};
+pub use credentials::{netrc_machines, AuthEnv, CredentialFacts};
 pub use findings::{diagnose, diagnose_with};
+pub use forensics::{diagnose_all, Evidence, GoSumFile};
 pub use render::render_text;
+pub use routes::{module_routes, ModuleRoute};
 pub use summary::{
     percentiles, summarize, Counts, Download, HostSummary, HostTimings, KindSummary, Percentiles,
     Summary,
 };
+pub use verdict::{failure_class, verdict, FailureClass, Verdict, VerdictReason};
 
 /// One exchange as diagnosis needs it, decoupled from the HAR model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -48,6 +61,13 @@ pub struct Observation {
     pub response_text: Option<String>,
     /// The response's `Retry-After` header, if any (429 and 503 answers).
     pub retry_after: Option<String>,
+    /// The request's `Authorization` scheme (`Basic`, `Bearer`), never its value;
+    /// `Some("")` when the header was present but its scheme was redacted away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
+    /// For a checksum-database lookup: the go.sum lines its answer holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sums: Vec<crate::gomod::gosum::SumLine>,
 }
 
 /// The go environment the traced command ran with (`go env` values; `None` = unset).
@@ -152,6 +172,17 @@ pub enum Cause {
     InsecureSetting,
     /// GOPROXY holds no usable entry.
     GoproxyUnusable,
+    /// A served `.zip`/`.mod` whose `h1:` differs from go.sum, the checksum database or
+    /// another host's copy.
+    ChecksumMismatch,
+    /// A module zip go refuses (files outside `module@version/`, unreadable, ...).
+    ZipRejected,
+    /// 401/403 (or 407 from an origin) where go had no credentials to send.
+    CredentialsMissing,
+    /// 401/403 although the request carried credentials.
+    CredentialsRefused,
+    /// A GOPRIVATE/GONOPROXY/GONOSUMDB module name reached a public proxy or checksum database.
+    PrivatePathLeak,
 }
 
 impl Cause {
@@ -188,6 +219,11 @@ impl Cause {
             Cause::SumdbDisabled => "sumdb-disabled",
             Cause::InsecureSetting => "insecure-setting",
             Cause::GoproxyUnusable => "goproxy-unusable",
+            Cause::ChecksumMismatch => "checksum-mismatch",
+            Cause::ZipRejected => "zip-rejected",
+            Cause::CredentialsMissing => "credentials-missing",
+            Cause::CredentialsRefused => "credentials-refused",
+            Cause::PrivatePathLeak => "private-path-leak",
         }
     }
 }
@@ -233,6 +269,17 @@ pub struct Finding {
     pub modules: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<FallbackNote>,
+    /// Facts behind a forensic finding (hashes compared, credentials go could send).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<FindingEvidence>,
+}
+
+/// The facts a forensic finding rests on, for scripts (`summary --json`) and the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum FindingEvidence {
+    Checksum(ChecksumFacts),
+    Credentials(CredentialFacts),
 }
 
 /// Tunables for [`diagnose_with`].
