@@ -255,7 +255,7 @@ mod tests {
             )],
             true,
         );
-        flipped[35] ^= 0xff; // inside the deflated data
+        flipped[30 + 22 + 2] ^= 0xff; // inside the deflated data, past the local header
         assert!(matches!(
             read_module_zip(Cursor::new(&flipped), P),
             Err(ZipRejection::Corrupt { .. })

@@ -116,7 +116,13 @@ pub fn zips_to_compare(obs: &[Observation]) -> Vec<usize> {
 
 /// The files that differ between two listings, by path inside the module.
 pub fn diff_files(served: &[ZipFile], other: &[ZipFile]) -> Vec<FileDiff> {
-    let strip = |n: &str| n.split_once('/').map_or(n, |(_, rest)| rest).to_string();
+    // `module@version/path`: module paths hold no '@' and versions no '/'.
+    let strip = |n: &str| {
+        n.split_once('@')
+            .and_then(|(_, r)| r.split_once('/'))
+            .map_or(n, |(_, rest)| rest)
+            .to_string()
+    };
     let index = |list: &[ZipFile]| -> HashMap<String, (u64, [u8; 32])> {
         list.iter()
             .map(|f| (strip(&f.name), (f.size, f.sha256)))

@@ -87,6 +87,11 @@ impl SyntheticModule {
         write_stored_zip(&self.zip_names())
     }
 
+    /// The module zip with deflated entries (what proxy.golang.org serves).
+    pub fn zip_deflated(&self) -> Vec<u8> {
+        write_zip(&self.zip_names(), true)
+    }
+
     /// `h1:` hash of the zip contents (golang.org/x/mod/sumdb/dirhash.Hash1).
     pub fn zip_hash(&self) -> String {
         hash1(self.zip_names().iter().map(|(n, d)| (n.as_str(), *d)))
