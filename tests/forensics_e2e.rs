@@ -409,6 +409,10 @@ async fn a_toolchain_download_is_recorded_and_verified_against_the_checksum_data
             b"#!/bin/sh\necho \"fake go1.99.0: $*\"\n".to_vec(),
         ),
         ("VERSION".into(), b"go1.99.0\n".to_vec()),
+        // go makes bin/, pkg/tool/ and lib/ executable after extracting, and needs all.
+        ("pkg/tool/linux_amd64/vet".into(), b"#!/bin/sh\n".to_vec()),
+        ("lib/wasm/go_js_wasm_exec".into(), b"#!/bin/sh\n".to_vec()),
+        ("bin/gofmt".into(), b"#!/bin/sh\n".to_vec()),
     ];
     let db = Arc::new(SumDb::new("sum.golang.org", std::slice::from_ref(&fake)).unwrap());
     let origin = Origin::start(
@@ -456,7 +460,7 @@ async fn a_toolchain_download_is_recorded_and_verified_against_the_checksum_data
         v.stdout
             .contains("golang.org/toolchain@v0.0.1-go1.99.0.linux-amd64 zip")
             && v.stdout
-                .contains("ok (the checksum database at sum.golang.org)"),
+                .contains("ok (the checksum database at proxy.golang.org/sumdb/sum.golang.org)"),
         "{}",
         v.stdout
     );

@@ -170,7 +170,15 @@ fn truths<'a>(
                 .push((
                     l.hash.clone(),
                     Source::ChecksumDatabase {
-                        host: host_key(o),
+                        // The database's base says whether a proxy relayed it
+                        // (`proxy.golang.org/sumdb/sum.golang.org`).
+                        host: o
+                            .go
+                            .base
+                            .as_deref()
+                            .and_then(|b| b.split_once("://"))
+                            .map(|(_, rest)| rest.to_string())
+                            .unwrap_or_else(|| host_key(o)),
                         entry: o.index,
                     },
                 ));
