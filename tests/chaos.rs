@@ -4,12 +4,13 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    go_binary, go_env, run_bounded, write_app, Fixture, FixtureOptions, Ran, TempDir, GOPROXY_HOST,
-    MODSCOPE,
+    go_binaries, go_binary, go_env, run_bounded, write_app, Fixture, FixtureOptions, Ran, TempDir,
+    GOPROXY_HOST, MODSCOPE,
 };
 use modscope::fault::parse_spec;
 use modscope::testkit::client::{drain, get_request, Alpn};
@@ -144,8 +145,7 @@ async fn connect_and_tls_level_faults() {
 // --- the real go command ---------------------------------------------------------------
 
 /// go mod download through `modscope run` with GOPROXY hosts mapped to one origin.
-async fn go_download(goproxy: &str, faults: &[&str], godebug: Option<&str>) -> Option<Ran> {
-    let go = go_binary()?;
+async fn go_download(go: &Path, goproxy: &str, faults: &[&str], godebug: Option<&str>) -> Ran {
     let dir = TempDir::new("chaos-go");
     let modules = default_modules();
     let origin = Origin::start(
@@ -188,142 +188,150 @@ async fn go_download(goproxy: &str, faults: &[&str], godebug: Option<&str>) -> O
         cmd.args(["--fault", f]);
     }
     cmd.args(["--", go.to_str().unwrap(), "mod", "download"]);
-    Some(run_bounded(cmd, LIMIT).await)
+    run_bounded(cmd, LIMIT).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn go_falls_back_on_404_but_not_on_502_with_comma() {
-    let Some(ran) = go_download(
-        "https://a.example,https://b.example",
-        &["host=a.example:404"],
-        None,
-    )
-    .await
-    else {
-        return;
-    };
-    assert!(ran.success, "404 on a → go uses b:\n{}", ran.stderr);
+    for go in go_binaries() {
+        let ran = go_download(
+            &go,
+            "https://a.example,https://b.example",
+            &["host=a.example:404"],
+            None,
+        )
+        .await;
+        assert!(ran.success, "404 on a → go uses b:\n{}", ran.stderr);
 
-    let ran = go_download(
-        "https://a.example,https://b.example",
-        &["host=a.example:502"],
-        None,
-    )
-    .await
-    .unwrap();
-    assert!(!ran.success);
-    assert!(ran.stderr.contains("502 Bad Gateway"), "{}", ran.stderr);
-    assert!(
-        ran.stderr.contains("server response: modscope: injected"),
-        "go shows the fault's text body:\n{}",
-        ran.stderr
-    );
-    assert!(
-        ran.stderr
-            .contains("with ',' go does not fall back to https://b.example"),
-        "the summary explains ',':\n{}",
-        ran.stderr
-    );
+        let ran = go_download(
+            &go,
+            "https://a.example,https://b.example",
+            &["host=a.example:502"],
+            None,
+        )
+        .await;
+        assert!(!ran.success);
+        assert!(ran.stderr.contains("502 Bad Gateway"), "{}", ran.stderr);
+        assert!(
+            ran.stderr.contains("server response: modscope: injected"),
+            "go shows the fault's text body:\n{}",
+            ran.stderr
+        );
+        assert!(
+            ran.stderr
+                .contains("with ',' go does not fall back to https://b.example"),
+            "the summary explains ',':\n{}",
+            ran.stderr
+        );
 
-    let ran = go_download(
-        "https://a.example|https://b.example",
-        &["host=a.example:502"],
-        None,
-    )
-    .await
-    .unwrap();
-    assert!(
-        ran.success,
-        "with '|' go falls back on any error:\n{}",
-        ran.stderr
-    );
-    assert!(
-        ran.stderr.contains("go fell back to https://b.example"),
-        "the summary says go fell back:\n{}",
-        ran.stderr
-    );
+        let ran = go_download(
+            &go,
+            "https://a.example|https://b.example",
+            &["host=a.example:502"],
+            None,
+        )
+        .await;
+        assert!(
+            ran.success,
+            "with '|' go falls back on any error:\n{}",
+            ran.stderr
+        );
+        assert!(
+            ran.stderr.contains("go fell back to https://b.example"),
+            "the summary says go fell back:\n{}",
+            ran.stderr
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn go_rejects_a_corrupted_zip() {
-    let Some(ran) = go_download(
-        "https://proxy.golang.org",
-        &["module=example.com/bigdata,kind=zip:corrupt"],
-        None,
-    )
-    .await
-    else {
-        return;
-    };
-    assert!(!ran.success);
-    assert!(
-        ran.stderr.contains("example.com/bigdata@v1.0.0") && ran.stderr.contains("checksum"),
-        "{}",
-        ran.stderr
-    );
+    for go in go_binaries() {
+        let ran = go_download(
+            &go,
+            "https://proxy.golang.org",
+            &["module=example.com/bigdata,kind=zip:corrupt"],
+            None,
+        )
+        .await;
+        assert!(!ran.success);
+        assert!(
+            ran.stderr.contains("example.com/bigdata@v1.0.0") && ran.stderr.contains("checksum"),
+            "{}",
+            ran.stderr
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn go_reports_a_reset_mid_zip() {
-    let fault = ["module=example.com/bigdata,kind=zip:reset@100KiB"];
-    let Some(h2) = go_download("https://proxy.golang.org", &fault, None).await else {
-        return;
-    };
-    assert!(!h2.success);
-    assert!(
-        h2.stderr.contains("stream error") || h2.stderr.contains("INTERNAL_ERROR"),
-        "h2:\n{}",
-        h2.stderr
-    );
-    // Over HTTP/1.1 a reset is a real TCP RST ...
-    let h1 = go_download("https://proxy.golang.org", &fault, Some("http2client=0"))
-        .await
-        .unwrap();
-    assert!(!h1.success);
-    assert!(
-        h1.stderr.contains("connection reset by peer"),
-        "h1 reset:\n{}",
-        h1.stderr
-    );
-    // ... while a connection closed mid-body (stall, then close) is go's unexpected EOF.
-    let closed = ["module=example.com/bigdata,kind=zip:stall=1ms@100KiB,then=close"];
-    let h1 = go_download("https://proxy.golang.org", &closed, Some("http2client=0"))
-        .await
-        .unwrap();
-    assert!(!h1.success);
-    assert!(
-        h1.stderr.contains("unexpected EOF"),
-        "h1 close:\n{}",
-        h1.stderr
-    );
+    for go in go_binaries() {
+        let fault = ["module=example.com/bigdata,kind=zip:reset@100KiB"];
+        let h2 = go_download(&go, "https://proxy.golang.org", &fault, None).await;
+        assert!(!h2.success);
+        assert!(
+            h2.stderr.contains("stream error") || h2.stderr.contains("INTERNAL_ERROR"),
+            "h2:\n{}",
+            h2.stderr
+        );
+        // Over HTTP/1.1 a reset is a real TCP RST ...
+        let h1 = go_download(
+            &go,
+            "https://proxy.golang.org",
+            &fault,
+            Some("http2client=0"),
+        )
+        .await;
+        assert!(!h1.success);
+        assert!(
+            h1.stderr.contains("connection reset by peer"),
+            "h1 reset:\n{}",
+            h1.stderr
+        );
+        // ... while a connection closed mid-body (stall, then close) is go's unexpected EOF.
+        let closed = ["module=example.com/bigdata,kind=zip:stall=1ms@100KiB,then=close"];
+        let h1 = go_download(
+            &go,
+            "https://proxy.golang.org",
+            &closed,
+            Some("http2client=0"),
+        )
+        .await;
+        assert!(!h1.success);
+        assert!(
+            h1.stderr.contains("unexpected EOF"),
+            "h1 close:\n{}",
+            h1.stderr
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn go_reports_a_refused_connect_and_a_stalled_handshake() {
-    let Some(ran) = go_download(
-        "https://proxy.golang.org",
-        &["host=proxy.golang.org:refuse=403"],
-        None,
-    )
-    .await
-    else {
-        return;
-    };
-    assert!(!ran.success);
-    assert!(ran.stderr.contains("Forbidden"), "{}", ran.stderr);
-    let ran = go_download(
-        "https://proxy.golang.org",
-        &["host=proxy.golang.org:tls=12s"],
-        None,
-    )
-    .await
-    .unwrap();
-    assert!(!ran.success);
-    assert!(
-        ran.stderr.contains("TLS handshake timeout"),
-        "{}",
-        ran.stderr
-    );
+    for go in go_binaries() {
+        let ran = go_download(
+            &go,
+            "https://proxy.golang.org",
+            &["host=proxy.golang.org:refuse=403"],
+            None,
+        )
+        .await;
+        assert!(!ran.success);
+        assert!(ran.stderr.contains("Forbidden"), "{}", ran.stderr);
+        let ran = go_download(
+            &go,
+            "https://proxy.golang.org",
+            &["host=proxy.golang.org:tls=12s"],
+            None,
+        )
+        .await;
+        assert!(!ran.success);
+        assert!(
+            ran.stderr.contains("TLS handshake timeout"),
+            "{}",
+            ran.stderr
+        );
+    }
 }
 
 /// A tiny HTTP/1.1 client for the control API.
