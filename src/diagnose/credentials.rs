@@ -124,7 +124,7 @@ pub fn analyse(o: &Observation, auth: Option<&AuthEnv>) -> CredentialFacts {
                 .map(str::trim)
                 .filter(|m| !m.is_empty())
                 .collect();
-            let uses_netrc = methods.is_empty() || methods.iter().any(|m| *m == "netrc");
+            let uses_netrc = methods.is_empty() || methods.contains(&"netrc");
             if methods == ["off"] {
                 LikelyCause::GoauthOff
             } else if !uses_netrc {

@@ -170,7 +170,9 @@ mod tests {
     #[test]
     fn names_go_refuses() {
         let p = "example.com/m@v1.0.0/";
-        let table: Vec<(Vec<(&str, u64)>, Option<&str>)> = vec![
+        // (files with sizes, the words the rejection must contain; None: accepted)
+        type Case<'a> = (Vec<(&'a str, u64)>, Option<&'a str>);
+        let table: Vec<Case<'_>> = vec![
             (vec![("example.com/m@v1.0.0/go.mod", 10)], None),
             (
                 vec![("example.com/m@v1.0.0/", 0), ("example.com/m@v1.0.0/a/", 0)],
