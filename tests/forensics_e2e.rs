@@ -509,3 +509,54 @@ async fn retry_transient_reruns_only_transient_failures() {
         assert!(ran.stderr.contains(want), "{name}: {}", ran.stderr);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_module_sent_to_the_public_proxy_is_a_leak() {
+    for go in go_binaries() {
+        let version = go_version(&go);
+        let dir = TempDir::new("leak");
+        let modules = vec![SyntheticModule::simple("example.com/hello", "v1.1.0", 0)];
+        let origin = Origin::start(modules.clone(), OriginOptions::default())
+            .await
+            .unwrap();
+        let app = write_app(dir.path(), &modules);
+        // modscope (and the user) mean example.com/hello to be private, but the go that
+        // runs does not see it: a wrapper clears GOPRIVATE, as a CI step might.
+        let mut cmd = Command::new(MODSCOPE);
+        go_env(&mut cmd, dir.path(), "https://proxy.golang.org");
+        cmd.env("GOPRIVATE", "example.com/hello");
+        let ca = dir.path().join("origin-ca.pem");
+        std::fs::write(&ca, origin.ca_pem()).unwrap();
+        cmd.current_dir(&app)
+            .args(["run", "--ca-dir"])
+            .arg(dir.path().join("ca"))
+            .arg("--upstream-ca")
+            .arg(&ca)
+            .arg("--connect-to")
+            .arg(format!(
+                "proxy.golang.org:443:127.0.0.1:{}",
+                origin.addr.port()
+            ))
+            .args(["--", "sh", "-c"])
+            .arg(format!("GOPRIVATE= exec {} mod download", go.display()));
+        let ran = run_bounded(cmd, LIMIT).await;
+        assert!(ran.success, "{version}: {}", ran.stderr);
+        assert!(
+            ran.stderr.contains("[private-path-leak]"),
+            "{version}: {}",
+            ran.stderr
+        );
+        assert!(
+            ran.stderr.contains(
+                "private module path example.com/hello@v1.1.0 reached a public module proxy (proxy.golang.org)"
+            ),
+            "{version}: {}",
+            ran.stderr
+        );
+        assert!(
+            ran.stderr.contains("Verdict: permanent"),
+            "{version}: {}",
+            ran.stderr
+        );
+    }
+}
