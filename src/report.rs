@@ -175,7 +175,7 @@ pub fn render_full(
             "summary": summary,
             "findings": findings,
             "verdict": verdict,
-            "verdictReasons": reasons,
+            "verdict_reasons": reasons,
         });
         if let Some(routes) = &routes {
             doc["routes"] = serde_json::json!(routes);

@@ -148,7 +148,13 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             prepared.config.color,
         );
         eprintln!("\n{}", rendered.text);
-        if let Some(verdict) = exit_verdict(&entries, Some(&env), exit_code(status)) {
+        // A forensic finding (a checksum, a credential) already names the cause.
+        let named = rendered
+            .worst
+            .is_some_and(|w| w >= crate::diagnose::Severity::Warning);
+        if let Some(verdict) =
+            exit_verdict(&entries, Some(&env), exit_code(status)).filter(|_| !named)
+        {
             eprintln!("modscope: {verdict}");
         }
     }
