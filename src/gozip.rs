@@ -216,57 +216,6 @@ fn hash_entry<R: Read + Seek>(r: &mut R, e: CdEntry) -> Result<ZipFile, ZipRejec
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testkit::modules::{write_stored_zip, write_zip};
-    use std::io::Cursor;
-
-    const P: &str = "example.com/m@v1.0.0/";
-
-    #[test]
-    fn stored_and_deflated_zips_hash_like_their_contents() {
-        let files: [(&str, &[u8]); 2] = [
-            ("example.com/m@v1.0.0/go.mod", b"module example.com/m\n"),
-            ("example.com/m@v1.0.0/m.go", &[b'x'; 10_000]),
-        ];
-        let want = dirhash::hash1_of_contents(files).unwrap();
-        let owned = files.map(|(n, d)| (n.to_string(), d));
-        for zip in [write_zip(&owned, false), write_zip(&owned, true)] {
-            let got = read_module_zip(Cursor::new(&zip), P).unwrap();
-            assert_eq!(got.len(), 2);
-            assert_eq!(got[1].size, 10_000);
-            let h1 = dirhash::hash1(got.iter().map(|f| (f.name.as_str(), &f.sha256))).unwrap();
-            assert_eq!(h1, want);
-        }
-    }
-
-    #[test]
-    fn zips_go_rejects_are_reported_not_hashed() {
-        let outside = write_stored_zip(&[("other@v1.0.0/go.mod".to_string(), b"x".as_slice())]);
-        assert!(matches!(
-            read_module_zip(Cursor::new(&outside), P),
-            Err(ZipRejection::OutsideRoot { .. })
-        ));
-        let mut flipped = write_zip(
-            &[(
-                "example.com/m@v1.0.0/a".to_string(),
-                b"hello hello hello".as_slice(),
-            )],
-            true,
-        );
-        flipped[30 + 22 + 2] ^= 0xff; // inside the deflated data, past the local header
-        assert!(matches!(
-            read_module_zip(Cursor::new(&flipped), P),
-            Err(ZipRejection::Corrupt { .. })
-        ));
-        let cut =
-            &write_stored_zip(&[("example.com/m@v1.0.0/a".to_string(), b"abc".as_slice())])[..20];
-        let err = read_module_zip(Cursor::new(cut), P).unwrap_err();
-        assert!(err.to_string().contains("not a zip"), "{err}");
-    }
-}
-
 /// Which body of a module version a `.zip`/`.mod` response held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModuleFile {
@@ -323,5 +272,102 @@ pub fn body_file_h1(
             let _ = std::fs::remove_file(&tmp);
             result
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::modules::{write_stored_zip, write_zip};
+    use std::io::Cursor;
+
+    const P: &str = "example.com/m@v1.0.0/";
+
+    #[test]
+    fn stored_and_deflated_zips_hash_like_their_contents() {
+        let files: [(&str, &[u8]); 2] = [
+            ("example.com/m@v1.0.0/go.mod", b"module example.com/m\n"),
+            ("example.com/m@v1.0.0/m.go", &[b'x'; 10_000]),
+        ];
+        let want = dirhash::hash1_of_contents(files).unwrap();
+        let owned = files.map(|(n, d)| (n.to_string(), d));
+        for zip in [write_zip(&owned, false), write_zip(&owned, true)] {
+            let got = read_module_zip(Cursor::new(&zip), P).unwrap();
+            assert_eq!(got.len(), 2);
+            assert_eq!(got[1].size, 10_000);
+            let h1 = dirhash::hash1(got.iter().map(|f| (f.name.as_str(), &f.sha256))).unwrap();
+            assert_eq!(h1, want);
+        }
+    }
+
+    #[test]
+    fn zips_go_rejects_are_reported_not_hashed() {
+        let outside = write_stored_zip(&[("other@v1.0.0/go.mod".to_string(), b"x".as_slice())]);
+        assert!(matches!(
+            read_module_zip(Cursor::new(&outside), P),
+            Err(ZipRejection::OutsideRoot { .. })
+        ));
+        let mut flipped = write_zip(
+            &[(
+                "example.com/m@v1.0.0/a".to_string(),
+                b"hello hello hello".as_slice(),
+            )],
+            true,
+        );
+        flipped[30 + 22 + 2] ^= 0xff; // inside the deflated data, past the local header
+        assert!(matches!(
+            read_module_zip(Cursor::new(&flipped), P),
+            Err(ZipRejection::Corrupt { .. })
+        ));
+        let cut =
+            &write_stored_zip(&[("example.com/m@v1.0.0/a".to_string(), b"abc".as_slice())])[..20];
+        let err = read_module_zip(Cursor::new(cut), P).unwrap_err();
+        assert!(err.to_string().contains("not a zip"), "{err}");
+    }
+
+    #[test]
+    fn recorded_bodies_are_hashed_as_go_sees_them_after_gzip() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("modscope-gozip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let gzip = |data: &[u8]| {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(data).unwrap();
+            enc.finish().unwrap()
+        };
+        let go_mod = b"module example.com/m\n".as_slice();
+        let files = [("example.com/m@v1.0.0/go.mod".to_string(), go_mod)];
+        let zip = write_zip(&files, true);
+        let want_zip = dirhash::hash1_of_contents([(files[0].0.as_str(), go_mod)]).unwrap();
+        let want_mod = dirhash::hash1_of_contents([("go.mod", go_mod)]).unwrap();
+        let cases: [(&[u8], Option<&str>, ModuleFile, Result<&str, &str>); 5] = [
+            (go_mod, None, ModuleFile::Mod, Ok(&want_mod)),
+            (&gzip(go_mod), Some("gzip"), ModuleFile::Mod, Ok(&want_mod)),
+            (&zip, Some("identity"), ModuleFile::Zip, Ok(&want_zip)),
+            (&gzip(&zip), Some("gzip"), ModuleFile::Zip, Ok(&want_zip)),
+            (
+                &zip,
+                Some("br"),
+                ModuleFile::Zip,
+                Err("Content-Encoding br"),
+            ),
+        ];
+        for (i, (body, encoding, which, want)) in cases.into_iter().enumerate() {
+            let path = dir.join(format!("body-{i}"));
+            std::fs::write(&path, body).unwrap();
+            let got = body_file_h1(&path, encoding, which, "example.com/m", "v1.0.0");
+            match want {
+                Ok(h) => assert_eq!(got.as_deref(), Ok(h), "case {i}"),
+                Err(text) => assert!(got.unwrap_err().to_string().contains(text), "case {i}"),
+            }
+        }
+        // The inflated copy of a gzip-encoded zip does not stay behind.
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-h1-"))
+            .collect();
+        assert!(left.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

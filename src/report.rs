@@ -301,6 +301,24 @@ mod tests {
     }
 
     #[test]
+    fn only_the_authorization_scheme_is_read() {
+        let with = |value: Option<&str>| {
+            let mut e = entry("https://corp.example/m/@v/list", 401);
+            if let Some(v) = value {
+                e.request
+                    .headers
+                    .push(crate::trace::Header::new("Authorization", v));
+            }
+            authorization_scheme(&e)
+        };
+        assert_eq!(with(None), None);
+        assert_eq!(with(Some("Basic [redacted]")).as_deref(), Some("Basic"));
+        assert_eq!(with(Some("Bearer abc.def")).as_deref(), Some("Bearer"));
+        assert_eq!(with(Some("[redacted]")).as_deref(), Some(""));
+        assert_eq!(with(Some("rawtoken")).as_deref(), Some(""));
+    }
+
+    #[test]
     fn no_verdict_when_the_network_explains_the_failure() {
         let failed = vec![entry(
             "https://proxy.golang.org/example.com/a/@v/v1.0.0.zip",
