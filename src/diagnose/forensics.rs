@@ -96,11 +96,12 @@ fn leak(mut f: Finding) -> Finding {
         "a public module proxy"
     };
     let host = f.host.clone().unwrap_or_default();
-    f.title = format!(
-        "private module path {} reached {what} ({host}): {}",
-        f.modules.join(", "),
-        f.title
-    );
+    let rest = f
+        .title
+        .strip_prefix(&format!("{host}: "))
+        .unwrap_or(&f.title)
+        .to_string();
+    f.title = format!("private path leak to {what} {host}: {rest}");
     f.cause = Cause::PrivatePathLeak;
     f.severity = Severity::Error;
     f
