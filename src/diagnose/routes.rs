@@ -100,6 +100,7 @@ pub fn module_routes(obs: &[Observation], env: &GoEnv) -> Vec<ModuleRoute> {
         }
         let display = |i: usize| entries.get(i).map(|e| e.display().to_string());
         let why = match (winner, last_fail) {
+            (Some(_), None) if entries.len() == 1 => "the only GOPROXY entry answered".to_string(),
             (Some(w), None) => format!(
                 "the {} GOPROXY entry answered; later entries were not needed",
                 if w == 0 { "first" } else { "first reachable" }
@@ -150,6 +151,7 @@ pub fn module_routes(obs: &[Observation], env: &GoEnv) -> Vec<ModuleRoute> {
             why,
         });
     }
+    let mut out = fold_alike(out);
     if !probed.is_empty() {
         out.push(ModuleRoute {
             module: format!("{} path prefixes ({}…)", probed.len(), probed[0]),
@@ -159,6 +161,31 @@ pub fn module_routes(obs: &[Observation], env: &GoEnv) -> Vec<ModuleRoute> {
         });
     }
     out
+}
+
+/// Modules served the same way (same entry, nothing tried before) become one line.
+fn fold_alike(routes: Vec<ModuleRoute>) -> Vec<ModuleRoute> {
+    let mut out: Vec<(ModuleRoute, Vec<String>)> = Vec::new();
+    for r in routes {
+        let same = out.iter_mut().find(|(o, _)| {
+            r.tried.is_empty() && o.tried.is_empty() && o.entry == r.entry && o.why == r.why
+        });
+        match same {
+            Some((_, names)) => names.push(r.module),
+            None => {
+                let name = r.module.clone();
+                out.push((r, vec![name]));
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(mut r, names)| {
+            if names.len() > 1 {
+                r.module = format!("{} modules ({})", names.len(), names.join(", "));
+            }
+            r
+        })
+        .collect()
 }
 
 #[cfg(test)]
