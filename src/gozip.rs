@@ -370,4 +370,30 @@ mod tests {
         assert!(left.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn damaged_zips_are_errors_never_panics() {
+        let files = [
+            (
+                "example.com/m@v1.0.0/go.mod".to_string(),
+                b"module example.com/m\n".as_slice(),
+            ),
+            (
+                "example.com/m@v1.0.0/a.go".to_string(),
+                b"package m\n\nfunc A() {}\n".as_slice(),
+            ),
+        ];
+        for deflate in [false, true] {
+            let zip = write_zip(&files, deflate);
+            // Every single-byte change and every truncation: an answer, not a panic.
+            for i in 0..zip.len() {
+                for flip in [0x01u8, 0x80, 0xff] {
+                    let mut bad = zip.clone();
+                    bad[i] ^= flip;
+                    let _ = read_module_zip(Cursor::new(&bad), P);
+                }
+                let _ = read_module_zip(Cursor::new(&zip[..i]), P);
+            }
+        }
+    }
 }

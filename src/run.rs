@@ -156,6 +156,9 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             exit_verdict(&entries, Some(&env), exit_code(status)).filter(|_| !named)
         {
             eprintln!("modscope: {verdict}");
+            if prepared.recorder.is_none() {
+                eprintln!("modscope: rerun with --record DIR to have modscope hash every .zip/.mod and name the one that differs from go.sum");
+            }
         }
     }
     Ok(exit_code(status))
