@@ -340,7 +340,14 @@ mod tests {
         let zip = write_zip(&files, true);
         let want_zip = dirhash::hash1_of_contents([(files[0].0.as_str(), go_mod)]).unwrap();
         let want_mod = dirhash::hash1_of_contents([("go.mod", go_mod)]).unwrap();
-        let cases: [(&[u8], Option<&str>, ModuleFile, Result<&str, &str>); 5] = [
+        // (stored body, Content-Encoding, file, the h1 or words of the error)
+        type Case<'a> = (
+            &'a [u8],
+            Option<&'a str>,
+            ModuleFile,
+            Result<&'a str, &'a str>,
+        );
+        let cases: [Case<'_>; 5] = [
             (go_mod, None, ModuleFile::Mod, Ok(&want_mod)),
             (&gzip(go_mod), Some("gzip"), ModuleFile::Mod, Ok(&want_mod)),
             (&zip, Some("identity"), ModuleFile::Zip, Ok(&want_zip)),
