@@ -406,3 +406,94 @@ fn rejected(o: &Observation, why: &str) -> Finding {
         evidence: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gomod::classify;
+    use crate::gomod::gosum::parse_go_sum;
+
+    fn served(index: usize, url: &str, h1: Option<&str>, rejected: Option<&str>) -> Observation {
+        let mut go = classify("GET", url, &[]);
+        go.h1 = h1.map(str::to_string);
+        go.zip_rejected = rejected.map(str::to_string);
+        Observation {
+            index,
+            url: url.to_string(),
+            host: url.split('/').nth(2).unwrap_or("").to_string(),
+            status: 200,
+            body_complete: true,
+            go,
+            ..Observation::default()
+        }
+    }
+
+    #[test]
+    fn verify_rows_judge_each_file() {
+        let go_sum = GoSumFile {
+            label: "go.sum".into(),
+            lines: parse_go_sum(
+                "example.com/a v1.0.0 h1:A=\nexample.com/a v1.0.0/go.mod h1:AM=\nexample.com/b v1.0.0 h1:B=\n",
+            ),
+        };
+        let obs = vec![
+            served(
+                0,
+                "https://p.example/example.com/a/@v/v1.0.0.mod",
+                Some("h1:AM="),
+                None,
+            ),
+            served(
+                1,
+                "https://p.example/example.com/a/@v/v1.0.0.zip",
+                Some("h1:A="),
+                None,
+            ),
+            served(
+                2,
+                "https://p.example/example.com/b/@v/v1.0.0.zip",
+                Some("h1:EVIL="),
+                None,
+            ),
+            served(
+                3,
+                "https://p.example/example.com/c/@v/v1.0.0.zip",
+                Some("h1:C="),
+                None,
+            ),
+            served(
+                4,
+                "https://p.example/example.com/d/@v/v1.0.0.zip",
+                None,
+                Some("unexpected file"),
+            ),
+            // Listings, infos and other requests are not judged.
+            served(5, "https://p.example/example.com/a/@v/list", None, None),
+        ];
+        let rows = verify_rows(&obs, Some(&go_sum));
+        let got: Vec<(usize, SumFile, &VerifyStatus)> =
+            rows.iter().map(|r| (r.entry, r.file, &r.status)).collect();
+        let verified = VerifyStatus::Verified(vec!["go.sum (go.sum)".into()]);
+        assert_eq!(
+            got,
+            [
+                (0, SumFile::GoMod, &verified),
+                (1, SumFile::Zip, &verified),
+                (2, SumFile::Zip, &VerifyStatus::Mismatch),
+                (3, SumFile::Zip, &VerifyStatus::NoRecord),
+                (
+                    4,
+                    SumFile::Zip,
+                    &VerifyStatus::Rejected("unexpected file".into())
+                ),
+            ]
+        );
+        let findings = checksum_findings(&obs, Some(&go_sum), &HashMap::new());
+        let causes: Vec<(Cause, usize)> =
+            findings.iter().map(|f| (f.cause, f.entries[0])).collect();
+        assert_eq!(
+            causes,
+            [(Cause::ChecksumMismatch, 2), (Cause::ZipRejected, 4)]
+        );
+    }
+}
