@@ -275,6 +275,29 @@ pub fn body_file_h1(
     }
 }
 
+/// Sets `go.h1` of a complete 200 `.zip`/`.mod` body stored at `path` (or, for a zip go
+/// would refuse, `go.zip_rejected`); other requests are left alone. The one place the
+/// recorder and `verify` (for traces without `_go.h1`) hash recorded bodies.
+pub fn hash_recorded_body(
+    go: &mut crate::gomod::GoRequest,
+    content_encoding: Option<&str>,
+    path: &Path,
+) {
+    let which = match go.file {
+        Some(crate::gomod::ProxyFile::Zip) => ModuleFile::Zip,
+        Some(crate::gomod::ProxyFile::Mod) => ModuleFile::Mod,
+        _ => return,
+    };
+    let (Some(module), Some(version)) = (go.module.as_deref(), go.version.as_deref()) else {
+        return;
+    };
+    match body_file_h1(path, content_encoding, which, module, version) {
+        Ok(h1) => go.h1 = Some(h1),
+        Err(e) if which == ModuleFile::Zip => go.zip_rejected = Some(e.to_string()),
+        Err(e) => tracing::warn!("no h1 for {module}@{version}.mod: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

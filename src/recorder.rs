@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use crate::exchange::Exchange;
 use crate::gomod;
-use crate::gozip::{self, ModuleFile};
+use crate::gozip;
 use crate::proxy::{BodyCapture, BodyKind, Observer};
 use crate::trace::{
     build_entry, BodyContent, BodySink, BodyStore, BuildOptions, EntryBodies, FinishReport,
@@ -370,17 +370,7 @@ impl Writer {
     /// go's `h1:` of a complete 200 `.zip`/`.mod` body, from the stored body file (for
     /// zips a rejection instead when go would refuse the archive).
     fn add_h1(&self, go: &mut gomod::GoRequest, ex: &Exchange, file: Option<&str>) {
-        let which = match go.file {
-            Some(gomod::ProxyFile::Zip) => ModuleFile::Zip,
-            Some(gomod::ProxyFile::Mod) => ModuleFile::Mod,
-            _ => return,
-        };
-        let (Some(module), Some(version), Some(r), Some(file)) = (
-            go.module.as_deref(),
-            go.version.as_deref(),
-            ex.response.as_ref(),
-            file,
-        ) else {
+        let (Some(r), Some(file)) = (ex.response.as_ref(), file) else {
             return;
         };
         if r.status != 200 || !r.body.complete || ex.error.is_some() {
@@ -391,11 +381,6 @@ impl Writer {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("content-encoding"))
             .map(|(_, v)| v.as_str());
-        let path = self.opts.dir.join(file);
-        match gozip::body_file_h1(&path, encoding, which, module, version) {
-            Ok(h1) => go.h1 = Some(h1),
-            Err(e) if which == ModuleFile::Zip => go.zip_rejected = Some(e.to_string()),
-            Err(e) => tracing::warn!("no h1 for {module}@{version}.mod: {e}"),
-        }
+        gozip::hash_recorded_body(go, encoding, &self.opts.dir.join(file));
     }
 }

@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use crate::diagnose::{
     self, zips_to_compare, AuthEnv, Evidence, GoSumFile, Observation, VerifyStatus,
 };
-use crate::gomod::{self, ProxyFile};
-use crate::gozip::{self, ModuleFile};
+use crate::gomod;
+use crate::gozip;
 use crate::trace::Entry;
 
 /// Reads a go.sum file.
@@ -51,45 +51,26 @@ pub fn fill_missing_h1(entries: &mut [Entry], root: &Path) {
         if e.response.status != 200 || e.response.content.complete == Some(false) {
             continue;
         }
-        let Some(mut go) =
+        let (Some(mut go), Some(file)) = (
             e.go.clone()
-                .and_then(|v| serde_json::from_value::<gomod::GoRequest>(v).ok())
-        else {
-            continue;
-        };
-        let which = match go.file {
-            Some(ProxyFile::Zip) => ModuleFile::Zip,
-            Some(ProxyFile::Mod) => ModuleFile::Mod,
-            _ => continue,
-        };
-        if go.h1.is_some() || go.zip_rejected.is_some() {
-            continue;
-        }
-        let (Some(module), Some(version), Some(file)) = (
-            go.module.clone(),
-            go.version.clone(),
+                .and_then(|v| serde_json::from_value::<gomod::GoRequest>(v).ok()),
             e.response.content.file.clone(),
         ) else {
             continue;
         };
+        if go.h1.is_some() || go.zip_rejected.is_some() {
+            continue;
+        }
         let encoding = e
             .response
             .headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case("content-encoding"))
             .map(|h| h.value.clone());
-        match gozip::body_file_h1(
-            &root.join(file),
-            encoding.as_deref(),
-            which,
-            &module,
-            &version,
-        ) {
-            Ok(h1) => go.h1 = Some(h1),
-            Err(err) if which == ModuleFile::Zip => go.zip_rejected = Some(err.to_string()),
-            Err(_) => continue,
+        gozip::hash_recorded_body(&mut go, encoding.as_deref(), &root.join(file));
+        if go.h1.is_some() || go.zip_rejected.is_some() {
+            e.go = serde_json::to_value(&go).ok();
         }
-        e.go = serde_json::to_value(&go).ok();
     }
 }
 
