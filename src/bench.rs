@@ -53,6 +53,8 @@ pub enum Measure {
     Handshake,
     /// `go mod download` of synthetic modules.
     Go,
+    /// `modscope run -- go mod download` with `--otlp` aimed at a dead collector, vs without.
+    Otlp,
 }
 
 impl BenchArgs {
@@ -640,7 +642,115 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
             met: Some(mm / dm <= 1.3),
         });
     }
+    if let Some(go) = which("go").filter(|_| !args.no_go && args.wants(Measure::Otlp)) {
+        eprintln!("bench: modscope run with a dead OTLP collector ...");
+        rows.extend(otlp_rows(&go, work, &modules, &origin, plan, args.quick)?);
+    }
     Ok(rows)
+}
+
+/// Seconds for a whole `modscope run -- go mod download` (start, download, closing summary
+/// and flush), optionally exporting spans to `otlp`.
+fn run_go_download(
+    go: &Path,
+    work: &Path,
+    modules: &[SyntheticModule],
+    origin: &Origin,
+    otlp: Option<&str>,
+) -> Result<f64> {
+    let exe = std::env::current_exe().context("cannot find the modscope executable")?;
+    let app = work.join("app");
+    std::fs::create_dir_all(&app)?;
+    let (go_mod, go_sum) = app_requiring(modules);
+    std::fs::write(app.join("go.mod"), go_mod)?;
+    std::fs::write(app.join("go.sum"), go_sum)?;
+    let origin_ca = work.join("origin-ca.pem");
+    std::fs::write(&origin_ca, origin.ca_pem())?;
+    let cache = work.join(format!("modcache-{}", std::process::id()));
+    let _ = Command::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(&cache)
+        .stderr(Stdio::null())
+        .status();
+    let _ = std::fs::remove_dir_all(&cache);
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(&app)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", work)
+        .env("GOPATH", work.join("gopath"))
+        .env("GOMODCACHE", &cache)
+        .env("GOCACHE", work.join("gocache"))
+        .env("GOFLAGS", "-modcacherw")
+        .env("GOPROXY", "https://proxy.golang.org")
+        .env("GOSUMDB", "off")
+        .env("GOTOOLCHAIN", "local")
+        .args(["run", "--quiet", "--ca-dir"])
+        .arg(work.join("ca"))
+        .arg("--upstream-ca")
+        .arg(&origin_ca)
+        .arg("--connect-to")
+        .arg(format!("::127.0.0.1:{}", origin.addr.port()));
+    if let Some(url) = otlp {
+        cmd.args(["--otlp", url]);
+    }
+    cmd.arg("--").arg(go).args(["mod", "download"]);
+    let t = Instant::now();
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!(
+            "modscope run -- go mod download failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// What a dead OpenTelemetry collector costs a CI job: whole `run`s, alternating.
+fn otlp_rows(
+    go: &Path,
+    work: &Path,
+    modules: &[SyntheticModule],
+    origin: &Origin,
+    plan: &Plan,
+    quick: bool,
+) -> Result<Vec<Row>> {
+    // A port that was just released: connections to it are refused.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let dead_url = format!("http://{}", dead.local_addr()?);
+    drop(dead);
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..plan.reps.max(if quick { 1 } else { 5 }) {
+        without.push(run_go_download(
+            go,
+            &work.join("otlp-off"),
+            modules,
+            origin,
+            None,
+        )?);
+        with.push(run_go_download(
+            go,
+            &work.join("otlp-dead"),
+            modules,
+            origin,
+            Some(&dead_url),
+        )?);
+    }
+    let (off, dead) = (median(without), median(with));
+    Ok(vec![Row {
+        name: format!(
+            "run -- go mod download ({} modules): direct column = no --otlp, modscope = --otlp to a dead collector",
+            plan.go_modules
+        ),
+        unit: "s".into(),
+        direct: Some(off),
+        modscope: dead,
+        modscope_recording: None,
+        mitmproxy: None,
+        ratio: Some(dead / off),
+        target: "<= 1.05x (a dead collector costs nothing)".into(),
+        met: Some(dead / off <= 1.05),
+    }])
 }
 
 async fn throughput_rows(l: &Lanes<'_>, plan: &Plan) -> Result<Vec<Row>> {

@@ -49,6 +49,8 @@ pub enum Command {
     Import(ImportArgs),
     /// Check every recorded .zip/.mod against go.sum and the checksum database (exit 1 on a mismatch).
     Verify(VerifyArgs),
+    /// Send a recorded trace to an OpenTelemetry collector, or write it as OTLP/JSON.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +225,27 @@ pub struct CommonArgs {
     /// Seconds in-flight exchanges get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub shutdown_grace: u64,
+    /// Send every exchange as an OpenTelemetry span to this OTLP/HTTP collector
+    /// (e.g. http://127.0.0.1:4318) [default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
+    /// $OTEL_EXPORTER_OTLP_ENDPOINT when set]. See docs/fleet.md.
+    #[arg(long, value_name = "URL")]
+    pub otlp: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["otlp", "otlp_file"])))]
+pub struct ExportArgs {
+    /// Trace directory, HAR file or journal.jsonl.
+    pub trace: PathBuf,
+    /// Send the spans to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318).
+    #[arg(long, value_name = "URL")]
+    pub otlp: Option<String>,
+    /// Write OTLP/JSON instead, one export request per line ("-" for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub otlp_file: Option<PathBuf>,
+    /// Trust this CA for an https:// collector (repeatable), besides the system roots.
+    #[arg(long, value_name = "PEM")]
+    pub upstream_ca: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,9 @@ pub struct Prepared {
     pub trust: UpstreamTrust,
     pub bundle: PathBuf,
     pub recorder: Option<Arc<Recorder>>,
+    /// OpenTelemetry export (`--otlp`, `OTEL_EXPORTER_OTLP_*`) and how spans are grouped.
+    pub otlp: Option<Arc<crate::otlp::OtlpExporter>>,
+    pub otlp_grouping: crate::otlp::SpanGrouping,
 }
 
 pub fn prepare(
@@ -80,13 +83,23 @@ pub fn prepare(
         ),
         None => None,
     };
+    let otlp = crate::export::start_live(common.otlp.as_deref(), &trust)?;
     Ok(Prepared {
         config,
         ca,
         trust,
         bundle,
         recorder,
+        otlp,
+        otlp_grouping: crate::export::per_connection_grouping(),
     })
+}
+
+/// Sends the last spans (bounded by a short deadline) and says what was sent or lost.
+pub async fn finish_otlp(prepared: &Prepared) {
+    if let Some(exporter) = &prepared.otlp {
+        crate::export::finish_live(exporter, prepared.config.quiet).await;
+    }
 }
 
 /// Writes trace.har after the proxy stopped, and says where the trace is.
@@ -129,6 +142,13 @@ pub fn observers(prepared: &Prepared) -> Vec<Arc<dyn Observer>> {
     if let Some(r) = &prepared.recorder {
         list.push(r.clone());
     }
+    if let Some(exporter) = &prepared.otlp {
+        list.push(Arc::new(crate::otlp::OtlpObserver {
+            exporter: exporter.clone(),
+            grouping: prepared.otlp_grouping,
+            goproxy_bases: Arc::new(prepared.config.goproxy_bases.clone()),
+        }));
+    }
     if !prepared.config.quiet {
         list.push(Arc::new(ConsoleObserver::new(prepared.config.color)));
     }
@@ -163,6 +183,7 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     let url = proxy::proxy_url(running.addr);
     announce(&url, &prepared.bundle, running.admin_addr);
     let code = wait_for_signal_then_shutdown(running).await?;
+    finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
     Ok(code)
 }
@@ -264,6 +285,7 @@ pub async fn replay(args: ReplayArgs) -> Result<i32> {
     let url = proxy::proxy_url(running.addr);
     announce(&url, &prepared.bundle, running.admin_addr);
     let code = wait_for_signal_then_shutdown(running).await?;
+    finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
     print_replay_report(&source);
     Ok(code)

@@ -26,6 +26,10 @@ pub struct Exchange {
     pub tls: Option<TlsFacts>,
     pub error: Option<ExchangeError>,
     pub fault: Option<FaultFacts>,
+    /// Process-unique id of the client connection the request came in on (exchanges of
+    /// one go process over one tunnel share it); `None` for imported or synthetic ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_connection: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -29,6 +29,7 @@ fn main() {
             Command::Bench(args) => modscope::bench::bench(args).await,
             Command::Import(args) => modscope::commands::import(args),
             Command::Verify(args) => modscope::verify::verify(args),
+            Command::Export(args) => modscope::export::export(args).await,
         }
     });
     // Background tasks (idle upstream connections) must not delay the exit.

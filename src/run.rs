@@ -31,6 +31,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             prepared.recorder = Some(r);
         }
     }
+    let (run_ctx, root_id) = crate::export::run_context();
+    prepared.otlp_grouping = crate::otlp::SpanGrouping::Run(crate::otlp::SpanContext {
+        parent: Some(root_id),
+        ..run_ctx
+    });
+    let run_started = std::time::SystemTime::now();
     let collector = Arc::new(Collector::default());
     let mut watchers = observers(&prepared);
     watchers.push(collector.clone());
@@ -115,6 +121,32 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             "modscope: {} connection(s) were cut at shutdown",
             report.abandoned
         );
+    }
+    if let Some(exporter) = &prepared.otlp {
+        let exchanges = collector.0.lock().map(|l| l.clone()).unwrap_or_default();
+        // The run's verdict (ok/transient/permanent) from what went over the wire.
+        let verdict = render_full(
+            &entries_from_exchanges(&exchanges, &bases),
+            Some(&env),
+            &Evidence::default(),
+            true,
+            false,
+        )
+        .verdict;
+        let facts = crate::otlp::RunFacts {
+            command: args.command.clone(),
+            exit_code: exit_code(status),
+            verdict: Some(verdict.as_str().to_string()),
+            start_unix_nanos: unix_nanos(run_started),
+            end_unix_nanos: unix_nanos(std::time::SystemTime::now()),
+            requests: exchanges.len(),
+            failed: exchanges
+                .iter()
+                .filter(|e| e.error.is_some() || e.response.is_none())
+                .count(),
+        };
+        exporter.submit(crate::otlp::run_span(&facts, &run_ctx, root_id));
+        crate::export::finish_live(exporter, args.common.quiet).await;
     }
     finish_recording(prepared.recorder.as_ref())?;
     if let Some(source) = &replay {
@@ -211,6 +243,12 @@ async fn run_child(command: &[String], url: &str, bundle: &str) -> Result<(ExitS
         }
     };
     Ok((status, interrupted))
+}
+
+fn unix_nanos(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 fn forward(child: &tokio::process::Child, sig: libc::c_int) {

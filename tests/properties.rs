@@ -1073,6 +1073,7 @@ fn exchange_with(
                     tls,
                     error,
                     fault,
+                    client_connection: None,
                 }
             },
         )

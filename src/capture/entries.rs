@@ -272,6 +272,7 @@ fn exchange(conn: Option<&Conn>, started: i64, request: RequestFacts) -> Exchang
         tls: None,
         error: None,
         fault: None,
+        client_connection: None,
     }
 }
 

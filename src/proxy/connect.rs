@@ -62,6 +62,7 @@ async fn client_lifecycle(
     let forward_ctx = Arc::new(ConnCtx {
         shared: shared.clone(),
         client_addr: peer,
+        client_connection: shared.next_client_connection_id(),
         mode: ConnMode::ForwardProxy,
         slot: UpstreamSlot::default(),
         alpn: Vec::new(),
@@ -301,6 +302,7 @@ async fn serve_plain_tunnel<S>(
     let ctx = Arc::new(ConnCtx {
         shared: shared.clone(),
         client_addr: peer,
+        client_connection: shared.next_client_connection_id(),
         mode: ConnMode::PlainTunnel { target },
         slot: UpstreamSlot::default(),
         alpn: Vec::new(),

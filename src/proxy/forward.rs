@@ -44,6 +44,8 @@ pub enum ConnMode {
 pub struct ConnCtx {
     pub shared: Arc<Shared>,
     pub client_addr: SocketAddr,
+    /// Shared by every exchange of this client connection (`Exchange::client_connection`).
+    pub client_connection: u64,
     pub mode: ConnMode,
     pub slot: UpstreamSlot,
     /// ALPN to offer when the upstream connection has to be redialled.
@@ -116,6 +118,7 @@ pub async fn handle(
         client_tls,
         request_outcome: Arc::new(Mutex::new(None)),
         fault: fault_facts(&decisions),
+        client_connection: ctx.client_connection,
     };
     if !plan.latency.is_zero() {
         tokio::time::sleep(plan.latency).await;
@@ -397,6 +400,7 @@ struct Pending {
     client_tls: Option<ClientTls>,
     request_outcome: Arc<Mutex<Option<BodyOutcome>>>,
     fault: Option<FaultFacts>,
+    client_connection: u64,
 }
 
 impl Pending {
@@ -447,6 +451,7 @@ impl Pending {
             tls: has_tls.then_some(tls),
             error: None,
             fault: self.fault,
+            client_connection: Some(self.client_connection),
         };
         (ex, self.shared)
     }
@@ -650,6 +655,7 @@ pub fn publish_connection_event(
         tls: None,
         error,
         fault,
+        client_connection: None,
     };
     shared.publish(ex);
 }

@@ -207,6 +207,7 @@ async fn finish_handshake<S>(
     let ctx = Arc::new(ConnCtx {
         shared: shared.clone(),
         client_addr: peer,
+        client_connection: shared.next_client_connection_id(),
         mode: ConnMode::Intercepted { target, client_tls },
         slot,
         alpn: upstream_alpn,

@@ -55,6 +55,7 @@ pub struct Shared {
     pub dialer: Dialer,
     observers: Vec<Arc<dyn Observer>>,
     next_exchange: AtomicU64,
+    next_client_connection: AtomicU64,
     pub faults: Mutex<FaultEngine>,
     pub stats: TrafficStats,
     /// Idle upstream connections left by client connections that ended.
@@ -124,6 +125,7 @@ impl Shared {
             dialer,
             observers,
             next_exchange: AtomicU64::new(1),
+            next_client_connection: AtomicU64::new(1),
             faults: Mutex::new(faults),
             stats: TrafficStats::default(),
             replay: None,
@@ -154,6 +156,11 @@ impl Shared {
 
     fn next_exchange_id(&self) -> u64 {
         self.next_exchange.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A new id for a client connection (see `Exchange::client_connection`).
+    pub(crate) fn next_client_connection_id(&self) -> u64 {
+        self.next_client_connection.fetch_add(1, Ordering::Relaxed)
     }
 
     fn publish(&self, exchange: Exchange) {

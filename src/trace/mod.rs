@@ -11,7 +11,7 @@ pub mod error;
 pub mod har;
 pub mod journal;
 pub mod reader;
-mod urlparts;
+pub(crate) mod urlparts;
 pub mod validate;
 
 #[cfg(test)]

@@ -99,5 +99,6 @@ pub(crate) fn sample_exchange() -> Exchange {
         }),
         error: None,
         fault: None,
+        client_connection: None,
     }
 }

@@ -37,7 +37,7 @@ pub(crate) fn split(url: &str) -> Result<UrlParts<'_>, String> {
         Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
         None => (None, authority),
     };
-    check_hostport(hostport)?;
+    parse_hostport(hostport)?;
     Ok(UrlParts {
         scheme,
         userinfo,
@@ -46,7 +46,8 @@ pub(crate) fn split(url: &str) -> Result<UrlParts<'_>, String> {
     })
 }
 
-fn check_hostport(hostport: &str) -> Result<(), String> {
+/// Host (IPv6 without brackets) and port (`None` when absent or empty) of an authority.
+fn parse_hostport(hostport: &str) -> Result<(&str, Option<u16>), String> {
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
         let Some((inside, after)) = v6.split_once(']') else {
             return Err(format!("unclosed IPv6 literal in {hostport:?}"));
@@ -80,13 +81,27 @@ fn check_hostport(hostport: &str) -> Result<(), String> {
     }) {
         return Err(format!("host {host:?} contains {c:?}"));
     }
-    if let Some(port) = port {
-        // An empty port ("host:") is legal per RFC 3986 and means the default.
-        if !port.is_empty() && port.parse::<u16>().is_err() {
-            return Err(format!("invalid port {port:?}"));
-        }
-    }
-    Ok(())
+    // An empty port ("host:") is legal per RFC 3986 and means the default.
+    let port = match port.filter(|p| !p.is_empty()) {
+        Some(p) => Some(
+            p.parse::<u16>()
+                .map_err(|_| format!("invalid port {p:?}"))?,
+        ),
+        None => None,
+    };
+    Ok((host, port))
+}
+
+/// Host and port of an absolute URL, the port defaulted from the scheme (http 80, https 443).
+pub(crate) fn host_port(url: &str) -> Option<(String, u16)> {
+    let parts = split(url).ok()?;
+    let (host, port) = parse_hostport(parts.hostport).ok()?;
+    let port = port.or(match parts.scheme.to_ascii_lowercase().as_str() {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    })?;
+    Some((host.to_ascii_lowercase(), port))
 }
 
 /// `None` when the URL is usable in a trace, otherwise the reason.
