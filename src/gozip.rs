@@ -22,16 +22,6 @@ pub fn read_module_zip<R: Read + Seek>(
     entries.into_iter().map(|e| hash_entry(&mut r, e)).collect()
 }
 
-/// go's `h1:` of a module zip file, or why go would reject the zip.
-pub fn zip_file_h1(path: &Path, module: &str, version: &str) -> Result<String, ZipRejection> {
-    let file = std::fs::File::open(path).map_err(corrupt)?;
-    let files = read_module_zip(
-        std::io::BufReader::new(file),
-        &crate::gomod::module_zip_root(module, version),
-    )?;
-    dirhash::hash1(files.iter().map(|f| (f.name.as_str(), &f.sha256)))
-}
-
 fn corrupt(e: impl std::fmt::Display) -> ZipRejection {
     ZipRejection::Corrupt {
         reason: e.to_string(),
@@ -223,6 +213,50 @@ pub enum ModuleFile {
     Mod,
 }
 
+/// Whether go's HTTP client would have gzip-decoded this body (it undoes only gzip).
+fn is_gzip(content_encoding: Option<&str>) -> Result<bool, ZipRejection> {
+    match content_encoding.map(|e| e.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(e) if e.is_empty() || e == "identity" => Ok(false),
+        Some(e) if e == "gzip" || e == "x-gzip" => Ok(true),
+        Some(other) => Err(corrupt(format!(
+            "Content-Encoding {other}, which go's HTTP client does not decode"
+        ))),
+    }
+}
+
+/// The files of a recorded module zip body (`content_encoding` as in
+/// [`body_file_h1`]); a gzip transfer encoding is inflated into a temporary file beside
+/// the body, because a zip needs seeking.
+pub fn recorded_zip_files(
+    path: &Path,
+    content_encoding: Option<&str>,
+    module: &str,
+    version: &str,
+) -> Result<Vec<ZipFile>, ZipRejection> {
+    let prefix = crate::gomod::module_zip_root(module, version);
+    let read = |p: &Path| {
+        let file = std::fs::File::open(p).map_err(corrupt)?;
+        read_module_zip(std::io::BufReader::new(file), &prefix)
+    };
+    if !is_gzip(content_encoding)? {
+        return read(path);
+    }
+    let tmp = path.with_file_name(format!(
+        ".tmp-h1-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("body")
+    ));
+    let result = (|| {
+        let mut out = std::fs::File::create(&tmp).map_err(corrupt)?;
+        let raw = std::fs::File::open(path).map_err(corrupt)?;
+        let mut gz = flate2::read::GzDecoder::new(std::io::BufReader::new(raw));
+        std::io::copy(&mut gz, &mut out).map_err(corrupt)?;
+        read(&tmp)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
 /// go's `h1:` of a recorded `.zip` or `.mod` body file. `content_encoding` is the
 /// response's `Content-Encoding`: the recorder stores bytes as they crossed the wire,
 /// while go hashes them after its transport removed a gzip encoding.
@@ -233,21 +267,10 @@ pub fn body_file_h1(
     module: &str,
     version: &str,
 ) -> Result<String, ZipRejection> {
-    let gzip = match content_encoding.map(|e| e.trim().to_ascii_lowercase()) {
-        None => false,
-        Some(e) if e.is_empty() || e == "identity" => false,
-        Some(e) if e == "gzip" || e == "x-gzip" => true,
-        Some(other) => {
-            return Err(corrupt(format!(
-                "Content-Encoding {other}, which go's HTTP client does not decode"
-            )))
-        }
-    };
-    let open = || std::fs::File::open(path).map_err(corrupt);
-    match (file, gzip) {
-        (ModuleFile::Mod, _) => {
-            let raw = std::io::BufReader::new(open()?);
-            let mut reader: Box<dyn Read> = if gzip {
+    match file {
+        ModuleFile::Mod => {
+            let raw = std::io::BufReader::new(std::fs::File::open(path).map_err(corrupt)?);
+            let mut reader: Box<dyn Read> = if is_gzip(content_encoding)? {
                 Box::new(flate2::read::GzDecoder::new(raw))
             } else {
                 Box::new(raw)
@@ -256,21 +279,9 @@ pub fn body_file_h1(
             std::io::copy(&mut reader, &mut sha).map_err(corrupt)?;
             Ok(dirhash::mod_hash1(&sha.finalize().into()))
         }
-        (ModuleFile::Zip, false) => zip_file_h1(path, module, version),
-        (ModuleFile::Zip, true) => {
-            // A zip needs seeking: inflate the transfer encoding into a file beside it.
-            let tmp = path.with_file_name(format!(
-                ".tmp-h1-{}",
-                path.file_name().and_then(|n| n.to_str()).unwrap_or("body")
-            ));
-            let result = (|| {
-                let mut out = std::fs::File::create(&tmp).map_err(corrupt)?;
-                let mut gz = flate2::read::GzDecoder::new(std::io::BufReader::new(open()?));
-                std::io::copy(&mut gz, &mut out).map_err(corrupt)?;
-                zip_file_h1(&tmp, module, version)
-            })();
-            let _ = std::fs::remove_file(&tmp);
-            result
+        ModuleFile::Zip => {
+            let files = recorded_zip_files(path, content_encoding, module, version)?;
+            dirhash::hash1(files.iter().map(|f| (f.name.as_str(), &f.sha256)))
         }
     }
 }

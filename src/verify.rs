@@ -61,17 +61,21 @@ pub fn fill_missing_h1(entries: &mut [Entry], root: &Path) {
         if go.h1.is_some() || go.zip_rejected.is_some() {
             continue;
         }
-        let encoding = e
-            .response
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("content-encoding"))
-            .map(|h| h.value.clone());
+        let encoding = content_encoding(e).map(str::to_string);
         gozip::hash_recorded_body(&mut go, encoding.as_deref(), &root.join(file));
         if go.h1.is_some() || go.zip_rejected.is_some() {
             e.go = serde_json::to_value(&go).ok();
         }
     }
+}
+
+/// The response's `Content-Encoding`: bodies are stored as they crossed the wire.
+fn content_encoding(e: &Entry) -> Option<&str> {
+    e.response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-encoding"))
+        .map(|h| h.value.as_str())
 }
 
 /// Evidence for diagnosis: go.sum, the listings of zips that disagree with another copy
@@ -99,10 +103,8 @@ pub fn gather(
             let Some(file) = e.response.content.file.as_deref() else {
                 continue;
             };
-            let listing = std::fs::File::open(root.join(file))
-                .ok()
-                .map(std::io::BufReader::new)
-                .and_then(|r| gozip::read_module_zip(r, &gomod::module_zip_root(m, v)).ok());
+            let listing =
+                gozip::recorded_zip_files(&root.join(file), content_encoding(e), m, v).ok();
             if let Some(listing) = listing {
                 zips.insert(index, listing);
             }
