@@ -107,8 +107,17 @@ pub fn finish_recording(recorder: Option<&Arc<Recorder>>) -> Result<()> {
     let Some(recorder) = recorder else {
         return Ok(());
     };
-    let report = recorder
-        .finish()
+    let report = recorder.finish();
+    // Said even when finishing failed: the disk that refused exchanges may refuse trace.har.
+    let unrecorded = recorder.unrecorded();
+    if !unrecorded.is_empty() {
+        eprintln!(
+            "modscope: warning: {} in {}",
+            unrecorded.describe(),
+            recorder.dir().display()
+        );
+    }
+    let report = report
         .with_context(|| format!("cannot finish the trace in {}", recorder.dir().display()))?;
     for problem in &report.problems {
         eprintln!("modscope: warning: {problem}");
@@ -310,6 +319,7 @@ pub fn summary(args: SummaryArgs) -> Result<i32> {
     let evidence = crate::verify::gather(&trace.entries, &obs, Some(&trace.root), go_sum, None);
     let rendered = crate::report::render_full(
         &trace.entries,
+        &trace.unrecorded,
         None,
         &evidence,
         args.json,

@@ -17,7 +17,7 @@ use crate::gozip;
 use crate::proxy::{BodyCapture, BodyKind, Observer};
 use crate::trace::{
     build_entry, BodyContent, BodySink, BodyStore, BuildOptions, EntryBodies, FinishReport,
-    JournalWriter, StoredBody, TraceError,
+    JournalWriter, StoredBody, TraceError, Unrecorded,
 };
 
 /// Body bytes that may wait for the writer before the proxy stops reading from sockets.
@@ -84,16 +84,20 @@ pub struct Recorder {
     gate: Arc<Gate>,
     dir: PathBuf,
     pub entries: Arc<AtomicU64>,
+    /// What this run could not record (a full disk), for the closing report.
+    unrecorded: Arc<Mutex<Unrecorded>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Recorder {
     pub fn start(opts: RecordOptions) -> Result<Arc<Recorder>, TraceError> {
         let journal = JournalWriter::open(&opts.dir)?;
+        Self::start_on(opts, journal)
+    }
+
+    fn start_on(opts: RecordOptions, journal: JournalWriter) -> Result<Arc<Recorder>, TraceError> {
         // Appending to an existing journal: continue its `_id`s instead of repeating them.
-        let id_offset = std::fs::read(journal.path())
-            .map(|bytes| bytes.iter().filter(|b| **b == b'\n').count() as u64)
-            .unwrap_or(0);
+        let id_offset = journal.existing_lines();
         let store = BodyStore::new(&opts.dir)?;
         let (tx, rx) = mpsc::channel();
         let gate = Arc::new(Gate {
@@ -101,15 +105,21 @@ impl Recorder {
             waiters: Mutex::new(Vec::new()),
         });
         let entries = Arc::new(AtomicU64::new(0));
+        let unrecorded = Arc::new(Mutex::new(Unrecorded::default()));
         let mut writer = Writer {
             journal: Some(journal),
             store,
             opts: opts.clone(),
             open: HashMap::new(),
             stored: HashMap::new(),
+            lost: HashMap::new(),
             gate: gate.clone(),
             entries: entries.clone(),
-            failed: false,
+            losses: Losses {
+                pending: Unrecorded::default(),
+                total: unrecorded.clone(),
+                in_burst: false,
+            },
             id_offset,
         };
         let thread = std::thread::Builder::new()
@@ -125,12 +135,21 @@ impl Recorder {
             gate,
             dir: opts.dir,
             entries,
+            unrecorded,
             thread: Mutex::new(Some(thread)),
         }))
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Exchanges and bodies this run could not record so far (a full disk).
+    pub fn unrecorded(&self) -> Unrecorded {
+        self.unrecorded
+            .lock()
+            .map(|u| u.clone())
+            .unwrap_or_default()
     }
 
     fn send(&self, msg: Msg) {
@@ -224,12 +243,76 @@ struct Writer {
     opts: RecordOptions,
     open: HashMap<(u64, BodyKind), BodySink>,
     stored: HashMap<(u64, BodyKind), StoredBody>,
+    /// Bodies whose writing failed, with why: their remaining chunks are dropped, and
+    /// their entry is journaled without a body reference.
+    lost: HashMap<(u64, BodyKind), String>,
     gate: Arc<Gate>,
     entries: Arc<AtomicU64>,
-    /// After a disk error bodies are dropped, but entries keep being journaled.
-    failed: bool,
+    losses: Losses,
     /// Entries already in the journal when recording started.
     id_offset: u64,
+}
+
+/// What could not be recorded: `pending` is not yet noted in the journal, `total` is the
+/// whole run's. A burst of failures is announced once when it starts and once when
+/// recording works again, so a full disk does not print a line per exchange.
+struct Losses {
+    pending: Unrecorded,
+    total: Arc<Mutex<Unrecorded>>,
+    in_burst: bool,
+}
+
+impl Losses {
+    /// A write failed; the first failure of a burst is announced.
+    fn trouble(&mut self, dir: &Path, e: &std::io::Error) {
+        if !self.in_burst {
+            self.in_burst = true;
+            tracing::warn!(
+                "cannot record into {}: {} ({e}); still proxying, counting what is not recorded",
+                dir.display(),
+                failure_reason(e)
+            );
+        }
+    }
+
+    /// Counts what an exchange lost, once its entry was (or could not be) appended.
+    fn count(&mut self, gap: &Unrecorded) {
+        self.pending.add(gap);
+        if let Ok(mut total) = self.total.lock() {
+            total.add(gap);
+        }
+    }
+
+    /// A whole exchange was recorded again.
+    fn recovered(&mut self, dir: &Path) {
+        if !self.in_burst {
+            return;
+        }
+        self.in_burst = false;
+        let total = self.total.lock().map(|t| t.clone()).unwrap_or_default();
+        tracing::warn!(
+            "recording into {} again; {} so far",
+            dir.display(),
+            total.describe()
+        );
+    }
+
+    /// Notes the pending gap in the journal; kept pending while the disk refuses it.
+    fn note(&mut self, journal: &JournalWriter) {
+        if !self.pending.is_empty() && journal.append_unrecorded(&self.pending).is_ok() {
+            self.pending = Unrecorded::default();
+        }
+    }
+}
+
+/// Words for why a write failed; "disk full" for the errors a full disk or quota gives.
+fn failure_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => "disk full".to_string(),
+        ErrorKind::PermissionDenied => "permission denied".to_string(),
+        kind => format!("write error: {kind}"),
+    }
 }
 
 impl Writer {
@@ -248,11 +331,15 @@ impl Writer {
                             sink.abort();
                         }
                         self.stored.remove(&(id, kind));
+                        self.lost.remove(&(id, kind));
                     }
                 }
                 Msg::Finish(reply) => {
                     let result = match self.journal.take() {
-                        Some(j) => j.finish(env!("CARGO_PKG_VERSION")),
+                        Some(j) => {
+                            self.losses.note(&j);
+                            j.finish(env!("CARGO_PKG_VERSION"))
+                        }
                         None => Err(TraceError::Io {
                             path: self.opts.dir.clone(),
                             source: std::io::Error::other("the trace was already finished"),
@@ -266,29 +353,27 @@ impl Writer {
     }
 
     fn write_chunk(&mut self, id: u64, kind: BodyKind, data: &[u8]) {
-        if self.failed {
+        if self.lost.contains_key(&(id, kind)) {
             return;
         }
         let sink = match self.open.entry((id, kind)) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => match self.store.begin() {
                 Ok(s) => v.insert(s),
-                Err(e) => return self.disk_failed(&e),
+                Err(e) => return self.body_failed(id, kind, &e),
             },
         };
         if let Err(e) = sink.write(data) {
-            self.open.remove(&(id, kind));
-            self.disk_failed(&e);
+            self.body_failed(id, kind, &e);
         }
     }
 
-    fn disk_failed(&mut self, e: &std::io::Error) {
-        tracing::error!(
-            "recording bodies to {} failed: {e}; continuing without bodies",
-            self.opts.dir.display()
-        );
-        self.failed = true;
-        self.open.clear();
+    /// One body could not be written: its temp file goes (dropping the sink removes it),
+    /// so no entry can refer to a partial file; other bodies keep trying.
+    fn body_failed(&mut self, id: u64, kind: BodyKind, e: &std::io::Error) {
+        self.open.remove(&(id, kind));
+        self.lost.insert((id, kind), failure_reason(e));
+        self.losses.trouble(&self.opts.dir, e);
     }
 
     fn end_body(&mut self, id: u64, kind: BodyKind) {
@@ -297,7 +382,7 @@ impl Writer {
                 Ok(stored) => {
                     self.stored.insert((id, kind), stored);
                 }
-                Err(e) => self.disk_failed(&e),
+                Err(e) => self.body_failed(id, kind, &e),
             }
         }
     }
@@ -332,6 +417,17 @@ impl Writer {
         let request = self.content(ex.id, BodyKind::Request, request_ct.as_deref());
         let response_ct = ex.response.as_ref().and_then(|r| content_type(&r.headers));
         let response = self.content(ex.id, BodyKind::Response, response_ct.as_deref());
+        // Bodies that failed; they count only if the entry itself makes it to the journal.
+        let mut bodies_lost = Unrecorded::default();
+        for kind in [BodyKind::Request, BodyKind::Response] {
+            if let Some(reason) = self.lost.remove(&(ex.id, kind)) {
+                bodies_lost.add(&Unrecorded {
+                    exchanges: 0,
+                    bodies: 1,
+                    reason,
+                });
+            }
+        }
         ex.request.body.sha256 = request.sha256.clone();
         if let Some(r) = ex.response.as_mut() {
             r.body.sha256 = response.sha256.clone();
@@ -354,9 +450,23 @@ impl Writer {
         let Some(journal) = self.journal.as_ref() else {
             return;
         };
+        self.losses.note(journal);
         match journal.append(&entry) {
             Ok(()) => {
                 self.entries.fetch_add(1, Ordering::Relaxed);
+                if bodies_lost.is_empty() {
+                    self.losses.recovered(&self.opts.dir);
+                } else {
+                    self.losses.count(&bodies_lost);
+                }
+            }
+            Err(TraceError::Io { source, .. }) => {
+                self.losses.trouble(&self.opts.dir, &source);
+                self.losses.count(&Unrecorded {
+                    exchanges: 1,
+                    bodies: 0,
+                    reason: failure_reason(&source),
+                });
             }
             Err(e) => tracing::error!(
                 "cannot append to the journal in {}: {e}",
@@ -382,5 +492,219 @@ impl Writer {
             .find(|(k, _)| k.eq_ignore_ascii_case("content-encoding"))
             .map(|(_, v)| v.as_str());
         gozip::hash_recorded_body(go, encoding, &self.opts.dir.join(file));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::trace::testutil::{sample_exchange, FullDisk, TestDir};
+    use crate::trace::{load_trace, read_verified, BODIES_DIR, JOURNAL_FILE};
+
+    fn options(dir: &Path) -> RecordOptions {
+        RecordOptions {
+            dir: dir.to_path_buf(),
+            redact: true,
+            embed_bodies: false,
+            goproxy_bases: Vec::new(),
+            only_network: false,
+        }
+    }
+
+    /// Waits (bounded) until the writer thread has handled what was sent.
+    fn settle(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "the recorder never got to: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// One exchange with a response body of `body` bytes, streamed through a capture.
+    fn exchange(rec: &Recorder, id: u64, body: usize) {
+        let mut ex = sample_exchange();
+        ex.id = id;
+        ex.request.url = format!("https://proxy.golang.org/m/@v/v1.0.{id}.zip");
+        let data: Vec<u8> = (0..body).map(|i| (i * 31 + id as usize) as u8).collect();
+        if let Some(r) = ex.response.as_mut() {
+            r.headers = vec![("content-type".into(), "application/zip".into())];
+            r.body.size = body as u64;
+            r.body.sha256 = None;
+        }
+        let mut capture = rec.capture(id, BodyKind::Response).expect("capture");
+        for chunk in data.chunks(16 * 1024) {
+            capture.chunk(&Bytes::copy_from_slice(chunk));
+        }
+        capture.end(true);
+        rec.on_exchange(&ex);
+    }
+
+    #[test]
+    fn exchanges_a_full_journal_refuses_are_counted_and_reported() {
+        let dir = TestDir::new("recorder-full");
+        let room = Arc::new(AtomicU64::new(u64::MAX));
+        let journal = JournalWriter::open_with(dir.path(), |file| {
+            Box::new(FullDisk {
+                file,
+                room: room.clone(),
+            })
+        })
+        .expect("open");
+        let rec = Recorder::start_on(options(dir.path()), journal).expect("start");
+        for id in 1..=2 {
+            exchange(&rec, id, 1000);
+        }
+        settle("2 entries", || rec.entries.load(Ordering::SeqCst) == 2);
+        // The journal's disk fills up (the bodies' disk still has room).
+        room.store(0, Ordering::SeqCst);
+        for id in 3..=5 {
+            exchange(&rec, id, 1000);
+        }
+        settle("3 refused", || rec.unrecorded().exchanges == 3);
+        room.store(u64::MAX, Ordering::SeqCst);
+        for id in 6..=7 {
+            exchange(&rec, id, 1000);
+        }
+        let report = rec.finish().expect("finish");
+        let gap = Unrecorded {
+            exchanges: 3,
+            bodies: 0,
+            reason: "disk full".into(),
+        };
+        assert_eq!(rec.unrecorded(), gap);
+        assert_eq!(
+            (report.entries, report.unrecorded.clone()),
+            (4, gap.clone())
+        );
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+
+        let t = load_trace(dir.path()).expect("load");
+        let mut ids: Vec<_> = t.entries.iter().filter_map(|e| e.id).collect();
+        ids.sort();
+        assert_eq!(ids, [1, 2, 6, 7]);
+        assert_eq!(t.unrecorded, gap);
+        let (text, worst) =
+            crate::report::render_with_gap(&t.entries, &t.unrecorded, None, false, false);
+        assert!(
+            text.contains("3 exchanges were not recorded (disk full)"),
+            "{text}"
+        );
+        assert!(!text.contains("Findings: none"), "{text}");
+        assert_eq!(worst, Some(crate::diagnose::Severity::Warning));
+    }
+
+    /// A tmpfs of a few hundred KiB mounted for one test, unmounted on drop.
+    struct Tmpfs(TestDir);
+
+    impl Tmpfs {
+        fn mount(size: &str) -> Result<Tmpfs, String> {
+            let dir = TestDir::new("recorder-tmpfs");
+            let out = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir.path())
+                .output()
+                .map_err(|e| format!("cannot run mount: {e}"))?;
+            if !out.status.success() {
+                return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+            }
+            Ok(Tmpfs(dir))
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
+    /// Fills the file system holding `path` to the last byte.
+    fn fill(path: &Path) -> std::fs::File {
+        use std::io::Write;
+        let mut f = std::fs::File::create(path).expect("filler");
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        while f.write_all(&block[..1]).is_ok() {}
+        f
+    }
+
+    #[test]
+    fn recording_onto_a_tmpfs_that_fills_and_frees_keeps_every_line_whole() {
+        let fs = match Tmpfs::mount("512k") {
+            Ok(fs) => fs,
+            Err(why) => {
+                println!("SKIPPED: cannot mount a tmpfs ({why})");
+                return;
+            }
+        };
+        let dir = fs.0.path().join("rec");
+        let rec = Recorder::start(options(&dir)).expect("start");
+        for id in 1..=3 {
+            exchange(&rec, id, 20_000);
+        }
+        settle("3 entries", || rec.entries.load(Ordering::SeqCst) == 3);
+        let filler = fs.0.path().join("filler");
+        let file = fill(&filler);
+        for id in 4..=6 {
+            exchange(&rec, id, 20_000);
+        }
+        settle("3 refused", || rec.unrecorded().exchanges == 3);
+        // 16 KiB free: room for an entry, not for its 20 kB body.
+        let len = file.metadata().expect("stat").len();
+        file.set_len(len - 16 * 1024).expect("free 16 KiB");
+        exchange(&rec, 100, 20_000);
+        settle("a body refused", || rec.unrecorded().bodies == 1);
+        drop(file);
+        std::fs::remove_file(&filler).expect("free the space");
+        for id in 7..=8 {
+            exchange(&rec, id, 20_000);
+        }
+        let report = rec.finish().expect("finish");
+        let lost = rec.unrecorded();
+        assert_eq!((lost.exchanges, lost.reason.as_str()), (3, "disk full"));
+        assert_eq!(
+            lost.bodies, 1,
+            "a refused exchange's body is not counted twice"
+        );
+        assert_eq!(report.entries, 6);
+
+        let journal = std::fs::read_to_string(dir.join(JOURNAL_FILE)).expect("journal");
+        for line in journal.lines() {
+            serde_json::from_str::<serde_json::Value>(line).expect("every line parses");
+        }
+        let t = load_trace(&dir).expect("load");
+        assert!(t.problems.is_empty(), "{:?}", t.problems);
+        let mut ids: Vec<_> = t.entries.iter().filter_map(|e| e.id).collect();
+        ids.sort();
+        assert_eq!(ids, [1, 2, 3, 7, 8, 100]);
+        assert_eq!(t.unrecorded, lost);
+        // No partial body is left, and every body an entry names is whole.
+        for name in std::fs::read_dir(dir.join(BODIES_DIR)).expect("ls") {
+            let name = name.expect("entry").file_name();
+            assert!(
+                !name.to_string_lossy().starts_with('.'),
+                "{name:?} left behind"
+            );
+        }
+        for e in &t.entries {
+            let c = &e.response.content;
+            if e.id == Some(100) {
+                assert_eq!(
+                    (&c.sha256, &c.file),
+                    (&None, &None),
+                    "no partial file named"
+                );
+                continue;
+            }
+            let sha = c.sha256.as_deref().expect("stored body");
+            assert_eq!(read_verified(&dir, sha).expect("whole").len(), 20_000);
+        }
     }
 }

@@ -3,7 +3,7 @@
 use crate::diagnose::{self, GoEnv, Observation};
 use crate::exchange::{Exchange, PhaseTimes};
 use crate::gomod::{self, GoRequest};
-use crate::trace::Entry;
+use crate::trace::{Entry, Unrecorded};
 
 /// Maps HAR entries (ours or another tool's) to what diagnosis reads.
 pub fn observations(entries: &[Entry], goproxy_bases: &[String]) -> Vec<Observation> {
@@ -141,7 +141,26 @@ pub fn render_with_severity(
     json: bool,
     color: bool,
 ) -> (String, Option<diagnose::Severity>) {
-    let r = render_full(entries, env, &diagnose::Evidence::default(), json, color);
+    render_with_gap(entries, &Unrecorded::default(), env, json, color)
+}
+
+/// [`render_with_severity`] for a trace with a gap: what the recorder could not write
+/// becomes a finding, so an incomplete trace never reads as "Findings: none".
+pub fn render_with_gap(
+    entries: &[Entry],
+    unrecorded: &Unrecorded,
+    env: Option<&GoEnv>,
+    json: bool,
+    color: bool,
+) -> (String, Option<diagnose::Severity>) {
+    let r = render_full(
+        entries,
+        unrecorded,
+        env,
+        &diagnose::Evidence::default(),
+        json,
+        color,
+    );
     (r.text, r.worst)
 }
 
@@ -153,11 +172,12 @@ pub struct Rendered {
     pub reasons: Vec<diagnose::VerdictReason>,
 }
 
-/// The report with forensic evidence (go.sum, zip listings, credentials): findings,
-/// the verdict (`ok`/`transient`/`permanent`) and, with a go environment, the GOPROXY
-/// route of each module.
+/// The report with forensic evidence (go.sum, zip listings, credentials) and the
+/// recorder's gap: findings, the verdict (`ok`/`transient`/`permanent`) and, with a go
+/// environment, the GOPROXY route of each module.
 pub fn render_full(
     entries: &[Entry],
+    unrecorded: &Unrecorded,
     env: Option<&GoEnv>,
     evidence: &diagnose::Evidence,
     json: bool,
@@ -166,7 +186,15 @@ pub fn render_full(
     let bases = goproxy_bases(env.and_then(|e| e.goproxy.as_deref()));
     let obs = observations(entries, &bases);
     let summary = diagnose::summarize(&obs);
-    let findings = diagnose::diagnose_all(&obs, env, evidence);
+    let mut findings = diagnose::diagnose_all(&obs, env, evidence);
+    if let Some(gap) = gap_finding(unrecorded) {
+        // Findings are most severe first: this warning goes before the other warnings.
+        let at = findings
+            .iter()
+            .position(|f| f.severity <= gap.severity)
+            .unwrap_or(findings.len());
+        findings.insert(at, gap);
+    }
     let worst = findings.iter().map(|f| f.severity).max();
     let (verdict, reasons) = diagnose::verdict(&findings, &obs);
     let routes = env.map(|e| diagnose::module_routes(&obs, e));
@@ -215,6 +243,22 @@ pub fn render_full(
         verdict,
         reasons,
     }
+}
+
+/// The finding for exchanges the recorder could not write, if any.
+pub fn gap_finding(unrecorded: &Unrecorded) -> Option<diagnose::Finding> {
+    (!unrecorded.is_empty()).then(|| diagnose::Finding {
+        cause: diagnose::Cause::TraceIncomplete,
+        severity: diagnose::Severity::Warning,
+        entries: Vec::new(),
+        host: None,
+        title: unrecorded.describe(),
+        advice: "the trace is incomplete: they were proxied but are not in it; free disk space and record again to capture them".to_string(),
+        detail: None,
+        modules: Vec::new(),
+        fallback: None,
+        evidence: None,
+    })
 }
 
 /// Entries for exchanges that were not recorded to disk (no bodies), for the end-of-run report.

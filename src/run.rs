@@ -17,6 +17,7 @@ use crate::demo::Collector;
 use crate::diagnose::{Evidence, GoEnv, Verdict};
 use crate::proxy::{self, proxy_url};
 use crate::report::{entries_from_exchanges, exit_verdict, goproxy_bases, render_full};
+use crate::trace::Unrecorded;
 use crate::verify::{auth_env_from_process, gather, read_go_sum};
 
 pub async fn run(args: RunArgs) -> Result<i32> {
@@ -82,7 +83,14 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             .map(|l| l.get(seen_before..).unwrap_or_default().to_vec())
             .unwrap_or_default();
         let entries = entries_from_exchanges(&attempt, &bases);
-        let judged = render_full(&entries, Some(&env), &Evidence::default(), true, false);
+        let judged = render_full(
+            &entries,
+            &Unrecorded::default(),
+            Some(&env),
+            &Evidence::default(),
+            true,
+            false,
+        );
         let why = judged
             .reasons
             .iter()
@@ -127,6 +135,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         // The run's verdict (ok/transient/permanent) from what went over the wire.
         let verdict = render_full(
             &entries_from_exchanges(&exchanges, &bases),
+            &Unrecorded::default(),
             Some(&env),
             &Evidence::default(),
             true,
@@ -159,9 +168,13 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             .recorder
             .as_ref()
             .and_then(|r| crate::trace::load_trace(r.dir()).ok());
-        let (entries, root) = match recorded {
-            Some(t) if args.replay.is_none() => (t.entries, Some(t.root)),
-            _ => (entries_from_exchanges(&exchanges, &bases), None),
+        let (entries, root, unrecorded) = match recorded {
+            Some(t) if args.replay.is_none() => (t.entries, Some(t.root), t.unrecorded),
+            _ => (
+                entries_from_exchanges(&exchanges, &bases),
+                None,
+                Unrecorded::default(),
+            ),
         };
         let go_sum = module_go_sum().and_then(|p| read_go_sum(&p).ok());
         let obs = crate::report::observations(&entries, &bases);
@@ -174,6 +187,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         );
         let rendered = render_full(
             &entries,
+            &unrecorded,
             Some(&env),
             &evidence,
             false,

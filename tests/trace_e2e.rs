@@ -222,6 +222,33 @@ async fn kill_9_mid_download_keeps_every_completed_exchange() {
         .await;
         assert!(out.success, "{}", out.stderr);
         assert!(out.stdout.contains("5 requests"), "{}", out.stdout);
+
+        // The body being written when the kill came is left as a temp file; recording
+        // into the directory again removes it (its writer is gone).
+        let temp_files = || -> Vec<String> {
+            std::fs::read_dir(trace_dir.join("bodies"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".tmp-"))
+                .collect()
+        };
+        assert!(
+            !temp_files().is_empty(),
+            "the kill left the big body's temp file"
+        );
+        let (mut again, _) = spawn_proxy(
+            dir.path(),
+            &origin,
+            &["--record", trace_dir.to_str().unwrap()],
+        );
+        let left = temp_files();
+        again.kill().unwrap();
+        again.wait().unwrap();
+        assert!(
+            left.is_empty(),
+            "stale temp files survived reopening: {left:?}"
+        );
+        assert_eq!(load_trace(&trace_dir).unwrap().entries.len(), 5);
     })
     .await
     .unwrap();

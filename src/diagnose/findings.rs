@@ -948,9 +948,11 @@ impl Group<'_, '_> {
                     "keep GOINSECURE as narrow as possible; it applies only to direct fetches, never to GOPROXY".to_string(),
                 )
             }
-            // Built by config_findings or the forensic passes, never from grouped exchanges.
+            // Built by config_findings, the forensic passes or from the trace itself, never
+            // from grouped exchanges.
             Cause::SumdbDisabled
             | Cause::GoproxyUnusable
+            | Cause::TraceIncomplete
             | Cause::ChecksumMismatch
             | Cause::ZipRejected
             | Cause::CredentialsMissing

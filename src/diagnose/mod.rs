@@ -183,6 +183,8 @@ pub enum Cause {
     CredentialsRefused,
     /// A GOPRIVATE/GONOPROXY/GONOSUMDB module name reached a public proxy or checksum database.
     PrivatePathLeak,
+    /// The recorder could not write every exchange (a full disk): the trace has a gap.
+    TraceIncomplete,
 }
 
 impl Cause {
@@ -224,6 +226,7 @@ impl Cause {
             Cause::CredentialsMissing => "credentials-missing",
             Cause::CredentialsRefused => "credentials-refused",
             Cause::PrivatePathLeak => "private-path-leak",
+            Cause::TraceIncomplete => "trace-incomplete",
         }
     }
 }

@@ -89,7 +89,8 @@ pub fn failure_class(cause: Cause) -> Option<FailureClass> {
         | Cause::PrivateModuleViaProxy
         | Cause::PrivateModuleViaSumdb
         | Cause::SumdbDisabled
-        | Cause::InsecureSetting => None,
+        | Cause::InsecureSetting
+        | Cause::TraceIncomplete => None,
     }
 }
 

@@ -324,14 +324,35 @@ pub fn prepare_rules(mut rules: Vec<Rule>) -> Result<Vec<Rule>, FaultError> {
             return Err(FaultError::DuplicateName(rule.name.clone()));
         }
     }
+    name_unnamed(&mut rules, &mut taken);
+    Ok(rules)
+}
+
+/// Names each unnamed rule `rule-N`, N its position from 1, or the next free N when an
+/// explicit name holds it. Returns how many names were tried, so a test can check that
+/// the work stays linear in the number of rules (tens of thousands load at start-up).
+fn name_unnamed(rules: &mut [Rule], taken: &mut HashSet<String>) -> usize {
+    // Every name between an unnamed rule's position and the name it got is taken, so the
+    // next unnamed rule can start after that name instead of probing the same run again.
+    let mut next = 1;
+    let mut tried = 0;
     for (i, rule) in rules.iter_mut().enumerate() {
-        if rule.name.is_empty() {
-            let borrowed: HashSet<&str> = taken.iter().map(String::as_str).collect();
-            rule.name = free_name(i + 1, &borrowed);
-            taken.insert(rule.name.clone());
+        if !rule.name.is_empty() {
+            continue;
+        }
+        next = next.max(i + 1);
+        loop {
+            tried += 1;
+            let name = format!("rule-{next}");
+            next += 1;
+            if !taken.contains(&name) {
+                taken.insert(name.clone());
+                rule.name = name;
+                break;
+            }
         }
     }
-    Ok(rules)
+    tried
 }
 
 fn free_name(mut n: usize, taken: &HashSet<&str>) -> String {
@@ -979,6 +1000,55 @@ mod tests {
                 "latency 50ms; reset before head".to_string()
             ))
         );
+    }
+
+    #[test]
+    fn naming_tries_each_candidate_name_at_most_once() {
+        // The worst case for a search from each rule's own position: m explicit names
+        // `rule-(m+1)` .. `rule-2m` followed by m unnamed rules, whose positions are
+        // exactly those names. Searching afresh for each costs m*m tries; the cursor
+        // tries each candidate once.
+        let m = 2_000;
+        let mut rules: Vec<Rule> = (m + 1..=2 * m)
+            .map(|n| named(&format!("rule-{n}"), respond(502)))
+            .collect();
+        rules.extend((0..m).map(|_| Rule::new(respond(502))));
+        let mut taken: HashSet<String> = rules.iter().map(|r| r.name.clone()).collect();
+        taken.remove("");
+        let tried = name_unnamed(&mut rules, &mut taken);
+        assert!(
+            tried <= 2 * rules.len(),
+            "{tried} names tried for {} rules",
+            rules.len()
+        );
+        let names: Vec<&str> = rules[m..].iter().map(|r| r.name.as_str()).collect();
+        let want: Vec<String> = (2 * m + 1..=3 * m).map(|n| format!("rule-{n}")).collect();
+        assert_eq!(names, want);
+
+        // The same names as a search from each position would give.
+        let mut rules = vec![
+            Rule::new(respond(502)),
+            named("rule-3", respond(502)),
+            Rule::new(respond(502)),
+            Rule::new(respond(502)),
+            named("rule-6", respond(502)),
+            Rule::new(respond(502)),
+            Rule::new(respond(502)),
+        ];
+        let mut taken: HashSet<String> = ["rule-3", "rule-6"].map(String::from).into();
+        let tried = name_unnamed(&mut rules, &mut taken);
+        let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["rule-1", "rule-3", "rule-4", "rule-5", "rule-6", "rule-7", "rule-8"]
+        );
+        let borrowed: HashSet<&str> = ["rule-3", "rule-6"].into();
+        assert_eq!(free_name(4, &borrowed), "rule-4");
+        assert!(tried <= 2 * rules.len());
+        // A large file of unnamed rules is named in one pass.
+        let mut rules: Vec<Rule> = (0..20_000).map(|_| Rule::new(respond(502))).collect();
+        assert_eq!(name_unnamed(&mut rules, &mut HashSet::new()), 20_000);
+        assert_eq!(rules[19_999].name, "rule-20000");
     }
 
     #[test]

@@ -102,21 +102,15 @@ pub fn response_head(entry: &Entry) -> Response<()> {
 
 /// The recorded body of an entry as a streaming body (verified first).
 pub async fn body(trace: &LoadedTrace, content: &Content) -> Result<(ProxyBody, u64), TraceError> {
-    let (Some(_), Some(sha256)) = (content.file.as_deref(), content.sha256.as_deref()) else {
-        // Embedded (text or base64) or empty: already in memory with the HAR.
+    // Stored bodies (in the trace's `bodies/` or spilled from a big HAR) are streamed;
+    // embedded (text or base64) or empty ones are already in memory with the entry.
+    let Some((root, sha)) = trace.stored_body(content) else {
         let bytes = Bytes::from(entry_body(trace, content)?);
         let len = bytes.len() as u64;
         return Ok((Full::new(bytes).map_err(|n| match n {}).boxed_unsync(), len));
     };
-    if content.text.is_some() {
-        let bytes = Bytes::from(entry_body(trace, content)?);
-        let len = bytes.len() as u64;
-        return Ok((Full::new(bytes).map_err(|n| match n {}).boxed_unsync(), len));
-    }
     // Body files live at bodies/<sha256>; the name is the checksum, so it is the path.
-    let path: PathBuf = trace.root.join(crate::trace::BODIES_DIR).join(sha256);
-    let root = trace.root.clone();
-    let sha = sha256.to_string();
+    let path: PathBuf = root.join(crate::trace::BODIES_DIR).join(&sha);
     // Pass 1: hash the file without keeping it.
     let len = tokio::task::spawn_blocking(move || -> Result<u64, TraceError> {
         let mut reader = crate::trace::open_verified(&root, &sha)?;

@@ -7,13 +7,13 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use super::build::BodyContent;
 use super::error::TraceError;
+use super::tempfiles::{self, Removed};
 use super::BODIES_DIR;
 
 /// Bytes of a body kept in memory, and the largest body embedded as HAR `text`.
@@ -24,6 +24,8 @@ pub const HEAD_LIMIT: usize = 64 * 1024;
 pub struct BodyStore {
     root: PathBuf,
     bodies: PathBuf,
+    /// Temp files of killed writers removed when the store was opened.
+    stale: Removed,
 }
 
 /// A stored body, as [`BodySink::finish`] reports it.
@@ -41,12 +43,32 @@ pub struct StoredBody {
 }
 
 impl BodyStore {
-    /// Uses `dir/bodies/`, creating it.
+    /// Uses `dir/bodies/` for recording, creating it. Temp files left there by a writer
+    /// that was killed mid-body (they can be as large as the body) are removed now: no
+    /// entry refers to them and nothing can finish them.
     pub fn new(dir: impl Into<PathBuf>) -> Result<Self, TraceError> {
         let root = dir.into();
         let bodies = root.join(BODIES_DIR);
         fs::create_dir_all(&bodies).map_err(|e| TraceError::io(&bodies, e))?;
-        Ok(BodyStore { root, bodies })
+        let stale = tempfiles::remove_stale(&bodies, "").map_err(|e| TraceError::io(&bodies, e))?;
+        if stale.files > 0 {
+            tracing::warn!(
+                "removed {} unfinished body file(s) ({} bytes) from {}, left by a recording that was killed",
+                stale.files,
+                stale.bytes,
+                bodies.display()
+            );
+        }
+        Ok(BodyStore {
+            root,
+            bodies,
+            stale,
+        })
+    }
+
+    /// What opening the store cleaned up.
+    pub fn stale_removed(&self) -> Removed {
+        self.stale
     }
 
     /// The trace directory that `StoredBody::file` is relative to.
@@ -56,13 +78,7 @@ impl BodyStore {
 
     /// Starts a new body; the temp file is created now so a full disk shows early.
     pub fn begin(&self) -> io::Result<BodySink> {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let tmp = self.bodies.join(name);
+        let tmp = tempfiles::temp_path(&self.bodies, "");
         let file = File::options()
             .write(true)
             .create_new(true)
@@ -537,6 +553,62 @@ mod tests {
                 Err(TraceError::BadBodyRef { .. })
             ));
         }
+    }
+
+    #[test]
+    fn temp_files_of_a_killed_recorder_are_removed_on_open_and_ignored_on_read() {
+        use crate::trace::build::{build_entry, BuildOptions, EntryBodies};
+        use crate::trace::testutil::sample_exchange;
+        use crate::trace::{entry_body, load_trace, JournalWriter};
+        let dir = TestDir::new("bodies-stale");
+        let journal = JournalWriter::open(dir.path()).expect("journal");
+        let store = BodyStore::new(dir.path()).expect("store");
+        let mut sink = store.begin().expect("begin");
+        sink.write(b"module example.com/m\n").expect("write");
+        let stored = sink.finish().expect("finish");
+        let mut ex = sample_exchange();
+        if let Some(r) = ex.response.as_mut() {
+            r.body.size = stored.size;
+            r.body.sha256 = Some(stored.sha256.clone());
+        }
+        let bodies = EntryBodies {
+            request: BodyContent::default(),
+            response: BodyContent {
+                text: None,
+                ..stored.content(&store, None, false).expect("content")
+            },
+        };
+        journal
+            .append(&build_entry(&ex, None, &bodies, &BuildOptions::default()))
+            .expect("append");
+        drop(journal);
+        // What `kill -9` in the middle of a large body leaves: a temp file of a pid
+        // that is gone (above any pid_max), next to one of a live process.
+        let bodies_dir = dir.path().join(BODIES_DIR);
+        let dead = bodies_dir.join(".tmp-4194304999-7");
+        fs::write(&dead, vec![0u8; 1 << 20]).expect("write");
+        let live = bodies_dir.join(format!(".tmp-{}-999", std::process::id()));
+        fs::write(&live, b"in progress").expect("write");
+
+        // Reading ignores them: the trace loads and its body resolves.
+        let t = load_trace(dir.path()).expect("load");
+        assert!(t.problems.is_empty(), "{:?}", t.problems);
+        let body = entry_body(&t, &t.entries[0].response.content).expect("body");
+        assert_eq!(body, b"module example.com/m\n");
+        assert!(dead.exists(), "reading removes nothing");
+
+        // Opening for recording removes the dead writer's file only.
+        let store = BodyStore::new(dir.path()).expect("reopen");
+        assert_eq!(
+            store.stale_removed(),
+            Removed {
+                files: 1,
+                bytes: 1 << 20
+            }
+        );
+        assert!(!dead.exists());
+        assert!(live.exists());
+        assert!(bodies_dir.join(&stored.sha256).exists());
     }
 
     #[test]

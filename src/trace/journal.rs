@@ -8,7 +8,6 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -16,6 +15,7 @@ use serde::Serialize;
 use super::error::TraceError;
 use super::har::{Creator, Entry, HAR_VERSION};
 use super::reader::LoadProblem;
+use super::tempfiles;
 use super::{BODIES_DIR, HAR_FILE, JOURNAL_FILE};
 
 /// Appends entries to `DIR/journal.jsonl`. Shareable between tasks (`&self` methods);
@@ -24,7 +24,59 @@ use super::{BODIES_DIR, HAR_FILE, JOURNAL_FILE};
 pub struct JournalWriter {
     dir: PathBuf,
     path: PathBuf,
-    file: Mutex<File>,
+    file: Mutex<LineLog>,
+    /// Lines the journal held when it was opened.
+    existing_lines: u64,
+}
+
+/// The journal file as an append target. `File` in production; tests put a failing
+/// writer here to play a full disk.
+pub(crate) trait LogFile: Write + Send + std::fmt::Debug {
+    /// Cuts the file back to `len` bytes.
+    fn truncate_to(&mut self, len: u64) -> io::Result<()>;
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+impl LogFile for File {
+    fn truncate_to(&mut self, len: u64) -> io::Result<()> {
+        self.set_len(len)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.sync_all()
+    }
+}
+
+/// All-or-nothing line appends: `len` is the size of the file made of whole lines only.
+/// A failed write (a full disk) can leave part of a line behind; it is cut off at once,
+/// and if even that fails, before the next line is written, so a later line is never
+/// glued onto a fragment and nothing before `len` is ever touched.
+#[derive(Debug)]
+struct LineLog {
+    file: Box<dyn LogFile>,
+    len: u64,
+    /// A fragment may follow `len` (a failed write whose truncation failed too).
+    torn: bool,
+}
+
+impl LineLog {
+    fn append(&mut self, line: &[u8]) -> io::Result<()> {
+        if self.torn {
+            self.file.truncate_to(self.len)?;
+            self.torn = false;
+        }
+        match self.file.write_all(line) {
+            Ok(()) => {
+                self.len += line.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Cutting a file frees space, so this works on a full disk too.
+                self.torn = self.file.truncate_to(self.len).is_err();
+                Err(e)
+            }
+        }
+    }
 }
 
 /// What [`JournalWriter::finish`] wrote.
@@ -34,15 +86,35 @@ pub struct FinishReport {
     pub entries: usize,
     /// Bad journal lines (for example from an earlier run that was killed mid-write).
     pub problems: Vec<LoadProblem>,
+    /// Exchanges the journal says were not recorded (all sessions in this directory).
+    pub unrecorded: Unrecorded,
 }
 
 impl JournalWriter {
     /// Creates `dir`, `dir/bodies/` and opens `dir/journal.jsonl` for appending; an
     /// existing journal is continued.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, TraceError> {
+        Self::open_with(dir, |f| Box::new(f))
+    }
+
+    /// [`JournalWriter::open`] with the file wrapped by `wrap` (tests inject write errors).
+    pub(crate) fn open_with(
+        dir: impl AsRef<Path>,
+        wrap: impl FnOnce(File) -> Box<dyn LogFile>,
+    ) -> Result<Self, TraceError> {
         let dir = dir.as_ref().to_path_buf();
         let bodies = dir.join(BODIES_DIR);
         fs::create_dir_all(&bodies).map_err(|e| TraceError::io(&bodies, e))?;
+        let stale = tempfiles::remove_stale(&dir, &har_temp_prefix())
+            .map_err(|e| TraceError::io(&dir, e))?;
+        if stale.files > 0 {
+            tracing::warn!(
+                "removed {} unfinished {HAR_FILE} copy(ies) ({} bytes) from {}, left by a recording that was killed",
+                stale.files,
+                stale.bytes,
+                dir.display()
+            );
+        }
         let path = dir.join(JOURNAL_FILE);
         let mut file = File::options()
             .create(true)
@@ -50,16 +122,24 @@ impl JournalWriter {
             .read(true)
             .open(&path)
             .map_err(|e| TraceError::io(&path, e))?;
+        let (mut len, existing_lines, torn) =
+            measure(&mut file).map_err(|e| TraceError::io(&path, e))?;
         // A run killed mid-line leaves a fragment; without a newline the next entry would
-        // be glued to it and lost too.
-        if ends_without_newline(&mut file).map_err(|e| TraceError::io(&path, e))? {
+        // be glued to it and lost too. (The fragment stays: it is a record of the kill.)
+        if torn {
             file.write_all(b"\n")
                 .map_err(|e| TraceError::io(&path, e))?;
+            len += 1;
         }
         Ok(JournalWriter {
             dir,
             path,
-            file: Mutex::new(file),
+            file: Mutex::new(LineLog {
+                file: wrap(file),
+                len,
+                torn: false,
+            }),
+            existing_lines: existing_lines + u64::from(torn),
         })
     }
 
@@ -71,25 +151,40 @@ impl JournalWriter {
         &self.path
     }
 
-    /// Writes `entry` as one compact JSON line.
+    /// Lines (entries, markers and bad lines) the journal held when it was opened.
+    pub fn existing_lines(&self) -> u64 {
+        self.existing_lines
+    }
+
+    /// Writes `entry` as one compact JSON line, all or nothing: when the write fails
+    /// (a full disk), the journal is left as it was before the call.
     pub fn append(&self, entry: &Entry) -> Result<(), TraceError> {
-        let mut line = serde_json::to_vec(entry).map_err(|source| TraceError::Serialize {
+        self.append_json(entry)
+    }
+
+    /// Notes in the journal that exchanges were not recorded (see [`Unrecorded`]), so a
+    /// later `summary` says the trace has a gap. All or nothing, like [`Self::append`].
+    pub fn append_unrecorded(&self, gap: &Unrecorded) -> Result<(), TraceError> {
+        self.append_json(&UnrecordedLine { unrecorded: gap })
+    }
+
+    fn append_json(&self, value: &impl Serialize) -> Result<(), TraceError> {
+        let mut line = serde_json::to_vec(value).map_err(|source| TraceError::Serialize {
             path: self.path.clone(),
             source,
         })?;
         line.push(b'\n');
-        // A panic elsewhere while holding the lock cannot leave a half line (the write is
-        // one call), so a poisoned lock is safe to reuse.
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        // `File` is unbuffered: once `write_all` returns, the line is in the kernel.
-        file.write_all(&line)
-            .map_err(|e| TraceError::io(&self.path, e))
+        // A panic elsewhere while holding the lock cannot leave a half line (a failed
+        // write is undone before the lock is released), so a poisoned lock is safe.
+        let mut log = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        // `File` is unbuffered: once the write returns, the line is in the kernel.
+        log.append(&line).map_err(|e| TraceError::io(&self.path, e))
     }
 
     /// Flushes the journal to disk (survives power loss, not just a process crash).
     pub fn sync(&self) -> Result<(), TraceError> {
-        let file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        file.sync_all().map_err(|e| TraceError::io(&self.path, e))
+        let mut log = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        log.file.sync().map_err(|e| TraceError::io(&self.path, e))
     }
 
     /// Clean shutdown: syncs the journal and writes `trace.har` from it, entries sorted
@@ -98,17 +193,24 @@ impl JournalWriter {
     pub fn finish(self, creator_version: &str) -> Result<FinishReport, TraceError> {
         self.sync()?;
         let mut index: Vec<(String, u64, usize)> = Vec::new();
-        let problems = super::reader::scan_journal(&self.path, |offset, len, entry| {
+        let scan = super::reader::scan_journal(&self.path, |offset, len, entry| {
             index.push((entry.started_date_time, offset, len));
         })?;
         // Our timestamps are fixed-width UTC, so text order is time order; the offset
         // keeps equal times in journal order.
         index.sort();
-        let har = write_har_streaming(&self.dir, &self.path, &index, creator_version)?;
+        let har = write_har_streaming(
+            &self.dir,
+            &self.path,
+            &index,
+            &scan.unrecorded,
+            creator_version,
+        )?;
         Ok(FinishReport {
             har,
             entries: index.len(),
-            problems,
+            problems: scan.problems,
+            unrecorded: scan.unrecorded,
         })
     }
 }
@@ -118,6 +220,7 @@ fn write_har_streaming(
     dir: &Path,
     journal: &Path,
     index: &[(String, u64, usize)],
+    unrecorded: &Unrecorded,
     creator_version: &str,
 ) -> Result<PathBuf, TraceError> {
     let dest = dir.join(HAR_FILE);
@@ -133,9 +236,16 @@ fn write_har_streaming(
         let creator = serde_json::to_string(&Creator::modscope(creator_version)).map_err(ser)?;
         write!(
             out,
-            "{{\n  \"log\": {{\n    \"version\": \"{HAR_VERSION}\",\n    \"creator\": {creator},\n    \"entries\": ["
+            "{{\n  \"log\": {{\n    \"version\": \"{HAR_VERSION}\",\n    \"creator\": {creator},\n"
         )
         .map_err(|e| TraceError::io(&tmp, e))?;
+        if !unrecorded.is_empty() {
+            let gap = serde_json::to_string(unrecorded).map_err(ser)?;
+            writeln!(out, "    \"{UNRECORDED_KEY}\": {gap},")
+                .map_err(|e| TraceError::io(&tmp, e))?;
+        }
+        out.write_all(b"    \"entries\": [")
+            .map_err(|e| TraceError::io(&tmp, e))?;
         let mut line = Vec::new();
         for (i, (_, offset, len)) in index.iter().enumerate() {
             line.resize(*len, 0);
@@ -173,23 +283,86 @@ fn write_har_streaming(
 }
 
 fn temp_har_path(dir: &Path) -> PathBuf {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    dir.join(format!(
-        ".{HAR_FILE}.tmp-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ))
+    tempfiles::temp_path(dir, &har_temp_prefix())
 }
 
-fn ends_without_newline(file: &mut File) -> io::Result<bool> {
-    let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok(false);
+/// Temp copies of `trace.har` are named `.trace.har.tmp-<pid>-<seq>`.
+fn har_temp_prefix() -> String {
+    format!(".{HAR_FILE}")
+}
+
+/// Length, complete lines, and whether the last line lacks its newline; streams.
+fn measure(file: &mut File) -> io::Result<(u64, u64, bool)> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut len, mut lines, mut last) = (0u64, 0u64, b'\n');
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok((len, lines, last != b'\n'));
+        }
+        let chunk = buf.get(..n).unwrap_or_default();
+        lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        last = chunk.last().copied().unwrap_or(last);
+        len += n as u64;
     }
-    file.seek(SeekFrom::Start(len - 1))?;
-    let mut last = [0u8; 1];
-    file.read_exact(&mut last)?;
-    Ok(last[0] != b'\n')
+}
+
+/// The key of the gap record: a journal line `{"_unrecorded": {...}}` and, in
+/// `trace.har`, `log._unrecorded`.
+pub(crate) const UNRECORDED_KEY: &str = "_unrecorded";
+
+/// Exchanges that were proxied but could not be recorded (the disk was full). The
+/// recorder writes one journal line per burst once the disk takes writes again; the
+/// reader sums them, so `summary` can say the trace is incomplete.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Unrecorded {
+    /// Exchanges with no entry at all.
+    pub exchanges: u64,
+    /// Entries whose body could not be stored (they have no `_sha256`/`_file`).
+    #[serde(default)]
+    pub bodies: u64,
+    /// Why, e.g. "disk full".
+    pub reason: String,
+}
+
+impl Unrecorded {
+    pub fn is_empty(&self) -> bool {
+        self.exchanges == 0 && self.bodies == 0
+    }
+
+    /// "3 exchanges were not recorded (disk full)", with bodies when some were lost.
+    pub fn describe(&self) -> String {
+        let count =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let what = match (self.exchanges, self.bodies) {
+            (e, 0) => count(e, "exchange was", "exchanges were"),
+            (0, b) => count(b, "body was", "bodies were"),
+            (e, b) => format!(
+                "{} and {}",
+                count(e, "exchange", "exchanges"),
+                count(b, "body were", "bodies were")
+            ),
+        };
+        format!("{what} not recorded ({})", self.reason)
+    }
+
+    /// Adds another gap; the first reason is kept, a different one is appended.
+    pub fn add(&mut self, other: &Unrecorded) {
+        self.exchanges += other.exchanges;
+        self.bodies += other.bodies;
+        if self.reason.is_empty() {
+            self.reason = other.reason.clone();
+        } else if !other.reason.is_empty() && !self.reason.contains(&other.reason) {
+            self.reason = format!("{}; {}", self.reason, other.reason);
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct UnrecordedLine<'a> {
+    #[serde(rename = "_unrecorded")]
+    unrecorded: &'a Unrecorded,
 }
 
 /// Borrowing twin of [`super::har::Har`], so writing does not clone every entry.
@@ -330,6 +503,140 @@ mod tests {
             serde_json::from_slice(&fs::read(&p).expect("read")).expect("json");
         assert_eq!(v["log"]["entries"].as_array().map(Vec::len), Some(2));
         assert_eq!(v["log"]["version"], "1.2");
+    }
+
+    #[test]
+    fn a_full_disk_never_leaves_a_partial_line() {
+        use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+        let dir = TestDir::new("journal-full");
+        let one = serde_json::to_vec(&entry(1, 1_000_000))
+            .expect("json")
+            .len() as u64
+            + 1;
+        // Room for two lines and half of a third.
+        let room = std::sync::Arc::new(AtomicU64::new(one * 2 + one / 2));
+        let j = JournalWriter::open_with(dir.path(), |file| {
+            Box::new(crate::trace::testutil::FullDisk {
+                file,
+                room: room.clone(),
+            })
+        })
+        .expect("open");
+        let mut results = Vec::new();
+        for id in 1..=5 {
+            results.push(j.append(&entry(id, id * 1_000_000)).is_ok());
+        }
+        assert_eq!(results, [true, true, false, false, false]);
+        let path = dir.path().join(JOURNAL_FILE);
+        let text = fs::read_to_string(&path).expect("read");
+        assert!(text.ends_with('\n') && text.lines().count() == 2, "{text}");
+        let gap = Unrecorded {
+            exchanges: 3,
+            bodies: 0,
+            reason: "disk full".into(),
+        };
+        assert!(j.append_unrecorded(&gap).is_err(), "still full");
+        // Space comes back: the gap is noted, later entries follow whole.
+        room.store(1 << 20, SeqCst);
+        j.append_unrecorded(&gap).expect("note the gap");
+        j.append(&entry(6, 6_000_000)).expect("append");
+        j.append(&entry(7, 7_000_000)).expect("append");
+        let text = fs::read_to_string(&path).expect("read");
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).expect("every line parses");
+        }
+        let report = j.finish("t").expect("finish");
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.entries, 4);
+        assert_eq!(report.unrecorded, gap);
+        let har: serde_json::Value =
+            serde_json::from_slice(&fs::read(&report.har).expect("read har")).expect("json");
+        assert_eq!(har["log"]["_unrecorded"]["exchanges"], 3);
+        assert!(
+            validate_har_1_2(&har).is_empty(),
+            "{:?}",
+            validate_har_1_2(&har)
+        );
+        let t = crate::trace::load_trace(dir.path()).expect("load");
+        let ids: Vec<_> = t.entries.iter().map(|e| e.id).collect();
+        assert_eq!(ids, [Some(1), Some(2), Some(6), Some(7)]);
+        assert_eq!(t.unrecorded, gap, "read back from trace.har");
+        assert!(t.notes.is_empty(), "the HAR is complete: {:?}", t.notes);
+        // The journal alone says the same.
+        let t = crate::trace::load_trace(&path).expect("load journal");
+        assert_eq!((t.entries.len(), t.unrecorded.clone()), (4, gap));
+    }
+
+    #[test]
+    fn a_failed_cut_is_retried_before_the_next_line() {
+        /// Fails the first `cuts_fail` truncations and writes half of the first line.
+        #[derive(Debug)]
+        struct Stubborn {
+            file: File,
+            half_written: bool,
+            cuts_fail: u32,
+        }
+        impl Write for Stubborn {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                if !self.half_written {
+                    self.half_written = true;
+                    self.file.write_all(&buf[..buf.len() / 2])?;
+                    return Err(io::Error::other("EIO"));
+                }
+                self.file.write(buf)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        impl LogFile for Stubborn {
+            fn truncate_to(&mut self, len: u64) -> io::Result<()> {
+                if self.cuts_fail > 0 {
+                    self.cuts_fail -= 1;
+                    return Err(io::Error::other("cannot cut"));
+                }
+                self.file.set_len(len)
+            }
+            fn sync(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let dir = TestDir::new("journal-stubborn");
+        let j = JournalWriter::open_with(dir.path(), |file| {
+            Box::new(Stubborn {
+                file,
+                half_written: false,
+                cuts_fail: 2,
+            })
+        })
+        .expect("open");
+        assert!(j.append(&entry(1, 1)).is_err(), "torn write");
+        assert!(
+            j.append(&entry(2, 2)).is_err(),
+            "the cut fails again: nothing written"
+        );
+        j.append(&entry(3, 3))
+            .expect("cut works now, then the line");
+        let text = fs::read_to_string(dir.path().join(JOURNAL_FILE)).expect("read");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let back: Entry = serde_json::from_str(text.trim_end()).expect("whole line");
+        assert_eq!(back.id, Some(3));
+    }
+
+    #[test]
+    fn stale_har_copies_are_removed_on_open() {
+        let dir = TestDir::new("journal-stale");
+        let stale = dir.path().join(".trace.har.tmp-4194304999-0");
+        fs::write(&stale, b"{\"log\"").expect("write");
+        let mine = temp_har_path(dir.path());
+        fs::write(&mine, b"x").expect("write");
+        let j = JournalWriter::open(dir.path()).expect("open");
+        assert!(
+            !stale.exists(),
+            "a copy of a pid that cannot exist is removed"
+        );
+        assert!(mine.exists(), "this process' own temp file is left alone");
+        assert_eq!(j.existing_lines(), 0);
     }
 
     #[test]

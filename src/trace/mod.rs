@@ -9,13 +9,16 @@ pub mod bodies;
 pub mod build;
 pub mod error;
 pub mod har;
+mod harstream;
 pub mod journal;
 pub mod reader;
+pub mod spill;
+pub mod tempfiles;
 pub(crate) mod urlparts;
 pub mod validate;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use bodies::{
     looks_like_text, open_verified, read_verified, BodySink, BodyStore, StoredBody, HEAD_LIMIT,
@@ -28,7 +31,7 @@ pub use har::{
     Cache, Content, Cookie, Creator, Entry, Har, Header, Log, NameValue, PostData, PostParam,
     Request, Response, Timings,
 };
-pub use journal::{write_har_atomic, FinishReport, JournalWriter};
+pub use journal::{write_har_atomic, FinishReport, JournalWriter, Unrecorded};
 pub use reader::{entry_body, load_trace, request_body, LoadProblem, LoadedTrace};
 pub use validate::validate_har_1_2;
 

@@ -8,14 +8,17 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::bodies::{check_sha, read_verified_path};
 use super::error::TraceError;
 use super::har::{Content, Entry, Request};
+use super::harstream::HarOutcome;
+use super::journal::{Unrecorded, UNRECORDED_KEY};
+use super::spill::{SpillStore, Spiller};
 use super::urlparts;
 use super::{BODIES_DIR, HAR_FILE, JOURNAL_FILE};
 
@@ -32,6 +35,29 @@ pub struct LoadedTrace {
     pub root: PathBuf,
     /// The file the entries came from (`trace.har` or `journal.jsonl`).
     pub source: PathBuf,
+    /// Exchanges the recorder could not write (a full disk): the trace has a gap.
+    pub unrecorded: Unrecorded,
+    /// Large embedded bodies of a HAR, moved out of memory while it loaded; their
+    /// entries keep `_sha256` and no `text`. Shared by clones, removed with the last one.
+    pub spill: Option<Arc<SpillStore>>,
+}
+
+impl LoadedTrace {
+    /// Where the stored body of `content` can be streamed from: the directory whose
+    /// `bodies/<sha256>` holds it, and the hash. None for an embedded or empty body.
+    pub fn stored_body(&self, content: &Content) -> Option<(PathBuf, String)> {
+        if content.text.is_some() {
+            return None;
+        }
+        let sha = content.sha256.as_deref()?;
+        if let Some(spill) = self.spill.as_ref().filter(|s| s.holds(sha)) {
+            return Some((spill.root().to_path_buf(), sha.to_string()));
+        }
+        content
+            .file
+            .is_some()
+            .then(|| (self.root.clone(), sha.to_string()))
+    }
 }
 
 /// Something wrong in one place of a trace file.
@@ -53,7 +79,7 @@ impl fmt::Display for LoadProblem {
 }
 
 impl LoadProblem {
-    fn new(file: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(file: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
         LoadProblem {
             file: file.to_path_buf(),
             line,
@@ -149,7 +175,10 @@ fn count_journal_entries(path: &Path) -> Result<usize, TraceError> {
             return Ok(n);
         }
         let line = buf.trim_ascii();
-        if !line.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok() {
+        if !line.is_empty()
+            && unrecorded_line(line).is_none()
+            && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
+        {
             n += 1;
         }
     }
@@ -169,22 +198,49 @@ pub(crate) fn load_journal_file(path: &Path) -> Result<LoadedTrace, TraceError> 
         source: path.to_path_buf(),
         ..LoadedTrace::default()
     };
-    let mut entries = Vec::new();
-    trace.problems = scan_journal(path, |_, _, entry| entries.push(entry))?;
-    trace.entries = entries;
+    let mut spiller = Spiller::default();
+    let scan = scan_journal(path, |_, _, mut entry| {
+        // Journals written with --embed-bodies hold whole bodies too.
+        spiller.entry(&mut trace, &mut entry);
+        trace.entries.push(entry);
+    })?;
+    trace.problems = scan.problems;
+    trace.unrecorded = scan.unrecorded;
     Ok(trace)
+}
+
+/// What [`scan_journal`] found besides the entries.
+#[derive(Debug, Default)]
+pub(crate) struct JournalScan {
+    pub problems: Vec<LoadProblem>,
+    /// The gap records of the journal, summed.
+    pub unrecorded: Unrecorded,
+}
+
+/// A gap record line: `{"_unrecorded": {...}}`, told apart from an entry by its first key.
+fn unrecorded_line(line: &[u8]) -> Option<Result<Unrecorded, serde_json::Error>> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        #[serde(rename = "_unrecorded")]
+        unrecorded: Unrecorded,
+    }
+    let rest = line.strip_prefix(b"{")?.trim_ascii_start();
+    let key = format!("\"{UNRECORDED_KEY}\"");
+    rest.starts_with(key.as_bytes())
+        .then(|| serde_json::from_slice::<Line>(line).map(|l| l.unrecorded))
 }
 
 /// Reads a journal line by line, handing each usable entry to `visit` with the byte
 /// offset and length of its line, so callers can keep one entry in memory at a time.
-/// Bad lines become problems naming the file and line.
+/// Bad lines become problems naming the file and line; gap records are summed.
 pub(crate) fn scan_journal(
     path: &Path,
     mut visit: impl FnMut(u64, usize, Entry),
-) -> Result<Vec<LoadProblem>, TraceError> {
+) -> Result<JournalScan, TraceError> {
     let file = File::open(path).map_err(|e| TraceError::io(path, e))?;
     let mut reader = BufReader::new(file);
     let mut problems = Vec::new();
+    let mut unrecorded = Unrecorded::default();
     let mut buf = Vec::new();
     let mut line_no = 0usize;
     let mut offset = 0u64;
@@ -203,6 +259,21 @@ pub(crate) fn scan_journal(
         let line = buf.trim_ascii();
         if line.is_empty() {
             continue;
+        }
+        match unrecorded_line(line) {
+            Some(Ok(gap)) => {
+                unrecorded.add(&gap);
+                continue;
+            }
+            Some(Err(e)) => {
+                problems.push(LoadProblem::new(
+                    path,
+                    Some(line_no),
+                    format!("invalid {UNRECORDED_KEY} record, skipped: {e}"),
+                ));
+                continue;
+            }
+            None => {}
         }
         match serde_json::from_slice::<Entry>(line) {
             Ok(entry) => match urlparts::problem(&entry.request.url) {
@@ -228,10 +299,13 @@ pub(crate) fn scan_journal(
             }
         }
     }
-    Ok(problems)
+    Ok(JournalScan {
+        problems,
+        unrecorded,
+    })
 }
 
-fn push_checked(
+pub(crate) fn push_checked(
     trace: &mut LoadedTrace,
     entry: Entry,
     file: &Path,
@@ -251,111 +325,24 @@ fn push_checked(
     }
 }
 
-/// Loads a HAR file; also returns how many entries the file holds, before skipping.
+/// Loads a HAR file, streaming its entries; also returns how many entries the file
+/// holds, before skipping.
 fn load_har_file(path: &Path) -> Result<(LoadedTrace, usize), TraceError> {
-    let bytes = fs::read(path).map_err(|e| TraceError::io(path, e))?;
-    // Some Windows tools write a UTF-8 byte order mark.
-    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    let doc: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => {
-            if looks_like_journal(body) {
-                let mut t = load_journal_file(path)?;
-                t.notes.push(format!(
-                    "{} holds one JSON entry per line; loaded it as a journal",
-                    path.display()
-                ));
-                let n = t.entries.len();
-                return Ok((t, n));
-            }
-            return Err(TraceError::Json {
-                path: path.to_path_buf(),
-                line: Some(e.line()),
-                source: e,
-            });
-        }
-    };
-    let Value::Object(mut top) = doc else {
-        return Err(TraceError::NotHar {
-            path: path.to_path_buf(),
-            found: describe(&doc),
-        });
-    };
-    let Some(Value::Object(log)) = top.get_mut("log") else {
-        let found = match top.get("log") {
-            Some(v) => format!("`log` is {}", describe(v)),
-            None => "a JSON object without `log`".to_string(),
-        };
-        return Err(TraceError::NotHar {
-            path: path.to_path_buf(),
-            found,
-        });
-    };
     let mut trace = LoadedTrace {
         root: root_of(path),
         source: path.to_path_buf(),
         ..LoadedTrace::default()
     };
-    match log.get("version") {
-        Some(Value::String(v)) if v == "1.1" || v == "1.2" => {}
-        Some(v) => trace.problems.push(LoadProblem::new(
-            path,
-            None,
-            format!("HAR version {v} (expected \"1.1\" or \"1.2\"); loaded anyway"),
-        )),
-        None => trace.problems.push(LoadProblem::new(
-            path,
-            None,
-            "no log.version (expected \"1.2\"); loaded anyway",
-        )),
-    }
-    let entries = match log.get_mut("entries") {
-        Some(Value::Array(a)) => std::mem::take(a),
-        other => {
-            return Err(TraceError::NotHar {
-                path: path.to_path_buf(),
-                found: match other {
-                    Some(v) => format!("`log.entries` is {}", describe(v)),
-                    None => "`log` without `entries`".to_string(),
-                },
-            })
-        }
-    };
-    let raw = entries.len();
-    for (i, v) in entries.into_iter().enumerate() {
-        let what = format!("log.entries[{i}]");
-        match serde_json::from_value::<Entry>(v) {
-            Ok(entry) => push_checked(&mut trace, entry, path, None, &what),
-            Err(e) => trace.problems.push(LoadProblem::new(
-                path,
-                None,
-                format!("{what}: not a valid HAR entry, skipped: {e}"),
-            )),
-        }
-    }
-    Ok((trace, raw))
-}
-
-/// A journal renamed to `.har`/`.json`: its first line alone is a JSON object with a
-/// `request`.
-fn looks_like_journal(body: &[u8]) -> bool {
-    body.split(|&b| b == b'\n')
-        .map(<[u8]>::trim_ascii)
-        .find(|l| !l.is_empty())
-        .and_then(|l| serde_json::from_slice::<Value>(l).ok())
-        .is_some_and(|v| v.get("request").is_some() && v.get("startedDateTime").is_some())
-}
-
-fn describe(v: &Value) -> String {
-    match v {
-        Value::Null => "null".to_string(),
-        Value::Bool(_) => "a boolean".to_string(),
-        Value::Number(_) => "a number".to_string(),
-        Value::String(_) => "a string".to_string(),
-        Value::Array(_) => "an array".to_string(),
-        Value::Object(o) => {
-            let keys: Vec<&str> = o.keys().take(5).map(String::as_str).collect();
-            format!("an object with keys {keys:?}")
+    match super::harstream::load_har_into(path, &mut trace)? {
+        HarOutcome::Har { raw } => Ok((trace, raw)),
+        HarOutcome::Journal => {
+            let mut t = load_journal_file(path)?;
+            t.notes.push(format!(
+                "{} holds one JSON entry per line; loaded it as a journal",
+                path.display()
+            ));
+            let n = t.entries.len();
+            Ok((t, n))
         }
     }
 }
@@ -415,6 +402,13 @@ fn resolve_body(trace: &LoadedTrace, r: BodyRef<'_>) -> Result<Vec<u8>, TraceErr
     };
     if let Some(sha) = r.sha256 {
         check_sha(sha).map_err(|reason| bad_ref(sha, format!("_sha256: {reason}")))?;
+        if let Some(spill) = trace
+            .spill
+            .as_ref()
+            .filter(|s| r.text.is_none() && s.holds(sha))
+        {
+            return read_verified_path(spill.root().join(BODIES_DIR).join(sha), sha);
+        }
     }
     if let Some(text) = r.text {
         let bytes = match r.encoding {
@@ -484,7 +478,7 @@ mod tests {
     use crate::trace::build::{build_entry, BodyContent, BuildOptions, EntryBodies};
     use crate::trace::journal::{write_har_atomic, JournalWriter};
     use crate::trace::testutil::{sample_exchange, TestDir};
-    use serde_json::json;
+    use serde_json::{json, Value};
     use std::io::Write;
     use std::time::{Duration, SystemTime};
 
@@ -601,12 +595,19 @@ mod tests {
         for e in &t.entries {
             assert_eq!(entry_body(&t, &e.response.content).expect("body"), data);
         }
-        // The embedded copy stands on its own once the bodies are gone.
+        // The embedded copy stands on its own once the bodies are gone (it is large, so
+        // loading moved it to the spill store rather than keeping it in the entry).
         fs::remove_dir_all(dir.path().join(BODIES_DIR)).expect("rm bodies");
         let embedded = t.entries.iter().find(|e| e.id == Some(2)).expect("entry 2");
+        assert!(embedded.response.content.text.is_none());
+        assert!(t.spill.as_ref().is_some_and(|s| s.holds(&sha(&data))));
+        // The journal alone (written with --embed-bodies) is spilled the same way.
+        let j = load_trace(&dir.path().join(JOURNAL_FILE)).expect("journal");
+        let embedded = j.entries.iter().find(|e| e.id == Some(2)).expect("entry 2");
+        assert!(embedded.response.content.text.is_none());
         assert_eq!(
-            embedded.response.content.encoding.as_deref(),
-            Some("base64")
+            entry_body(&j, &embedded.response.content).expect("spilled"),
+            data
         );
         assert_eq!(
             entry_body(&t, &embedded.response.content).expect("embedded"),
@@ -847,6 +848,147 @@ mod tests {
         let t = load_trace(&path).expect("load");
         assert_eq!(t.entries.len(), 2);
         assert!(t.notes.iter().any(|n| n.contains("as a journal")));
+        // One entry saved alone (pretty-printed) is not a journal: it lacks `log`.
+        let one = dir.path().join("one.json");
+        fs::write(
+            &one,
+            serde_json::to_vec_pretty(&sample_entry(1)).expect("json"),
+        )
+        .expect("w");
+        let msg = load_trace(&one).expect_err("lone entry").to_string();
+        assert!(msg.contains("without `log`"), "{msg}");
+    }
+
+    #[test]
+    fn large_embedded_bodies_are_spilled_and_still_served() {
+        let dir = TestDir::new("reader-spill");
+        let zip: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&zip);
+        let list = "v1.0.0\n".repeat(20_000);
+        let upload: Vec<u8> = (0..100_000u32).map(|i| (i % 7) as u8).collect();
+        let mut post = entry_json(
+            "https://p.example/upload",
+            json!({"size": 0, "mimeType": ""}),
+        );
+        post["request"]["method"] = json!("POST");
+        post["request"]["bodySize"] = json!(upload.len());
+        post["request"]["postData"] = json!({
+            "mimeType": "application/octet-stream",
+            "text": base64::engine::general_purpose::STANDARD.encode(&upload),
+            "_encoding": "base64"
+        });
+        let mut wrong = entry_json(
+            "https://p.example/wrong.zip",
+            json!({"size": 300_000, "mimeType": "application/zip", "text": b64, "encoding": "base64", "_sha256": sha(b"other")}),
+        );
+        wrong["_viewer"] = json!({"kept": true});
+        let har = har_json(
+            "1.2",
+            vec![
+                entry_json(
+                    "https://p.example/m/@v/v1.0.0.zip",
+                    json!({"size": 300_000, "mimeType": "application/zip", "text": b64, "encoding": "base64", "_custom": 1}),
+                ),
+                entry_json(
+                    "https://p.example/m/@v/list",
+                    json!({"size": list.len(), "mimeType": "text/plain", "text": list}),
+                ),
+                entry_json(
+                    "https://p.example/m/@v/v1.0.0.mod",
+                    json!({"size": 9, "mimeType": "text/plain", "text": "module m\n"}),
+                ),
+                post,
+                wrong,
+            ],
+        );
+        let path = dir.path().join("big.har");
+        write(&path, &har);
+        let t = load_trace(&path).expect("load");
+        assert!(t.problems.is_empty(), "{:?}", t.problems);
+        assert_eq!(t.entries.len(), 5);
+        let spill = t.spill.clone().expect("bodies were spilled");
+        let c = &t.entries[0].response.content;
+        assert_eq!((c.text.as_deref(), c.encoding.as_deref()), (None, None));
+        assert_eq!(c.sha256.as_deref(), Some(sha(&zip).as_str()));
+        assert_eq!(
+            c.extra.get("_custom"),
+            Some(&json!(1)),
+            "unknown fields stay"
+        );
+        assert_eq!(entry_body(&t, c).expect("zip"), zip);
+        assert_eq!(
+            t.stored_body(c),
+            Some((spill.root().to_path_buf(), sha(&zip))),
+            "replay streams it from the spill store"
+        );
+        let c = &t.entries[1].response.content;
+        assert!(c.text.is_none());
+        assert_eq!(entry_body(&t, c).expect("list"), list.as_bytes());
+        let c = &t.entries[2].response.content;
+        assert_eq!(
+            c.text.as_deref(),
+            Some("module m\n"),
+            "small bodies stay in the entry"
+        );
+        assert_eq!(t.stored_body(c), None);
+        let req = &t.entries[3].request;
+        assert!(req.post_data.as_ref().is_some_and(|p| p.text.is_none()));
+        assert_eq!(request_body(&t, req).expect("upload"), upload);
+        // A body that contradicts its _sha256 stays embedded, so the mismatch is reported.
+        let e = &t.entries[4];
+        assert!(e.response.content.text.is_some());
+        assert!(e.extra.contains_key("_viewer"));
+        assert!(matches!(
+            entry_body(&t, &e.response.content),
+            Err(TraceError::EmbeddedMismatch { .. })
+        ));
+        // The store goes with the last trace holding it.
+        let root = spill.root().to_path_buf();
+        drop(spill);
+        let copy = t.clone();
+        drop(t);
+        assert!(root.exists(), "a clone still holds it");
+        assert_eq!(
+            entry_body(&copy, &copy.entries[1].response.content).expect("list"),
+            list.as_bytes()
+        );
+        drop(copy);
+        assert!(!root.exists());
+    }
+
+    #[test]
+    fn streaming_reader_reads_every_key_order_and_the_gap_record() {
+        let dir = TestDir::new("reader-order");
+        let path = dir.path().join("o.har");
+        // `entries` before `version`, unknown keys around, the gap record.
+        let text = format!(
+            r#"{{"x": [1, {{"y": 2}}], "log": {{"entries": [{}], "pages": [], "_unrecorded": {{"exchanges": 2, "reason": "disk full"}}, "version": "1.3"}}, "z": null}}"#,
+            serde_json::to_string(&sample_entry(1)).expect("json")
+        );
+        fs::write(&path, text).expect("write");
+        let t = load_trace(&path).expect("load");
+        assert_eq!(t.entries.len(), 1);
+        assert_eq!(t.unrecorded.exchanges, 2);
+        assert_eq!(t.unrecorded.bodies, 0);
+        assert!(t.problems[0].message.contains("1.3"), "{:?}", t.problems);
+        // Trailing garbage after the document is still an error.
+        fs::write(
+            &path,
+            b"{\"log\": {\"version\": \"1.2\", \"entries\": []}} x",
+        )
+        .expect("write");
+        let err = load_trace(&path).expect_err("trailing");
+        assert!(matches!(err, TraceError::Json { .. }), "{err}");
+        // `log.entries` of the wrong shape says what it is.
+        fs::write(&path, b"{\"log\": {\"entries\": {\"a\": 1}}}").expect("write");
+        let msg = load_trace(&path).expect_err("shape").to_string();
+        assert!(
+            msg.contains("`log.entries` is an object with keys [\"a\"]"),
+            "{msg}"
+        );
+        fs::write(&path, b"{\"log\": 3}").expect("write");
+        let msg = load_trace(&path).expect_err("shape").to_string();
+        assert!(msg.contains("`log` is a number"), "{msg}");
     }
 
     #[test]

@@ -102,3 +102,38 @@ pub(crate) fn sample_exchange() -> Exchange {
         client_connection: None,
     }
 }
+
+/// A journal file on a "disk" with `room` bytes left: a write past it stores what fits,
+/// then fails with StorageFull, as write(2) on a full disk does. Set `room` to free space.
+#[derive(Debug)]
+pub(crate) struct FullDisk {
+    pub file: std::fs::File,
+    pub room: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::io::Write for FullDisk {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = self.room.load(Ordering::SeqCst);
+        if room == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        }
+        let n = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.file.write(buf.get(..n).unwrap_or_default())?;
+        self.room.fetch_sub(n as u64, Ordering::SeqCst);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl super::journal::LogFile for FullDisk {
+    fn truncate_to(&mut self, len: u64) -> std::io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.file.sync_all()
+    }
+}
