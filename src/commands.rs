@@ -32,6 +32,8 @@ pub struct Prepared {
     pub trust: UpstreamTrust,
     pub bundle: PathBuf,
     pub recorder: Option<Arc<Recorder>>,
+    /// Hide credentials in everything printed or stored (not `--no-redact`).
+    pub redact: bool,
     /// OpenTelemetry export (`--otlp`, `OTEL_EXPORTER_OTLP_*`) and how spans are grouped.
     pub otlp: Option<Arc<crate::otlp::OtlpExporter>>,
     pub otlp_grouping: crate::otlp::SpanGrouping,
@@ -47,7 +49,11 @@ pub fn prepare(
         std::process::exit(0);
     }
     let mut config = common.to_config(listen, allow_remote, stderr_color())?;
-    config.goproxy_bases = crate::report::goproxy_bases(std::env::var("GOPROXY").ok().as_deref());
+    // The bases end up in `_go.base` and in findings: without the GOPROXY userinfo.
+    let goproxy = std::env::var("GOPROXY").ok();
+    config.goproxy_bases = crate::report::goproxy_bases(
+        redact_goproxy(goproxy.as_deref(), !common.no_redact).as_deref(),
+    );
     if let Some(warning) = config.go_handshake_warning() {
         eprintln!("modscope: warning: {warning}");
     }
@@ -57,6 +63,17 @@ pub fn prepare(
             config.fault_rules.len(),
             config.fault_seed,
             config.fault_seed
+        );
+    }
+    if let Some(warning) = CaFiles::new(&config.ca_dir).key_exposure() {
+        eprintln!("modscope: warning: {warning}");
+    }
+    if let Some(path) = &config.keylog {
+        let from_env = std::env::var_os("SSLKEYLOGFILE").is_some_and(|v| v == path.as_os_str());
+        eprintln!(
+            "modscope: TLS session secrets of every connection (client and upstream side) are written to {}{}; anyone who reads that file can decrypt the recorded traffic",
+            path.display(),
+            if from_env { " (from $SSLKEYLOGFILE)" } else { " (--keylog)" }
         );
     }
     let ca = Arc::new(
@@ -90,8 +107,17 @@ pub fn prepare(
         trust,
         bundle,
         recorder,
+        redact: !common.no_redact,
         otlp,
         otlp_grouping: crate::export::per_connection_grouping(),
+    })
+}
+
+/// A GOPROXY value with each URL's userinfo redacted (when `redact`).
+pub fn redact_goproxy(goproxy: Option<&str>, redact: bool) -> Option<String> {
+    goproxy.map(|g| match redact {
+        true => crate::trace::redact_url_list(g, crate::trace::REDACTED),
+        false => g.to_string(),
     })
 }
 
@@ -159,7 +185,10 @@ pub fn observers(prepared: &Prepared) -> Vec<Arc<dyn Observer>> {
         }));
     }
     if !prepared.config.quiet {
-        list.push(Arc::new(ConsoleObserver::new(prepared.config.color)));
+        list.push(Arc::new(ConsoleObserver::new(
+            prepared.config.color,
+            prepared.redact,
+        )));
     }
     list
 }
@@ -169,6 +198,22 @@ pub fn export_lines(proxy_url: &str, bundle: &Path) -> String {
     format!(
         "export HTTPS_PROXY={proxy_url} HTTP_PROXY={proxy_url}\nexport SSL_CERT_FILE={b} GIT_SSL_CAINFO={b}\n",
         b = bundle.display()
+    )
+}
+
+/// The control API's address and token (empty without `--admin`): every request needs
+/// `Authorization: Bearer $MODSCOPE_ADMIN_TOKEN`.
+pub fn admin_lines(running: &RunningProxy) -> String {
+    let (Some(addr), Some(token)) = (running.admin_addr, &running.admin_token) else {
+        return String::new();
+    };
+    let file = running
+        .admin_token_file
+        .as_ref()
+        .map(|f| format!(" (also in {})", f.display()))
+        .unwrap_or_default();
+    format!(
+        "# control API: http://{addr}/faults\n# control API token{file}: {token}\nexport MODSCOPE_ADMIN={addr} MODSCOPE_ADMIN_TOKEN={token}\n"
     )
 }
 
@@ -190,7 +235,7 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     .await
     .context("cannot start the proxy")?;
     let url = proxy::proxy_url(running.addr);
-    announce(&url, &prepared.bundle, running.admin_addr);
+    announce(&url, &prepared.bundle, &running);
     let code = wait_for_signal_then_shutdown(running).await?;
     finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
@@ -292,7 +337,7 @@ pub async fn replay(args: ReplayArgs) -> Result<i32> {
     .await
     .context("cannot start the replay proxy")?;
     let url = proxy::proxy_url(running.addr);
-    announce(&url, &prepared.bundle, running.admin_addr);
+    announce(&url, &prepared.bundle, &running);
     let code = wait_for_signal_then_shutdown(running).await?;
     finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
@@ -348,14 +393,12 @@ fn stdout_color() -> bool {
 
 /// Prints the listening line and the export lines. A reader that went away (a script that
 /// only wanted the first line) must not stop the proxy, so write errors are only logged.
-fn announce(url: &str, bundle: &Path, admin: Option<std::net::SocketAddr>) {
+fn announce(url: &str, bundle: &Path, running: &RunningProxy) {
     let mut text = format!(
         "modscope: listening on {url}\n{}",
         export_lines(url, bundle)
     );
-    if let Some(admin) = admin {
-        text.push_str(&format!("# control API: http://{admin}/faults\n"));
-    }
+    text.push_str(&admin_lines(running));
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         tracing::warn!("cannot print the listening address to stdout: {e}");
@@ -447,7 +490,9 @@ pub fn ca(action: CaAction, ca_dir: Option<PathBuf>) -> Result<i32> {
 pub fn import(args: crate::cli::ImportArgs) -> Result<i32> {
     let options = crate::capture::ImportOptions {
         redact: !args.no_redact,
-        goproxy_bases: crate::report::goproxy_bases(std::env::var("GOPROXY").ok().as_deref()),
+        goproxy_bases: crate::report::goproxy_bases(
+            redact_goproxy(std::env::var("GOPROXY").ok().as_deref(), !args.no_redact).as_deref(),
+        ),
     };
     let report = crate::capture::import_with(&args.capture, &args.output, &options)
         .with_context(|| format!("cannot import {}", args.capture.display()))?;

@@ -114,7 +114,7 @@ pub struct UpstreamProxy {
 impl UpstreamProxy {
     pub fn parse(spec: &str) -> Result<Self, ConfigError> {
         let err = |reason: &str| ConfigError::UpstreamProxy {
-            spec: redact_userinfo(spec),
+            spec: crate::trace::redact_userinfo(spec, crate::trace::REDACTED),
             reason: reason.to_string(),
         };
         let rest = spec
@@ -163,13 +163,6 @@ impl UpstreamProxy {
             Some(u) => format!("http://{u}@{}:{}", self.host, self.port),
             None => format!("http://{}:{}", self.host, self.port),
         }
-    }
-}
-
-fn redact_userinfo(spec: &str) -> String {
-    match (spec.find("://"), spec.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}[redacted]{}", &spec[..s + 3], &spec[at..]),
-        _ => spec.to_string(),
     }
 }
 

@@ -14,13 +14,16 @@ pub fn use_color(stream_is_terminal: bool, no_color_env: bool) -> bool {
 /// Prints each exchange to stderr.
 pub struct ConsoleObserver {
     color: bool,
+    /// Hide URL userinfo, as the trace does (off with `--no-redact`).
+    redact: bool,
     pub printed: AtomicU64,
 }
 
 impl ConsoleObserver {
-    pub fn new(color: bool) -> Self {
+    pub fn new(color: bool, redact: bool) -> Self {
         ConsoleObserver {
             color,
+            redact,
             printed: AtomicU64::new(0),
         }
     }
@@ -28,14 +31,14 @@ impl ConsoleObserver {
 
 impl Observer for ConsoleObserver {
     fn on_exchange(&self, ex: &Exchange) {
-        let line = exchange_line(ex, self.color);
+        let line = exchange_line(ex, self.color, self.redact);
         let _ = writeln!(std::io::stderr().lock(), "{line}");
         self.printed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// `200 GET https://host/path  1.2 KiB  12 ms  [zip example.com/m@v1.0.0]`
-pub fn exchange_line(ex: &Exchange, color: bool) -> String {
+pub fn exchange_line(ex: &Exchange, color: bool, redact: bool) -> String {
     let status = ex.response.as_ref().map(|r| r.status).unwrap_or(0);
     let status_text = if status == 0 {
         "ERR".to_string()
@@ -68,10 +71,15 @@ pub fn exchange_line(ex: &Exchange, color: bool) -> String {
     .into_iter()
     .flatten()
     .sum();
+    let url = if redact {
+        crate::trace::redact_userinfo(&ex.request.url, crate::trace::REDACTED)
+    } else {
+        ex.request.url.clone()
+    };
     let mut line = format!(
         "{status_col} {} {}  {}  {}",
         ex.request.method,
-        ex.request.url,
+        url,
         human_bytes(bytes),
         human_ms(total)
     );

@@ -63,7 +63,7 @@ async fn demo_in(work: &Path, args: &DemoArgs, started: Instant) -> Result<i32> 
         origin.addr.port()
     ))?];
     let collector = Arc::new(Collector::default());
-    let console: Arc<dyn Observer> = Arc::new(ConsoleObserver::new(color));
+    let console: Arc<dyn Observer> = Arc::new(ConsoleObserver::new(color, true));
     let running = proxy::start(config, ca.clone(), trust, vec![console, collector.clone()]).await?;
     let url = proxy::proxy_url(running.addr);
 
@@ -211,7 +211,7 @@ fn report(exchanges: &[Exchange], color: bool, started: Instant) {
         .iter()
         .max_by(|a, b| total_ms(a).total_cmp(&total_ms(b)))
     {
-        println!("slowest:      {}", exchange_line(slowest, color));
+        println!("slowest:      {}", exchange_line(slowest, color, true));
     }
 }
 

@@ -119,7 +119,7 @@ pub struct CertFacts {
 /// Where and how an exchange failed. `phase` and `kind` use the trace vocabulary:
 /// phase: dns | connect | tls | request | response | body;
 /// kind: dns, connect-refused, connect-timeout, tls-untrusted, tls-hostname-mismatch,
-/// tls-expired, tls-handshake-timeout, tls-handshake, upstream-reset, upstream-closed,
+/// tls-expired, tls-not-yet-valid, tls-handshake-timeout, tls-handshake, upstream-reset, upstream-closed,
 /// client-abort, proxy-auth, upstream-proxy, protocol, timeout, injected, other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExchangeError {

@@ -92,6 +92,12 @@ fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -> Ob
         } else {
             Vec::new()
         },
+        host_header: e
+            .request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("host") || h.name == ":authority")
+            .map(|h| h.value.clone()),
     }
 }
 

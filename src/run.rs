@@ -51,9 +51,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     .await
     .context("cannot start the proxy")?;
     let url = proxy_url(running.addr);
-    if let Some(admin) = running.admin_addr {
-        eprintln!("modscope: control API on http://{admin}/");
-    }
+    eprint!("{}", crate::commands::admin_lines(&running));
 
     let goproxy = std::env::var("GOPROXY").unwrap_or_default();
     let no_proxy = std::env::var("NO_PROXY")
@@ -66,12 +64,23 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     }
 
     let bundle = prepared.bundle.display().to_string();
-    let env = go_env_from_process();
+    let mut env = go_env_from_process();
     let bases = goproxy_bases(env.goproxy.as_deref());
+    // Findings and retry messages quote GOPROXY ("go moves on to ..."): never with its
+    // password.
+    env.goproxy = crate::commands::redact_goproxy(env.goproxy.as_deref(), prepared.redact);
     let mut retries_left = args.retry_transient;
+    // A test suite run under modscope reaches the control API through these.
+    let extra_env: Vec<(&str, String)> = match (running.admin_addr, &running.admin_token) {
+        (Some(addr), Some(token)) => vec![
+            ("MODSCOPE_ADMIN", addr.to_string()),
+            ("MODSCOPE_ADMIN_TOKEN", token.clone()),
+        ],
+        _ => Vec::new(),
+    };
     let status = loop {
         let seen_before = collector.0.lock().map(|l| l.len()).unwrap_or(0);
-        let (status, interrupted) = run_child(&args.command, &url, &bundle).await?;
+        let (status, interrupted) = run_child(&args.command, &url, &bundle, &extra_env).await?;
         if status.success() || interrupted || args.retry_transient == 0 {
             break status;
         }
@@ -222,7 +231,12 @@ fn module_go_sum() -> Option<std::path::PathBuf> {
 
 /// Runs the command once with the proxy environment, forwarding signals; returns its
 /// status and whether a signal asked it to stop (then it is never retried).
-async fn run_child(command: &[String], url: &str, bundle: &str) -> Result<(ExitStatus, bool)> {
+async fn run_child(
+    command: &[String],
+    url: &str,
+    bundle: &str,
+    extra_env: &[(&str, String)],
+) -> Result<(ExitStatus, bool)> {
     let (program, rest) = command.split_first().context("no command given after --")?;
     let mut command = Command::new(program);
     command
@@ -232,7 +246,8 @@ async fn run_child(command: &[String], url: &str, bundle: &str) -> Result<(ExitS
         .env("HTTP_PROXY", url)
         .env("http_proxy", url)
         .env("SSL_CERT_FILE", bundle)
-        .env("GIT_SSL_CAINFO", bundle);
+        .env("GIT_SSL_CAINFO", bundle)
+        .envs(extra_env.iter().map(|(k, v)| (*k, v)));
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {program:?} (is it installed and on PATH?)"))?;
@@ -315,6 +330,8 @@ pub fn bypassed_goproxy_hosts(goproxy: &str, no_proxy: &str) -> Vec<String> {
         .filter_map(|entry| {
             let rest = entry.trim().split_once("://")?.1;
             let authority = rest.split('/').next()?;
+            // Userinfo is not part of the host (and may hold a password).
+            let authority = authority.rsplit('@').next()?;
             let host = authority
                 .rsplit_once(':')
                 .map(|(h, _)| h)
@@ -384,5 +401,9 @@ mod tests {
             ["b.example"]
         );
         assert!(bypassed_goproxy_hosts("off", "*").is_empty());
+        assert_eq!(
+            bypassed_goproxy_hosts("https://u:SECRET@corp.example/go", "corp.example"),
+            vec!["corp.example".to_string()]
+        );
     }
 }

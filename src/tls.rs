@@ -41,6 +41,25 @@ pub enum TlsSetupError {
     Verifier(#[from] rustls::client::VerifierBuilderError),
 }
 
+/// `n` random bytes from the system RNG, as lower-case hex (tokens, instance ids). The
+/// RNG only fails when the kernel has none; a guessable all-zero value would then be
+/// worse than one derived from the clock, so that is the fallback.
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
+        let seed = format!(
+            "{:?}{:?}",
+            std::time::SystemTime::now(),
+            std::thread::current().id()
+        );
+        let digest = ring::digest::digest(&ring::digest::SHA256, seed.as_bytes());
+        for (b, d) in bytes.iter_mut().zip(digest.as_ref().iter().cycle()) {
+            *b = *d;
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// ring, chosen explicitly: rcgen signs with ring too, and one provider avoids the
 /// "no process-level provider" panic that two linked providers cause.
 pub fn provider() -> Arc<CryptoProvider> {
@@ -150,6 +169,10 @@ pub struct UpstreamTrust {
     key_log: Option<Arc<KeyLogWriter>>,
     /// Where the roots came from, for `--help`-level diagnostics.
     pub root_count: usize,
+    /// The `--upstream-ca` certificates themselves: a server presenting one of them as its
+    /// own certificate (a self-signed `openssl req -x509`, marked CA:TRUE) is trusted as
+    /// that end entity, after the name and date checks webpki would do.
+    pinned: Arc<Vec<CertificateDer<'static>>>,
 }
 
 impl std::fmt::Debug for UpstreamTrust {
@@ -164,6 +187,7 @@ impl UpstreamTrust {
     /// System roots (webpki-roots when the system has none) plus every extra PEM file.
     pub fn new(extra_pem_files: &[PathBuf]) -> Result<Self, TlsSetupError> {
         let mut roots = RootCertStore::empty();
+        let mut pinned = Vec::new();
         let system = system_roots();
         if system.is_empty() {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -173,6 +197,7 @@ impl UpstreamTrust {
         }
         for path in extra_pem_files {
             for (index, cert) in read_pem_certs(path)?.into_iter().enumerate() {
+                pinned.push(cert.clone());
                 roots
                     .add(cert)
                     .map_err(|source| TlsSetupError::BadCertificate {
@@ -182,7 +207,7 @@ impl UpstreamTrust {
                     })?;
             }
         }
-        Self::from_roots(roots)
+        Self::from_roots(roots, pinned)
     }
 
     /// Only the given roots (tests).
@@ -191,10 +216,13 @@ impl UpstreamTrust {
         for cert in certs {
             roots.add(cert.clone())?;
         }
-        Self::from_roots(roots)
+        Self::from_roots(roots, certs.to_vec())
     }
 
-    fn from_roots(roots: RootCertStore) -> Result<Self, TlsSetupError> {
+    fn from_roots(
+        roots: RootCertStore,
+        pinned: Vec<CertificateDer<'static>>,
+    ) -> Result<Self, TlsSetupError> {
         if roots.is_empty() {
             return Err(TlsSetupError::NoRoots);
         }
@@ -206,6 +234,7 @@ impl UpstreamTrust {
             resumption: Resumption::in_memory_sessions(256),
             key_log: None,
             root_count,
+            pinned: Arc::new(pinned),
         })
     }
 
@@ -225,6 +254,7 @@ impl UpstreamTrust {
         let verifier = Arc::new(RecordingVerifier {
             inner: self.verifier.clone(),
             seen,
+            pinned: self.pinned.clone(),
         });
         let mut config = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
@@ -245,6 +275,7 @@ impl UpstreamTrust {
 struct RecordingVerifier {
     inner: Arc<WebPkiServerVerifier>,
     seen: Arc<Mutex<Vec<CertificateDer<'static>>>>,
+    pinned: Arc<Vec<CertificateDer<'static>>>,
 }
 
 impl ServerCertVerifier for RecordingVerifier {
@@ -261,8 +292,25 @@ impl ServerCertVerifier for RecordingVerifier {
             seen.push(end_entity.clone().into_owned());
             seen.extend(intermediates.iter().map(|c| c.clone().into_owned()));
         }
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        let verdict = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match verdict {
+            Err(e)
+                if is_ca_used_as_end_entity(&e)
+                    && self
+                        .pinned
+                        .iter()
+                        .any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
+                verify_pinned_leaf(end_entity, server_name, now)
+            }
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -286,6 +334,71 @@ impl ServerCertVerifier for RecordingVerifier {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.inner.supported_verify_schemes()
     }
+}
+
+/// webpki refuses a CA certificate as a server's own certificate; `openssl req -x509`
+/// marks every self-signed certificate CA:TRUE, so that is what such a server presents.
+fn is_ca_used_as_end_entity(e: &rustls::Error) -> bool {
+    match e {
+        rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
+            other.0.downcast_ref::<webpki::Error>() == Some(&webpki::Error::CaUsedAsEndEntity)
+        }
+        _ => false,
+    }
+}
+
+/// The checks of an end-entity certificate that remain once the certificate is itself the
+/// trust anchor the user gave: it must name the server and be valid now. (The handshake
+/// signature, checked separately, proves the server holds its key.)
+fn verify_pinned_leaf(
+    cert: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<ServerCertVerified, rustls::Error> {
+    let ee = webpki::EndEntityCert::try_from(cert)
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    ee.verify_is_valid_for_subject_name(server_name)
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::NotValidForName))?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let now = now.as_secs() as i64;
+    let validity = parsed.validity();
+    if now < validity.not_before.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet,
+        ));
+    }
+    if now > validity.not_after.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+    }
+    Ok(ServerCertVerified::assertion())
+}
+
+/// Why a certificate's cryptography is refused, in words (`SHA-1`, `RSA-1024`), if it is:
+/// go and modscope both reject signatures over SHA-1/MD5 and RSA keys under 2048 bits.
+pub fn weak_crypto(der: &CertificateDer<'_>) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let subject = cert.subject().to_string();
+    let oid = cert.signature_algorithm.algorithm.to_id_string();
+    let digest = match oid.as_str() {
+        "1.2.840.113549.1.1.5" | "1.2.840.10045.4.1" | "1.2.840.10040.4.3" => Some("SHA-1"),
+        "1.2.840.113549.1.1.4" => Some("MD5"),
+        _ => None,
+    };
+    if let Some(d) = digest {
+        return Some(format!(
+            "{subject} is signed with {d}, which is no longer accepted"
+        ));
+    }
+    if let Ok(x509_parser::public_key::PublicKey::RSA(rsa)) = cert.public_key().parsed() {
+        let bits = rsa.key_size();
+        if bits < 2048 {
+            return Some(format!(
+                "{subject} has an RSA-{bits} key; at least RSA-2048 is required"
+            ));
+        }
+    }
+    None
 }
 
 /// A server config presenting `leaf` and selecting exactly `alpn` (the protocol the
@@ -386,6 +499,7 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<String> {
 pub fn classify_handshake_error(
     err: &std::io::Error,
     chain: &[CertFacts],
+    weak: Option<&str>,
 ) -> (&'static str, String) {
     let rustls_err = err
         .get_ref()
@@ -401,7 +515,7 @@ pub fn classify_handshake_error(
                 ),
             ),
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => (
-                "tls-expired",
+                "tls-not-yet-valid",
                 format!(
                     "certificate not yet valid (notBefore {})",
                     leaf.map(|l| l.not_before.as_str()).unwrap_or("unknown")
@@ -425,8 +539,52 @@ pub fn classify_handshake_error(
             ),
             CertificateError::BadSignature => (
                 "tls-untrusted",
-                "certificate has a bad signature".to_string(),
+                match weak {
+                    Some(w) => format!("certificate refused: {w}"),
+                    None => "certificate has a bad signature".to_string(),
+                },
             ),
+            CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+            | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => (
+                "tls-untrusted",
+                match weak {
+                    Some(w) => format!("certificate refused: {w}"),
+                    None => "certificate refused: it is signed with an algorithm modscope (like go) does not accept".to_string(),
+                },
+            ),
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => (
+                "tls-untrusted",
+                "certificate refused: it is not meant for TLS servers (its extended key usage lacks serverAuth)".to_string(),
+            ),
+            CertificateError::BadEncoding => (
+                "tls-untrusted",
+                "certificate refused: it is not valid DER".to_string(),
+            ),
+            CertificateError::UnhandledCriticalExtension => (
+                "tls-untrusted",
+                "certificate refused: it has a critical extension modscope does not understand".to_string(),
+            ),
+            CertificateError::Revoked => ("tls-untrusted", "certificate is revoked".to_string()),
+            CertificateError::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
+                Some(webpki::Error::CaUsedAsEndEntity) => (
+                    "tls-untrusted",
+                    "certificate refused: the server presents a CA certificate as its own; pass that exact certificate with --upstream-ca to trust it".to_string(),
+                ),
+                Some(webpki::Error::EndEntityUsedAsCa) => (
+                    "tls-untrusted",
+                    "certificate refused: the chain uses a server certificate as an issuer".to_string(),
+                ),
+                Some(webpki::Error::PathLenConstraintViolated) => (
+                    "tls-untrusted",
+                    "certificate refused: the chain is longer than an issuer allows (path length constraint)".to_string(),
+                ),
+                Some(webpki::Error::NameConstraintViolation) => (
+                    "tls-untrusted",
+                    "certificate refused: an issuer's name constraints forbid this name".to_string(),
+                ),
+                Some(e) => ("tls-untrusted", format!("certificate refused: {e}")),
+                None => ("tls-untrusted", format!("certificate refused: {other}")),
+            },
             other => ("tls-untrusted", format!("certificate rejected: {other:?}")),
         },
         Some(rustls::Error::AlertReceived(alert)) => (
@@ -445,5 +603,100 @@ pub fn classify_handshake_error(
             ),
             _ => ("tls-handshake", format!("TLS handshake failed: {err}")),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pem(text: &str) -> CertificateDer<'static> {
+        certs_from_pem(text.as_bytes()).unwrap().remove(0)
+    }
+
+    #[test]
+    fn weak_signatures_and_keys_are_named() {
+        let sha1 = weak_crypto(&pem(include_str!("../tests/data/weak-sha1.pem"))).unwrap();
+        assert!(sha1.contains("signed with SHA-1"), "{sha1}");
+        let rsa = weak_crypto(&pem(include_str!("../tests/data/weak-rsa1024.pem"))).unwrap();
+        assert!(rsa.contains("RSA-1024"), "{rsa}");
+        assert_eq!(
+            weak_crypto(&pem(include_str!(
+                "../tests/data/openssl-selfsigned-ec.pem"
+            ))),
+            None
+        );
+    }
+
+    fn io(e: rustls::Error) -> std::io::Error {
+        std::io::Error::other(e)
+    }
+
+    #[test]
+    fn every_certificate_refusal_is_said_in_words() {
+        use rustls::pki_types::UnixTime;
+        let other = |e: webpki::Error| CertificateError::Other(rustls::OtherError(Arc::new(e)));
+        let table: Vec<(CertificateError, Option<&str>, &str, &str)> = vec![
+            (
+                CertificateError::NotValidYetContext {
+                    time: UnixTime::since_unix_epoch(std::time::Duration::from_secs(1)),
+                    not_before: UnixTime::since_unix_epoch(std::time::Duration::from_secs(2)),
+                },
+                None,
+                "tls-not-yet-valid",
+                "not yet valid",
+            ),
+            (
+                CertificateError::NotValidYet,
+                None,
+                "tls-not-yet-valid",
+                "not yet valid",
+            ),
+            (CertificateError::Expired, None, "tls-expired", "expired"),
+            (
+                CertificateError::InvalidPurposeContext {
+                    required: rustls::ExtendedKeyPurpose::ServerAuth,
+                    presented: vec![rustls::ExtendedKeyPurpose::ClientAuth],
+                },
+                None,
+                "tls-untrusted",
+                "lacks serverAuth",
+            ),
+            (
+                CertificateError::UnsupportedSignatureAlgorithmContext {
+                    signature_algorithm_id: vec![],
+                    supported_algorithms: vec![],
+                },
+                Some("CN=sha1.example is signed with SHA-1, which is no longer accepted"),
+                "tls-untrusted",
+                "SHA-1",
+            ),
+            (
+                CertificateError::BadSignature,
+                Some("CN=rsa1024.example has an RSA-1024 key; at least RSA-2048 is required"),
+                "tls-untrusted",
+                "RSA-1024",
+            ),
+            (
+                other(webpki::Error::CaUsedAsEndEntity),
+                None,
+                "tls-untrusted",
+                "CA certificate as its own",
+            ),
+            (
+                other(webpki::Error::NameConstraintViolation),
+                None,
+                "tls-untrusted",
+                "name constraints",
+            ),
+        ];
+        for (err, weak, kind, words) in table {
+            let label = format!("{err:?}");
+            let (k, message) =
+                classify_handshake_error(&io(rustls::Error::InvalidCertificate(err)), &[], weak);
+            assert_eq!(k, kind, "{label}");
+            assert!(message.contains(words), "{label}: {message}");
+            assert!(!message.contains("OtherError"), "{label}: {message}");
+        }
     }
 }

@@ -354,10 +354,16 @@ async fn go_reports_a_refused_connect_and_a_stalled_handshake() {
     }
 }
 
-/// A tiny HTTP/1.1 client for the control API.
-async fn admin(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+/// A tiny HTTP/1.1 client for the control API: `headers` are extra header lines.
+async fn admin_raw(
+    addr: &str,
+    headers: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let req = format!("{method} {path} HTTP/1.1\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     s.write_all(req.as_bytes()).await.unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
@@ -371,6 +377,110 @@ async fn admin(addr: &str, method: &str, path: &str, body: &str) -> (u16, String
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// A control API request as a script sends it: own Host, the token, a typed body.
+async fn admin(addr: &str, token: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let kind = if body.trim_start().starts_with("[[") {
+        "application/toml"
+    } else {
+        "application/json"
+    };
+    let headers =
+        format!("Host: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: {kind}\r\n");
+    admin_raw(addr, &headers, method, path, body).await
+}
+
+/// A web page the user visits can make the browser send requests to loopback: a simple
+/// cross-site POST (text/plain, no preflight), the same from a rebinding host name, or a
+/// preflight. None of them may change the rules.
+#[tokio::test]
+async fn the_control_api_refuses_web_pages_rebinding_and_requests_without_the_token() {
+    let fx = Fixture::with(FixtureOptions {
+        tweak: Box::new(|c| c.admin = Some("127.0.0.1:0".parse().unwrap())),
+        ..FixtureOptions::default()
+    })
+    .await;
+    let addr = fx.proxy.admin_addr.unwrap().to_string();
+    let token = fx.proxy.admin_token.clone().unwrap();
+    let rule = r#"{"name":"forged","match":{"kind":"mod"},"respond":{"status":200,"body":"require evil v1.0.0"}}"#;
+    let spec = "name=forged,kind=mod:503";
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    let own = format!("Host: {addr}\r\n");
+    let attacks: Vec<(String, &str, &str, u16)> = vec![
+        // A page's cross-site POST: its origin, a simple content type, no token.
+        (
+            format!("{own}Origin: https://evil.example\r\nContent-Type: text/plain\r\n"),
+            "POST",
+            spec,
+            403,
+        ),
+        // Even with the token, a foreign origin is refused.
+        (
+            format!(
+                "{own}{bearer}Origin: https://evil.example\r\nContent-Type: application/json\r\n"
+            ),
+            "POST",
+            rule,
+            403,
+        ),
+        // DNS rebinding: the browser sends the page's host name.
+        (
+            format!(
+                "Host: evil.example:{}\r\n{bearer}Content-Type: application/json\r\n",
+                fx.proxy.admin_addr.unwrap().port()
+            ),
+            "POST",
+            rule,
+            421,
+        ),
+        // text/plain is what a form or fetch() sends without a preflight.
+        (
+            format!("{own}{bearer}Content-Type: text/plain\r\n"),
+            "POST",
+            spec,
+            415,
+        ),
+        (
+            format!("{own}{bearer}Content-Type: application/x-www-form-urlencoded\r\n"),
+            "POST",
+            spec,
+            415,
+        ),
+        // No token.
+        (
+            format!("{own}Content-Type: application/json\r\n"),
+            "POST",
+            rule,
+            401,
+        ),
+        (own.clone(), "POST /reset", "", 401),
+    ];
+    for (headers, method, body, want) in attacks {
+        let (method, path) = method.split_once(' ').unwrap_or((method, "/faults"));
+        let (status, answer) = admin_raw(&addr, &headers, method, path, body).await;
+        assert_eq!(status, want, "{method} {path} with {headers:?}: {answer}");
+    }
+    // A preflight gets no CORS grant.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let preflight = format!("OPTIONS /faults HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n");
+    s.write_all(preflight.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 204"), "{out}");
+    assert!(
+        !out.to_ascii_lowercase().contains("access-control-allow"),
+        "{out}"
+    );
+    let (status, listed) = admin(&addr, &token, "GET", "/faults", "").await;
+    assert_eq!(status, 200);
+    assert!(
+        !listed.contains("forged"),
+        "no attack added a rule: {listed}"
+    );
+    // The legitimate client, for contrast.
+    let (status, body) = admin(&addr, &token, "POST", "/faults", rule).await;
+    assert_eq!(status, 201, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -406,7 +516,8 @@ async fn a_fault_toggled_through_the_control_api_between_two_go_runs() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut proxy_url = String::new();
     let mut admin_addr = String::new();
-    for _ in 0..4 {
+    let mut token = String::new();
+    for _ in 0..6 {
         let line = lines.next().unwrap().unwrap();
         if let Some(u) = line.strip_prefix("modscope: listening on ") {
             proxy_url = u.to_string();
@@ -414,12 +525,29 @@ async fn a_fault_toggled_through_the_control_api_between_two_go_runs() {
         if let Some(a) = line.strip_prefix("# control API: http://") {
             admin_addr = a.trim_end_matches("/faults").to_string();
         }
+        if let Some(t) = line.strip_prefix("export MODSCOPE_ADMIN=") {
+            token = t.split_once("MODSCOPE_ADMIN_TOKEN=").unwrap().1.to_string();
+        }
     }
-    assert!(!admin_addr.is_empty() && !proxy_url.is_empty());
+    assert!(!admin_addr.is_empty() && !proxy_url.is_empty() && !token.is_empty());
+    let token_file = dir.path().join("ca").join(format!(
+        "admin-{}.token",
+        admin_addr.rsplit(':').next().unwrap()
+    ));
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap().trim(), token);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the token file is private: {mode:o}");
+    }
 
-    assert_eq!(admin(&admin_addr, "GET", "/healthz", "").await.0, 200);
+    assert_eq!(
+        admin(&admin_addr, &token, "GET", "/healthz", "").await.0,
+        200
+    );
     let (status, body) = admin(
         &admin_addr,
+        &token,
         "PUT",
         "/faults",
         "[[rule]]\nname = \"oops\"\nprobability = 2.0\nrespond = { status = 503 }\n",
@@ -428,13 +556,14 @@ async fn a_fault_toggled_through_the_control_api_between_two_go_runs() {
     assert_eq!(status, 400, "an invalid update is refused: {body}");
     let (status, body) = admin(
         &admin_addr,
+        &token,
         "POST",
         "/faults",
-        "name=zips-down,kind=zip:503",
+        "\"name=zips-down,kind=zip:503\"",
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let (_, listed) = admin(&admin_addr, "GET", "/faults", "").await;
+    let (_, listed) = admin(&admin_addr, &token, "GET", "/faults", "").await;
     assert!(listed.contains("zips-down"), "{listed}");
 
     let bundle = dir.path().join("ca").join("bundle.pem");
@@ -443,6 +572,7 @@ async fn a_fault_toggled_through_the_control_api_between_two_go_runs() {
             // The previous go's second round removed the rule: toggle it on again.
             let (status, body) = admin(
                 &admin_addr,
+                &token,
                 "POST",
                 "/faults",
                 "name=zips-down,kind=zip:503",
@@ -452,7 +582,8 @@ async fn a_fault_toggled_through_the_control_api_between_two_go_runs() {
         }
         for (round, want_success) in [(1, false), (2, true)] {
             if round == 2 {
-                let (status, body) = admin(&admin_addr, "DELETE", "/faults/zips-down", "").await;
+                let (status, body) =
+                    admin(&admin_addr, &token, "DELETE", "/faults/zips-down", "").await;
                 assert_eq!(status, 200, "{body}");
             }
             let run_dir = TempDir::new("admin-go");
@@ -474,10 +605,13 @@ async fn a_fault_toggled_through_the_control_api_between_two_go_runs() {
             }
         }
     }
-    let (_, stats) = admin(&admin_addr, "GET", "/stats", "").await;
+    let (_, stats) = admin(&admin_addr, &token, "GET", "/stats", "").await;
     assert!(stats.contains("\"exchanges\""), "{stats}");
-    assert_eq!(admin(&admin_addr, "POST", "/reset", "").await.0, 200);
-    let (_, listed) = admin(&admin_addr, "GET", "/faults", "").await;
+    assert_eq!(
+        admin(&admin_addr, &token, "POST", "/reset", "").await.0,
+        200
+    );
+    let (_, listed) = admin(&admin_addr, &token, "GET", "/faults", "").await;
     assert!(!listed.contains("zips-down"));
     child.kill().ok();
     child.wait().ok();

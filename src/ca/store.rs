@@ -48,6 +48,32 @@ impl CaFiles {
         self.dir.join("bundle.pem")
     }
 
+    /// The control API token of the proxy whose API listens on `port` (mode 0600, removed
+    /// when that proxy stops); one file per port, so proxies sharing a CA directory coexist.
+    pub fn admin_token_path(&self, port: u16) -> PathBuf {
+        self.dir.join(format!("admin-{port}.token"))
+    }
+
+    /// A warning when an existing `ca-key.pem` can be read by group or others (anyone who
+    /// reads it can impersonate every site to whoever trusts this CA).
+    pub fn key_exposure(&self) -> Option<String> {
+        let path = self.key_path();
+        let mode = fs::metadata(&path).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "{} is readable by {} (mode {:o}); anyone who can read it can impersonate any site to clients that trust this CA: chmod 600 {}",
+                path.display(),
+                match (mode & 0o070 != 0, mode & 0o007 != 0) {
+                    (true, true) => "group and others",
+                    (true, false) => "its group",
+                    _ => "others",
+                },
+                mode & 0o777,
+                path.display()
+            )
+        })
+    }
+
     pub fn exists(&self) -> bool {
         self.cert_path().exists() || self.key_path().exists()
     }

@@ -28,6 +28,7 @@ pub fn diagnose_with(
         }
     }
     let mut findings = group(issues, &ctx, opts);
+    findings.extend(super::host_header::findings(obs));
     if let Some(env) = env {
         findings.extend(config_findings(obs, env));
     }
@@ -144,6 +145,7 @@ pub(super) fn cause_for_error_kind(kind: &str) -> Cause {
         "tls-untrusted" => Cause::TlsUntrusted,
         "tls-hostname-mismatch" => Cause::TlsHostnameMismatch,
         "tls-expired" => Cause::TlsExpired,
+        "tls-not-yet-valid" => Cause::TlsNotYetValid,
         "tls-handshake-timeout" => Cause::TlsHandshakeTimeout,
         "tls-handshake" => Cause::TlsHandshakeFailed,
         "upstream-reset" | "upstream-closed" => Cause::ResetOrTruncated,
@@ -766,8 +768,12 @@ impl Group<'_, '_> {
                 "check the host in GOPROXY and any --connect-to mapping; the server presents another name's certificate".to_string(),
             ),
             Cause::TlsExpired => (
-                format!("{host}: certificate expired or not yet valid ({reqs}){}", self.fallback_clause()),
+                format!("{host}: certificate expired ({reqs}){}", self.fallback_clause()),
                 "renew the server certificate, or fix this machine's clock (compare `date -u`)".to_string(),
+            ),
+            Cause::TlsNotYetValid => (
+                format!("{host}: certificate not valid yet ({reqs}){}", self.fallback_clause()),
+                "this machine's clock is probably behind (compare `date -u` with the certificate's notBefore in the trace's _tls); otherwise the server deployed a certificate too early".to_string(),
             ),
             Cause::TlsHandshakeTimeout => (
                 format!("{host}: TLS handshake timed out ({reqs}); go gives up after 10 s{}", self.fallback_clause()),
@@ -948,11 +954,12 @@ impl Group<'_, '_> {
                     "keep GOINSECURE as narrow as possible; it applies only to direct fetches, never to GOPROXY".to_string(),
                 )
             }
-            // Built by config_findings, the forensic passes or from the trace itself, never
-            // from grouped exchanges.
+            // Built by config_findings, host_header, the forensic passes or from the trace
+            // itself, never from grouped exchanges.
             Cause::SumdbDisabled
             | Cause::GoproxyUnusable
             | Cause::TraceIncomplete
+            | Cause::HostHeaderMismatch
             | Cause::ChecksumMismatch
             | Cause::ZipRejected
             | Cause::CredentialsMissing

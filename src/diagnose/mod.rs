@@ -7,6 +7,7 @@ mod checksums;
 mod credentials;
 mod findings;
 mod forensics;
+mod host_header;
 mod render;
 mod routes;
 mod summary;
@@ -68,6 +69,9 @@ pub struct Observation {
     /// For a checksum-database lookup: the go.sum lines its answer holds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sums: Vec<crate::gomod::gosum::SumLine>,
+    /// The request's `Host` header (or HTTP/2 `:authority`) when the trace kept one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_header: Option<String>,
 }
 
 /// The go environment the traced command ran with (`go env` values; `None` = unset).
@@ -136,6 +140,8 @@ pub enum Cause {
     TlsUntrusted,
     TlsHostnameMismatch,
     TlsExpired,
+    /// The certificate's notBefore is in the future (a clock behind, or a cert issued ahead).
+    TlsNotYetValid,
     TlsHandshakeTimeout,
     TlsHandshakeFailed,
     ProxyAuthRequired,
@@ -185,6 +191,8 @@ pub enum Cause {
     PrivatePathLeak,
     /// The recorder could not write every exchange (a full disk): the trace has a gap.
     TraceIncomplete,
+    /// The client's Host named another site than the CONNECT target modscope dialled.
+    HostHeaderMismatch,
 }
 
 impl Cause {
@@ -196,6 +204,7 @@ impl Cause {
             Cause::TlsUntrusted => "tls-untrusted",
             Cause::TlsHostnameMismatch => "tls-hostname-mismatch",
             Cause::TlsExpired => "tls-expired",
+            Cause::TlsNotYetValid => "tls-not-yet-valid",
             Cause::TlsHandshakeTimeout => "tls-handshake-timeout",
             Cause::TlsHandshakeFailed => "tls-handshake-failed",
             Cause::ProxyAuthRequired => "proxy-auth-required",
@@ -227,6 +236,7 @@ impl Cause {
             Cause::CredentialsRefused => "credentials-refused",
             Cause::PrivatePathLeak => "private-path-leak",
             Cause::TraceIncomplete => "trace-incomplete",
+            Cause::HostHeaderMismatch => "host-header-mismatch",
         }
     }
 }

@@ -65,6 +65,7 @@ fn every_error_kind_has_a_cause() {
         ("tls-untrusted", TlsUntrusted, Error),
         ("tls-hostname-mismatch", TlsHostnameMismatch, Error),
         ("tls-expired", TlsExpired, Error),
+        ("tls-not-yet-valid", TlsNotYetValid, Error),
         ("tls-handshake-timeout", TlsHandshakeTimeout, Error),
         ("tls-handshake", TlsHandshakeFailed, Error),
         ("upstream-reset", ResetOrTruncated, Error),

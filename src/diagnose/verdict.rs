@@ -70,6 +70,7 @@ pub fn failure_class(cause: Cause) -> Option<FailureClass> {
         | Cause::TlsUntrusted
         | Cause::TlsHostnameMismatch
         | Cause::TlsExpired
+        | Cause::TlsNotYetValid
         | Cause::TlsHandshakeFailed
         | Cause::Forbidden
         | Cause::CredentialsMissing
@@ -90,7 +91,8 @@ pub fn failure_class(cause: Cause) -> Option<FailureClass> {
         | Cause::PrivateModuleViaSumdb
         | Cause::SumdbDisabled
         | Cause::InsecureSetting
-        | Cause::TraceIncomplete => None,
+        | Cause::TraceIncomplete
+        | Cause::HostHeaderMismatch => None,
     }
 }
 

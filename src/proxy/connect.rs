@@ -10,7 +10,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
@@ -19,6 +19,7 @@ use super::forward::{
     self, fault_facts, publish_connection_event, reject_oversized_head, text_response, ConnCtx,
     ConnMode, MAX_HEAD_BYTES,
 };
+use super::head_timeout::CountReads;
 use super::io::{drive, Activity, ActivityClock, Rewind, RESET_ON_CLOSE};
 use super::upstream::{ConnTimings, Target, UpstreamSlot};
 use super::{intercept, BoxError, ProxyBody, Shared};
@@ -72,8 +73,9 @@ async fn client_lifecycle(
         let stop = stop.clone();
         service_fn(move |req| first_hop(req, forward_ctx.clone(), tunnel.clone(), stop.clone()))
     };
+    let (io, head_timer) = CountReads::new(io);
     let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
+        .timer(head_timer)
         .header_read_timeout(shared.config.header_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(io), service)
@@ -119,6 +121,9 @@ async fn first_hop(
     tunnel: Arc<Mutex<Option<Tunnel>>>,
     stop: watch::Receiver<bool>,
 ) -> Result<Response<ProxyBody>, BoxError> {
+    if let Some(answer) = refuse_loop(&req, &ctx.shared.dialer.via) {
+        return Ok(answer);
+    }
     if req.method() != Method::CONNECT {
         return forward::handle(req, ctx).await;
     }
@@ -192,6 +197,30 @@ async fn first_hop(
         *slot = Some(next);
     }
     Ok(connect_established())
+}
+
+/// 508 when the request already passed through this instance (its `Via` names us): the
+/// parent proxy is this modscope, and forwarding would nest one hop per round trip.
+fn refuse_loop(req: &Request<Incoming>, via: &str) -> Option<Response<ProxyBody>> {
+    let ours = via.split_whitespace().last().unwrap_or(via);
+    let looped = req
+        .headers()
+        .get_all(http::header::VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|hop| hop.split_whitespace().nth(1) == Some(ours));
+    looped.then(|| {
+        tracing::warn!("refused a request that came from this modscope itself (--upstream-proxy loop)");
+        text_response(
+            StatusCode::LOOP_DETECTED,
+            &format!(
+                "modscope: request loop: {} {} came from this modscope itself ({ours}); --upstream-proxy must name another proxy, not this one",
+                req.method(),
+                req.uri()
+            ),
+        )
+    })
 }
 
 fn connect_established() -> Response<ProxyBody> {
@@ -308,9 +337,12 @@ async fn serve_plain_tunnel<S>(
         alpn: Vec::new(),
     });
     let service = service_fn(move |req| forward::handle(req, ctx.clone()));
+    // Each head within --header-timeout of its first byte (the first one of the start);
+    // the waits between requests are --idle-timeout's.
+    let (stream, head_timer) = CountReads::new(stream);
     let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(shared.config.idle_timeout)
+        .timer(head_timer)
+        .header_read_timeout(shared.config.header_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(stream), service);
     if let Err(e) = drive(conn, stop).await {

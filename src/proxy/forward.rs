@@ -79,11 +79,25 @@ pub async fn handle(
     };
     let id = ctx.shared.next_exchange_id();
     let (parts, body) = req.into_parts();
+    let mut headers = header_pairs(&parts.headers);
+    // HTTP/2 carries the name in `:authority`, not in a header: keep a name that differs
+    // from the dialled one visible in the trace, as HTTP/1.1's Host header is.
+    if let Some(named) = parts.uri.authority() {
+        let default = if target.tls { ":443" } else { ":80" };
+        let bare = |a: &str| a.strip_suffix(default).unwrap_or(a).to_ascii_lowercase();
+        let dialled = url
+            .authority()
+            .map(|a| bare(a.as_str()))
+            .unwrap_or_default();
+        if !headers.iter().any(|(n, _)| n == "host") && bare(named.as_str()) != dialled {
+            headers.push((":authority".to_string(), named.to_string()));
+        }
+    }
     let request_facts = ExchangeRequest {
         method: parts.method.to_string(),
         url: url.to_string(),
         http_version: version_name(parts.version),
-        headers: header_pairs(&parts.headers),
+        headers,
         body: BodyFacts::default(),
     };
     let client_tls = match &ctx.mode {
@@ -715,18 +729,10 @@ fn resolve_target(req: &Request<Incoming>, mode: &ConnMode) -> Result<(Target, U
         ConnMode::Intercepted { target, .. } | ConnMode::PlainTunnel { target } => {
             let scheme = if target.tls { "https" } else { "http" };
             let default_port = if target.tls { 443 } else { 80 };
-            // The URL names what the client asked for; the socket goes where CONNECT said.
-            let authority = req
-                .uri()
-                .authority()
-                .map(|a| a.to_string())
-                .or_else(|| {
-                    req.headers()
-                        .get(http::header::HOST)
-                        .and_then(|h| h.to_str().ok())
-                        .map(str::to_string)
-                })
-                .unwrap_or_else(|| target.authority());
+            // The URL names where the socket goes (the CONNECT target), never the client's
+            // Host header or `:authority`: a trace must not say a request went to a site
+            // the client merely named. A differing Host stays visible among the headers.
+            let authority = target.authority();
             let authority = authority
                 .strip_suffix(&format!(":{default_port}"))
                 .map(str::to_string)

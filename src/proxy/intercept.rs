@@ -13,6 +13,7 @@ use tokio::time::timeout;
 use tokio_rustls::LazyConfigAcceptor;
 
 use super::forward::{self, fault_facts, publish_connection_event, ConnCtx, ConnMode};
+use super::head_timeout::{CountReads, H2HeadWatch};
 use super::io::drive;
 use super::upstream::{Target, UpstreamSlot, ALPN_H2, ALPN_HTTP11};
 use super::Shared;
@@ -213,23 +214,31 @@ async fn finish_handshake<S>(
         alpn: upstream_alpn,
     });
     let service = service_fn(move |req| forward::handle(req, ctx.clone()));
-    let io = TokioIo::new(tls);
+    let head_timeout = shared.config.header_timeout;
     let result = if negotiated.as_deref() == Some(ALPN_H2) {
+        let (io, deadline) = H2HeadWatch::new(tls, head_timeout);
         let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .initial_stream_window_size(1 << 20)
             .initial_connection_window_size(4 << 20)
             .max_concurrent_streams(250)
-            .serve_connection(io, service);
-        drive(conn, stop).await
+            .serve_connection(TokioIo::new(io), service);
+        tokio::select! {
+            r = drive(conn, stop) => r,
+            _ = deadline.expired() => {
+                tracing::warn!("{peer}: no complete HTTP/2 request head within {head_timeout:?}; closed");
+                return;
+            }
+        }
     } else {
+        // Each head within --header-timeout of its first byte (the first one from the end
+        // of the handshake); the waits between requests are --idle-timeout's.
+        let (io, head_timer) = CountReads::new(tls);
         let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            // hyper's head timer also runs while a keep-alive connection waits for its next
-            // request, so on an established TLS session it must be the idle limit.
-            .header_read_timeout(shared.config.idle_timeout)
+            .timer(head_timer)
+            .header_read_timeout(head_timeout)
             .max_buf_size(super::forward::MAX_HEAD_BYTES)
-            .serve_connection(io, service);
+            .serve_connection(TokioIo::new(io), service);
         drive(conn, stop).await
     };
     if let Err(e) = result {

@@ -51,6 +51,10 @@ pub struct RunningProxy {
     pub addr: SocketAddr,
     /// Where the control API listens, when enabled.
     pub admin_addr: Option<SocketAddr>,
+    /// The bearer token every control API request must carry (with `admin_addr`).
+    pub admin_token: Option<String>,
+    /// The 0600 file holding `admin_token` while the proxy runs.
+    pub admin_token_file: Option<std::path::PathBuf>,
     handle: ProxyHandle,
     task: JoinHandle<ShutdownReport>,
     pub shared: Arc<Shared>,
@@ -88,24 +92,41 @@ pub async fn start(shared: Shared) -> Result<RunningProxy, ProxyError> {
     })?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(shared);
-    let admin_addr = match shared.config.admin {
+    let (admin_addr, admin_token, admin_token_file) = match shared.config.admin {
         Some(want) => {
             let (admin_listener, bound) = super::admin::bind(want)
                 .await
                 .map_err(|source| ProxyError::Bind { addr: want, source })?;
+            let access = super::admin::AdminAccess::new(bound);
+            let token = access.token.clone();
+            let file =
+                crate::ca::CaFiles::new(&shared.config.ca_dir).admin_token_path(bound.port());
+            // The token is printed too; a file that cannot be written only costs scripts
+            // that read it from there.
+            let file = match super::admin::write_token_file(&file, &token) {
+                Ok(()) => Some(file),
+                Err(e) => {
+                    tracing::warn!("cannot write the control API token: {e}");
+                    None
+                }
+            };
             tokio::spawn(super::admin::serve(
                 admin_listener,
                 shared.clone(),
+                access,
+                file.clone(),
                 stop_rx.clone(),
             ));
-            Some(bound)
+            (Some(bound), Some(token), file)
         }
-        None => None,
+        None => (None, None, None),
     };
     let task = tokio::spawn(accept_loop(listener, shared.clone(), stop_rx));
     Ok(RunningProxy {
         addr,
         admin_addr,
+        admin_token,
+        admin_token_file,
         handle: ProxyHandle {
             stop: Arc::new(stop_tx),
         },

@@ -5,6 +5,7 @@ pub mod body;
 mod connect;
 pub mod faults;
 pub mod forward;
+mod head_timeout;
 mod intercept;
 mod io;
 mod listener;

@@ -148,6 +148,9 @@ pub struct Dialer {
     pub connect_timeout: Duration,
     pub tls_timeout: Duration,
     next_id: AtomicU64,
+    /// `Via` value naming this instance (RFC 9110 §7.6.3), sent on every CONNECT to a
+    /// parent proxy so a parent that is this modscope again can see the loop.
+    pub via: String,
 }
 
 impl Dialer {
@@ -165,6 +168,7 @@ impl Dialer {
             connect_timeout,
             tls_timeout,
             next_id: AtomicU64::new(1),
+            via: format!("1.1 modscope-{}", crate::tls::random_hex(8)),
         }
     }
 
@@ -284,20 +288,26 @@ impl Dialer {
                 tls: target.tls,
             }
             .authority();
-            connect_through(&mut stream, proxy, &authority, self.connect_timeout)
-                .await
-                .map_err(|(kind, message)| {
-                    fail(
-                        "connect",
-                        kind,
-                        format!(
-                            "CONNECT {authority} through upstream proxy {}",
-                            proxy.display()
-                        ),
-                        message,
-                        timings,
-                    )
-                })?;
+            connect_through(
+                &mut stream,
+                proxy,
+                &authority,
+                &self.via,
+                self.connect_timeout,
+            )
+            .await
+            .map_err(|(kind, message)| {
+                fail(
+                    "connect",
+                    kind,
+                    format!(
+                        "CONNECT {authority} through upstream proxy {}",
+                        proxy.display()
+                    ),
+                    message,
+                    timings,
+                )
+            })?;
         }
         Ok(stream)
     }
@@ -389,9 +399,14 @@ impl Dialer {
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let result = timeout(self.tls_timeout, connector.connect(server_name, tcp)).await;
         timings.tls = Some(started.elapsed());
-        let chain: Vec<_> = seen
+        let (chain, weak): (Vec<_>, Option<String>) = seen
             .lock()
-            .map(|c| c.iter().map(cert_facts).collect())
+            .map(|c| {
+                (
+                    c.iter().map(cert_facts).collect(),
+                    c.iter().find_map(|d| crate::tls::weak_crypto(d)),
+                )
+            })
             .unwrap_or_default();
         match result {
             Ok(Ok(stream)) => {
@@ -410,7 +425,7 @@ impl Dialer {
                 Ok((stream, facts, negotiated))
             }
             Ok(Err(e)) => {
-                let (kind, message) = classify_handshake_error(&e, &chain);
+                let (kind, message) = classify_handshake_error(&e, &chain, weak.as_deref());
                 let facts = UpstreamTls {
                     verified: false,
                     error: Some(message.clone()),
@@ -463,9 +478,10 @@ async fn connect_through(
     stream: &mut TcpStream,
     proxy: &UpstreamProxy,
     authority: &str,
+    via: &str,
     limit: Duration,
 ) -> Result<(), (&'static str, String)> {
-    let mut head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+    let mut head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nVia: {via}\r\n");
     if let Some(auth) = &proxy.authorization {
         head.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
     }
@@ -489,6 +505,10 @@ async fn connect_through(
         Some(407) => Err((
             "proxy-auth",
             format!("{status_line} (check the user:password in --upstream-proxy)"),
+        )),
+        Some(508) => Err((
+            "upstream-proxy",
+            format!("{status_line}: --upstream-proxy leads back to this modscope; point it at another proxy"),
         )),
         _ => Err(("upstream-proxy", format!("answered {status_line:?}"))),
     }

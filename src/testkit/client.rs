@@ -115,6 +115,28 @@ impl ProxiedClient {
 
     /// CONNECT + TLS + HTTP handshake to `host:port`.
     pub async fn connect(&self, host: &str, port: u16, alpn: Alpn) -> Result<Sender, ClientError> {
+        let tls = self.tls_tunnel(host, port, alpn).await?;
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let io = TokioIo::new(tls);
+        if h2 {
+            let (sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+            tokio::spawn(conn);
+            Ok(Sender::H2(sender))
+        } else {
+            let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+            tokio::spawn(conn);
+            Ok(Sender::H1(sender))
+        }
+    }
+
+    /// CONNECT + TLS to `host:port`: the raw TLS stream, for tests that write bytes by hand.
+    pub async fn tls_tunnel(
+        &self,
+        host: &str,
+        port: u16,
+        alpn: Alpn,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ClientError> {
         let authority = if host.contains(':') {
             format!("[{host}]:{port}")
         } else {
@@ -133,25 +155,13 @@ impl ProxiedClient {
         };
         let name =
             ServerName::try_from(host.to_string()).map_err(|_| ClientError::Url(host.into()))?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await
             .map_err(|source| ClientError::Tls {
                 host: host.to_string(),
                 source,
-            })?;
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        let io = TokioIo::new(tls);
-        if h2 {
-            let (sender, conn) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
-            tokio::spawn(conn);
-            Ok(Sender::H2(sender))
-        } else {
-            let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
-            tokio::spawn(conn);
-            Ok(Sender::H1(sender))
-        }
+            })
     }
 
     /// One GET on a fresh connection, body read whole.

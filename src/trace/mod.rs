@@ -33,6 +33,7 @@ pub use har::{
 };
 pub use journal::{write_har_atomic, FinishReport, JournalWriter, Unrecorded};
 pub use reader::{entry_body, load_trace, request_body, LoadProblem, LoadedTrace};
+pub use urlparts::{redact_url_list, redact_userinfo};
 pub use validate::validate_har_1_2;
 
 /// File names inside a trace directory.

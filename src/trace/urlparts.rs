@@ -111,7 +111,9 @@ pub(crate) fn problem(url: &str) -> Option<String> {
 
 /// Replaces any `user[:pass]@` with `[redacted]@`; URLs that do not parse are returned as is
 /// unless they contain an `@` before the path, which is then redacted the same way.
-pub(crate) fn redact_userinfo(url: &str, marker: &str) -> String {
+/// The one redaction of URLs: traces, the journal, `_go.base`, findings, console lines and
+/// error messages all go through it.
+pub fn redact_userinfo(url: &str, marker: &str) -> String {
     match split(url) {
         Ok(p) => match p.userinfo {
             Some(_) => format!("{}://{marker}@{}{}", p.scheme, p.hostport, p.rest),
@@ -128,6 +130,25 @@ pub(crate) fn redact_userinfo(url: &str, marker: &str) -> String {
             }
         }
     }
+}
+
+/// A `,`/`|`-separated URL list (GOPROXY) with each entry's userinfo redacted; the
+/// separators and keywords (`direct`, `off`) stay as they are.
+pub fn redact_url_list(list: &str, marker: &str) -> String {
+    let mut out = String::with_capacity(list.len());
+    let mut rest = list;
+    while !rest.is_empty() {
+        let end = rest.find([',', '|']).unwrap_or(rest.len());
+        let entry = &rest[..end];
+        if entry.contains("://") {
+            out.push_str(&redact_userinfo(entry, marker));
+        } else {
+            out.push_str(entry);
+        }
+        out.push_str(&rest[end..(end + 1).min(rest.len())]);
+        rest = &rest[(end + 1).min(rest.len())..];
+    }
+    out
 }
 
 /// `(name, value)` pairs of the query, percent-decoded with `+` as space (as Go's
@@ -253,6 +274,26 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn url_lists_keep_their_shape() {
+        let m = "[redacted]";
+        for (input, want) in [
+            (
+                "https://u:SECRET@corp.example/go,direct",
+                "https://[redacted]@corp.example/go,direct",
+            ),
+            (
+                "https://a.example|https://t@b.example/x,off",
+                "https://a.example|https://[redacted]@b.example/x,off",
+            ),
+            ("", ""),
+            ("direct", "direct"),
+            ("https://u:p@h,", "https://[redacted]@h,"),
+        ] {
+            assert_eq!(redact_url_list(input, m), want, "{input:?}");
         }
     }
 
