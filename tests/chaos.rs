@@ -575,7 +575,7 @@ async fn a_fault_toggled_through_the_control_api_between_two_go_runs() {
                 &token,
                 "POST",
                 "/faults",
-                "name=zips-down,kind=zip:503",
+                "\"name=zips-down,kind=zip:503\"",
             )
             .await;
             assert_eq!(status, 201, "{body}");

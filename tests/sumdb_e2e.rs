@@ -205,9 +205,17 @@ async fn a_database_that_disagrees_with_the_zip_stops_go() {
             ran.stderr
         );
         assert!(ran.stderr.contains(&victim.path), "{}", ran.stderr);
-        // modscope saw a clean network and says so, pointing at go's own verdict.
+        // The network was clean, and modscope names the hash that differed: the served
+        // zip against the database's record in the same trace.
         assert!(
-            ran.stderr.contains("the failure is not the network"),
+            ran.stderr.contains("[checksum-mismatch]")
+                && ran
+                    .stderr
+                    .contains(&format!("proxy.golang.org served {}@", victim.path))
+                && ran.stderr.contains(&format!(
+                    "but the checksum database at proxy.golang.org/sumdb/sum.golang.org holds {}",
+                    liar.zip_hash()
+                )),
             "{}",
             ran.stderr
         );

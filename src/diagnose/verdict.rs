@@ -125,6 +125,8 @@ fn hop(f: &Finding, obs: &[Observation]) -> String {
     let host = f.host.clone().unwrap_or_else(|| "?".to_string());
     match (f.cause, kind) {
         (Cause::ProxyAuthRequired | Cause::UpstreamProxyFailed, _) => "upstream proxy".to_string(),
+        // The bytes came from the host named in the finding, whatever source disagreed.
+        (Cause::ChecksumMismatch | Cause::ZipRejected, _) => format!("GOPROXY host {host}"),
         (_, Some(k)) if k.is_sumdb() => format!("checksum database {host}"),
         (_, Some(k)) if k.is_direct() => format!("VCS host {host}"),
         (_, Some(k)) if k.is_goproxy() => format!("GOPROXY host {host}"),
