@@ -51,6 +51,17 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Send a recorded trace to an OpenTelemetry collector, or write it as OTLP/JSON.
     Export(ExportArgs),
+    /// Write a self-contained HTML report (waterfall, connections, Go view) of a trace.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Trace directory, HAR file or journal.jsonl.
+    pub trace: PathBuf,
+    /// The HTML file to write [default: TRACE/report.html for a directory, else report.html].
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -225,6 +236,13 @@ pub struct CommonArgs {
     /// Seconds in-flight exchanges get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub shutdown_grace: u64,
+    /// Stand in GOPROXY as a plain-HTTP loopback module proxy in front of the real
+    /// entries, so go needs to trust no CA (direct/VCS traffic is then not seen).
+    #[arg(long)]
+    pub goproxy: bool,
+    /// Write a self-contained HTML report of the session to FILE when it finishes.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Send every exchange as an OpenTelemetry span to this OTLP/HTTP collector
     /// (e.g. http://127.0.0.1:4318) [default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
     /// $OTEL_EXPORTER_OTLP_ENDPOINT when set]. See docs/fleet.md.
@@ -273,6 +291,11 @@ pub struct RunArgs {
     /// (resets, timeouts, 5xx, 429); never for permanent failures.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retry_transient: u32,
+    /// With --goproxy: also give the command the intercepting proxy's environment
+    /// (HTTPS_PROXY, SSL_CERT_FILE, GIT_SSL_CAINFO), so direct/VCS traffic is seen where
+    /// the command trusts the modscope CA.
+    #[arg(long, requires = "goproxy")]
+    pub intercept: bool,
     /// The command to run, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -331,6 +354,7 @@ impl CommonArgs {
             goproxy_bases: Vec::new(),
             admin: self.admin,
             keylog: self.keylog.clone().filter(|p| !p.as_os_str().is_empty()),
+            goproxy: None,
         };
         config.validate()?;
         Ok(config)
@@ -370,6 +394,24 @@ fn random_seed() -> u64 {
         .unwrap_or(1)
 }
 
+impl Command {
+    /// The text to print instead of running, when `--profile help` was given to a
+    /// command that takes fault options; `main` prints it and exits 0.
+    pub fn profile_help(&self) -> Option<String> {
+        let common = match self {
+            Command::Proxy(a) => &a.common,
+            Command::Run(a) => &a.common,
+            Command::Replay(a) => &a.common,
+            _ => return None,
+        };
+        common
+            .profile
+            .iter()
+            .any(|p| p == "help")
+            .then(presets_help)
+    }
+}
+
 /// The text of `--profile help`.
 pub fn presets_help() -> String {
     let mut out = String::from("fault presets (use with --profile NAME):\n");
@@ -382,6 +424,18 @@ pub fn presets_help() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profile_help_is_answered_before_any_command_runs() {
+        let cli = Cli::try_parse_from(["modscope", "proxy", "--profile", "help"]).unwrap();
+        let help = cli.command.profile_help().expect("help asked for");
+        assert!(
+            help.contains("flaky") && help.contains("--profile NAME"),
+            "{help}"
+        );
+        let cli = Cli::try_parse_from(["modscope", "proxy", "--profile", "flaky"]).unwrap();
+        assert!(cli.command.profile_help().is_none());
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

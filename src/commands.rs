@@ -32,6 +32,8 @@ pub struct Prepared {
     pub trust: UpstreamTrust,
     pub bundle: PathBuf,
     pub recorder: Option<Arc<Recorder>>,
+    /// Exchanges kept in memory for `--report` when nothing records this session to disk.
+    pub collector: Option<Arc<crate::demo::Collector>>,
     /// Hide credentials in everything printed or stored (not `--no-redact`).
     pub redact: bool,
     /// OpenTelemetry export (`--otlp`, `OTEL_EXPORTER_OTLP_*`) and how spans are grouped.
@@ -44,16 +46,39 @@ pub fn prepare(
     listen: std::net::SocketAddr,
     allow_remote: bool,
 ) -> Result<Prepared> {
-    if common.profile.iter().any(|p| p == "help") {
-        print!("{}", crate::cli::presets_help());
-        std::process::exit(0);
-    }
+    prepare_with_go(common, listen, allow_remote, None)
+}
+
+/// `prepare`, asking `go` (when given) for the effective GOPROXY in `--goproxy` mode.
+pub fn prepare_with_go(
+    common: &CommonArgs,
+    listen: std::net::SocketAddr,
+    allow_remote: bool,
+    go: Option<&Path>,
+) -> Result<Prepared> {
     let mut config = common.to_config(listen, allow_remote, stderr_color())?;
     // The bases end up in `_go.base` and in findings: without the GOPROXY userinfo.
     let goproxy = std::env::var("GOPROXY").ok();
     config.goproxy_bases = crate::report::goproxy_bases(
         redact_goproxy(goproxy.as_deref(), !common.no_redact).as_deref(),
     );
+    if common.goproxy {
+        let setup = crate::goproxy::setup(go)?;
+        if listen.port() != 0 {
+            // A fixed port is known now: refuse a list that points back at it before binding.
+            setup.routes.rewritten(listen)?;
+        }
+        eprintln!(
+            "modscope: --goproxy: standing in front of GOPROXY={:?} (from {})",
+            setup.routes.shown(),
+            setup.source
+        );
+        for note in &setup.notes {
+            eprintln!("modscope: {note}");
+        }
+        config.goproxy_bases = setup.routes.bases();
+        config.goproxy = Some(Arc::new(setup.routes));
+    }
     if let Some(warning) = config.go_handshake_warning() {
         eprintln!("modscope: warning: {warning}");
     }
@@ -100,6 +125,8 @@ pub fn prepare(
         ),
         None => None,
     };
+    let collector = (common.report.is_some() && recorder.is_none())
+        .then(|| Arc::new(crate::demo::Collector::default()));
     let otlp = crate::export::start_live(common.otlp.as_deref(), &trust)?;
     Ok(Prepared {
         config,
@@ -107,6 +134,7 @@ pub fn prepare(
         trust,
         bundle,
         recorder,
+        collector,
         redact: !common.no_redact,
         otlp,
         otlp_grouping: crate::export::per_connection_grouping(),
@@ -190,7 +218,85 @@ pub fn observers(prepared: &Prepared) -> Vec<Arc<dyn Observer>> {
             prepared.redact,
         )));
     }
+    if let Some(c) = &prepared.collector {
+        list.push(c.clone());
+    }
     list
+}
+
+/// `--report FILE` at the end of a session: from the recorded trace when this session was
+/// recorded, else from the exchanges collected in memory.
+pub fn finish_report(
+    prepared: &Prepared,
+    file: Option<&Path>,
+    command: Option<String>,
+    env: Option<&crate::diagnose::GoEnv>,
+) -> Result<()> {
+    let Some(file) = file else { return Ok(()) };
+    let bases = crate::report::goproxy_bases(env.and_then(|e| e.goproxy.as_deref()));
+    let source = |trace: String| crate::htmlreport::ReportSource {
+        command: command.clone(),
+        trace,
+        producer: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let stats = match (&prepared.collector, &prepared.recorder) {
+        (None, Some(recorder)) => crate::htmlreport::write_from_trace(
+            recorder.dir(),
+            file,
+            source(recorder.dir().display().to_string()),
+            env,
+            bases,
+        ),
+        (collector, _) => {
+            let exchanges = collector
+                .as_ref()
+                .and_then(|c| c.0.lock().ok().map(|l| l.clone()))
+                .unwrap_or_default();
+            let entries = crate::report::entries_from_exchanges(&exchanges, &bases);
+            crate::htmlreport::write_from_entries(
+                &entries,
+                file,
+                source("(this session, not recorded)".to_string()),
+                env,
+                bases,
+            )
+        }
+    }
+    .with_context(|| format!("cannot write the report {}", file.display()))?;
+    eprintln!(
+        "modscope: report written to {} ({} entries)",
+        file.display(),
+        stats.entries
+    );
+    Ok(())
+}
+
+/// `modscope report TRACE [-o FILE]`.
+pub fn report(args: crate::cli::ReportArgs) -> Result<i32> {
+    let out = args
+        .output
+        .clone()
+        .unwrap_or_else(|| crate::htmlreport::default_output(&args.trace));
+    let source = crate::htmlreport::ReportSource {
+        command: None,
+        trace: args.trace.display().to_string(),
+        producer: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let stats = crate::htmlreport::write_from_trace(&args.trace, &out, source, None, Vec::new())
+        .with_context(|| format!("cannot make a report of {}", args.trace.display()))?;
+    for note in &stats.notes {
+        eprintln!("modscope: {note}");
+    }
+    for problem in &stats.problems {
+        eprintln!("modscope: skipped: {problem}");
+    }
+    println!(
+        "report written to {} ({} entries, {} bytes)",
+        out.display(),
+        stats.entries,
+        stats.bytes
+    );
+    Ok(0)
 }
 
 /// The lines a shell needs to send go through the proxy.
@@ -234,11 +340,13 @@ pub async fn proxy(args: ProxyArgs) -> Result<i32> {
     )
     .await
     .context("cannot start the proxy")?;
-    let url = proxy::proxy_url(running.addr);
-    announce(&url, &prepared.bundle, &running);
-    let code = wait_for_signal_then_shutdown(running).await?;
+    // Handlers first: a script may signal as soon as it reads the listening line.
+    let signals = Signals::install()?;
+    announce(&running, &prepared.bundle)?;
+    let code = wait_for_signal_then_shutdown(running, signals).await?;
     finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
+    finish_report(&prepared, args.common.report.as_deref(), None, None)?;
     Ok(code)
 }
 
@@ -336,12 +444,14 @@ pub async fn replay(args: ReplayArgs) -> Result<i32> {
     )
     .await
     .context("cannot start the replay proxy")?;
-    let url = proxy::proxy_url(running.addr);
-    announce(&url, &prepared.bundle, &running);
-    let code = wait_for_signal_then_shutdown(running).await?;
+    // Handlers first: a script may signal as soon as it reads the listening line.
+    let signals = Signals::install()?;
+    announce(&running, &prepared.bundle)?;
+    let code = wait_for_signal_then_shutdown(running, signals).await?;
     finish_otlp(&prepared).await;
     finish_recording(prepared.recorder.as_ref())?;
     print_replay_report(&source);
+    finish_report(&prepared, args.common.report.as_deref(), None, None)?;
     Ok(code)
 }
 
@@ -393,23 +503,42 @@ fn stdout_color() -> bool {
 
 /// Prints the listening line and the export lines. A reader that went away (a script that
 /// only wanted the first line) must not stop the proxy, so write errors are only logged.
-fn announce(url: &str, bundle: &Path, running: &RunningProxy) {
-    let mut text = format!(
-        "modscope: listening on {url}\n{}",
-        export_lines(url, bundle)
-    );
+fn announce(running: &RunningProxy, bundle: &Path) -> Result<()> {
+    let url = proxy::proxy_url(running.addr);
+    let exports = match &running.shared.config.goproxy {
+        Some(routes) => {
+            crate::goproxy::export_lines(&routes.rewritten(running.addr)?, &url, bundle)
+        }
+        None => export_lines(&url, bundle),
+    };
+    let mut text = format!("modscope: listening on {url}\n{exports}");
     text.push_str(&admin_lines(running));
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         tracing::warn!("cannot print the listening address to stdout: {e}");
     }
+    Ok(())
+}
+
+/// SIGINT and SIGTERM handlers, installed before the proxy announces itself.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
 }
 
 /// Waits for SIGINT/SIGTERM, then drains; a second signal exits at once.
-async fn wait_for_signal_then_shutdown(running: RunningProxy) -> Result<i32> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+async fn wait_for_signal_then_shutdown(running: RunningProxy, signals: Signals) -> Result<i32> {
+    let Signals { mut int, mut term } = signals;
     tokio::select! {
         _ = int.recv() => {}
         _ = term.recv() => {}

@@ -166,36 +166,6 @@ impl UpstreamProxy {
     }
 }
 
-/// Case-insensitive glob on host names: `*` matches any run of characters (dots included),
-/// `?` one character.
-pub fn host_glob_matches(glob: &str, host: &str) -> bool {
-    fn matches(p: &[u8], s: &[u8]) -> bool {
-        let (mut pi, mut si) = (0, 0);
-        let (mut star, mut mark) = (None, 0);
-        while si < s.len() {
-            if pi < p.len() && (p[pi] == b'?' || p[pi].eq_ignore_ascii_case(&s[si])) {
-                pi += 1;
-                si += 1;
-            } else if pi < p.len() && p[pi] == b'*' {
-                star = Some(pi);
-                mark = si;
-                pi += 1;
-            } else if let Some(st) = star {
-                pi = st + 1;
-                mark += 1;
-                si = mark;
-            } else {
-                return false;
-            }
-        }
-        while pi < p.len() && p[pi] == b'*' {
-            pi += 1;
-        }
-        pi == p.len()
-    }
-    matches(glob.as_bytes(), host.as_bytes())
-}
-
 /// Everything the proxy core needs, validated.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -223,6 +193,8 @@ pub struct ProxyConfig {
     pub admin: Option<SocketAddr>,
     /// Write TLS secrets of both sides here (NSS key log format).
     pub keylog: Option<PathBuf>,
+    /// `--goproxy`: the GOPROXY entries modscope stands in front of.
+    pub goproxy: Option<std::sync::Arc<crate::gomod::GoproxyRoutes>>,
 }
 
 impl ProxyConfig {
@@ -249,6 +221,7 @@ impl ProxyConfig {
             goproxy_bases: Vec::new(),
             admin: None,
             keylog: None,
+            goproxy: None,
         }
     }
 
@@ -275,7 +248,10 @@ impl ProxyConfig {
     }
 
     pub fn intercepts(&self, host: &str) -> bool {
-        !self.no_intercept.iter().any(|g| host_glob_matches(g, host))
+        !self
+            .no_intercept
+            .iter()
+            .any(|g| crate::net::host_match(g, host))
     }
 }
 
@@ -352,9 +328,12 @@ mod tests {
             ("proxy.*.org", "proxy.golang.org", true),
             ("a?c", "abc", true),
             ("a?c", "abbc", false),
+            // One glob for --no-intercept and fault rules: the FQDN form is the same host.
+            ("sum.golang.org", "sum.golang.org.", true),
+            ("*.corp.example.", "git.corp.example", true),
         ];
         for (glob, host, want) in table {
-            assert_eq!(host_glob_matches(glob, host), want, "{glob} vs {host}");
+            assert_eq!(crate::net::host_match(glob, host), want, "{glob} vs {host}");
         }
     }
 

@@ -98,19 +98,7 @@ pub fn exchange_line(ex: &Exchange, color: bool, redact: bool) -> String {
     line
 }
 
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
+pub use crate::net::human_bytes;
 
 pub fn human_ms(ms: f64) -> String {
     if ms >= 1000.0 {

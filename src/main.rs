@@ -7,6 +7,10 @@ use modscope::cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(help) = cli.command.profile_help() {
+        print!("{help}");
+        std::process::exit(0);
+    }
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -29,6 +33,7 @@ fn main() {
             Command::Bench(args) => modscope::bench::bench(args).await,
             Command::Import(args) => modscope::commands::import(args),
             Command::Verify(args) => modscope::verify::verify(args),
+            Command::Report(args) => modscope::commands::report(args),
             Command::Export(args) => modscope::export::export(args).await,
         }
     });

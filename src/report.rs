@@ -31,7 +31,9 @@ pub fn observations(entries: &[Entry], goproxy_bases: &[String]) -> Vec<Observat
         .collect()
 }
 
-fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -> Observation {
+/// One entry as diagnosis reads it; `started_ms` is relative to the trace's first entry.
+/// Public so a streaming reader (the HTML report) builds the same observations as `summary`.
+pub fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -> Observation {
     let url = e.request.url.clone();
     let go: GoRequest =
         e.go.clone()
@@ -118,7 +120,8 @@ fn authorization_scheme(e: &Entry) -> Option<String> {
     Some(scheme.to_string())
 }
 
-fn started_ms(rfc3339: &str) -> Option<f64> {
+/// An RFC 3339 time as milliseconds since the Unix epoch.
+pub fn started_ms(rfc3339: &str) -> Option<f64> {
     let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
         .ok()?;
     Some((t.unix_timestamp_nanos() / 1_000) as f64 / 1000.0)
@@ -268,9 +271,19 @@ pub fn gap_finding(unrecorded: &Unrecorded) -> Option<diagnose::Finding> {
 }
 
 /// Entries for exchanges that were not recorded to disk (no bodies), for the end-of-run report.
+/// In start order, as trace.har and `summary` number them (observers see exchanges in
+/// completion order), so `#N` and module lists read the same in every rendering.
 pub fn entries_from_exchanges(exchanges: &[Exchange], goproxy_bases: &[String]) -> Vec<Entry> {
-    exchanges
-        .iter()
+    let mut ordered: Vec<&Exchange> = exchanges.iter().collect();
+    // Milliseconds, as startedDateTime has them; ties keep completion order, as in trace.har.
+    ordered.sort_by_key(|e| {
+        e.started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    });
+    ordered
+        .into_iter()
         .map(|ex| {
             let go = gomod::classify(&ex.request.method, &ex.request.url, goproxy_bases);
             crate::trace::build_entry(

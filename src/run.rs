@@ -11,10 +11,11 @@ use crate::cli::RunArgs;
 use std::sync::Arc;
 
 use crate::commands::{
-    finish_recording, load_replay, miss_recorder, observers, prepare, print_replay_report,
+    finish_recording, load_replay, miss_recorder, observers, prepare_with_go, print_replay_report,
 };
 use crate::demo::Collector;
 use crate::diagnose::{Evidence, GoEnv, Verdict};
+use crate::net::Authority;
 use crate::proxy::{self, proxy_url};
 use crate::report::{entries_from_exchanges, exit_verdict, goproxy_bases, render_full};
 use crate::trace::Unrecorded;
@@ -26,7 +27,8 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         Some(path) => Some(load_replay(path, &args.replay_options)?),
         None => None,
     };
-    let mut prepared = prepare(&args.common, listen, false)?;
+    let go = crate::goproxy::go_of_command(&args.command);
+    let mut prepared = prepare_with_go(&args.common, listen, false, go.as_deref())?;
     if let Some(path) = &args.replay {
         if let Some(r) = miss_recorder(path, &args.replay_options, &args.common)? {
             prepared.recorder = Some(r);
@@ -38,9 +40,16 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         ..run_ctx
     });
     let run_started = std::time::SystemTime::now();
-    let collector = Arc::new(Collector::default());
+    // `--report` may already collect (see `prepare`); one collector serves both.
     let mut watchers = observers(&prepared);
-    watchers.push(collector.clone());
+    let collector = match &prepared.collector {
+        Some(c) => c.clone(),
+        None => {
+            let c = Arc::new(Collector::default());
+            watchers.push(c.clone());
+            c
+        }
+    };
     let running = proxy::start_with_replay(
         prepared.config.clone(),
         prepared.ca.clone(),
@@ -57,7 +66,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     let no_proxy = std::env::var("NO_PROXY")
         .or_else(|_| std::env::var("no_proxy"))
         .unwrap_or_default();
-    for host in bypassed_goproxy_hosts(&goproxy, &no_proxy) {
+    // In --goproxy mode go reaches modscope on loopback, which NO_PROXY cannot bypass.
+    let bypassed = match prepared.config.goproxy {
+        Some(_) => Vec::new(),
+        None => bypassed_goproxy_hosts(&goproxy, &no_proxy),
+    };
+    for host in bypassed {
         eprintln!(
             "modscope: warning: NO_PROXY={no_proxy:?} makes go bypass modscope for {host} (from GOPROXY); its traffic will not be seen"
         );
@@ -65,22 +79,41 @@ pub async fn run(args: RunArgs) -> Result<i32> {
 
     let bundle = prepared.bundle.display().to_string();
     let mut env = go_env_from_process();
+    if let Some(routes) = &prepared.config.goproxy {
+        // The list go really used (it may come from `go env -w`), not the rewrite.
+        env.goproxy = Some(routes.original.clone()).filter(|v| !v.is_empty());
+    }
     let bases = goproxy_bases(env.goproxy.as_deref());
     // Findings and retry messages quote GOPROXY ("go moves on to ..."): never with its
     // password.
     env.goproxy = crate::commands::redact_goproxy(env.goproxy.as_deref(), prepared.redact);
     let mut retries_left = args.retry_transient;
-    // A test suite run under modscope reaches the control API through these.
-    let extra_env: Vec<(&str, String)> = match (running.admin_addr, &running.admin_token) {
-        (Some(addr), Some(token)) => vec![
-            ("MODSCOPE_ADMIN", addr.to_string()),
-            ("MODSCOPE_ADMIN_TOKEN", token.clone()),
-        ],
-        _ => Vec::new(),
-    };
+    // The child's environment, the same for every attempt.
+    let mut child_env: Vec<(&str, String)> = Vec::new();
+    if let Some(routes) = &prepared.config.goproxy {
+        // Plain HTTP on loopback: go needs no proxy variables and no CA for these.
+        let value = routes.rewritten(running.addr)?;
+        eprintln!("modscope: GOPROXY={value}");
+        child_env.push(("GOPROXY", value));
+    }
+    // go never sends loopback URLs through HTTPS_PROXY, so with --goproxy --intercept
+    // module requests still take the GOPROXY route and only direct/VCS traffic is
+    // intercepted.
+    if prepared.config.goproxy.is_none() || args.intercept {
+        for var in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
+            child_env.push((var, url.clone()));
+        }
+        child_env.push(("SSL_CERT_FILE", bundle.clone()));
+        child_env.push(("GIT_SSL_CAINFO", bundle.clone()));
+    }
+    if let (Some(addr), Some(token)) = (running.admin_addr, &running.admin_token) {
+        // A test suite run under modscope reaches the control API through these.
+        child_env.push(("MODSCOPE_ADMIN", addr.to_string()));
+        child_env.push(("MODSCOPE_ADMIN_TOKEN", token.clone()));
+    }
     let status = loop {
         let seen_before = collector.0.lock().map(|l| l.len()).unwrap_or(0);
-        let (status, interrupted) = run_child(&args.command, &url, &bundle, &extra_env).await?;
+        let (status, interrupted) = run_child(&args.command, &child_env).await?;
         if status.success() || interrupted || args.retry_transient == 0 {
             break status;
         }
@@ -170,6 +203,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     if let Some(source) = &replay {
         print_replay_report(source);
     }
+    crate::commands::finish_report(
+        &prepared,
+        args.common.report.as_deref(),
+        Some(args.command.join(" ")),
+        Some(&go_env_from_process()),
+    )?;
     if !args.common.quiet {
         let exchanges = collector.0.lock().map(|l| l.clone()).unwrap_or_default();
         // A recorded trace carries the bodies' h1 hashes; the collector's copies do not.
@@ -215,6 +254,12 @@ pub async fn run(args: RunArgs) -> Result<i32> {
                 eprintln!("modscope: rerun with --record DIR to have modscope hash every .zip/.mod and name the one that differs from go.sum");
             }
         }
+        if let Some(routes) = &prepared.config.goproxy {
+            let private = env.goprivate.is_some() || env.gonoproxy.is_some();
+            if let Some(note) = crate::goproxy::direct_note(routes, &exchanges, private) {
+                eprintln!("modscope: note: {note}");
+            }
+        }
     }
     Ok(exit_code(status))
 }
@@ -231,23 +276,12 @@ fn module_go_sum() -> Option<std::path::PathBuf> {
 
 /// Runs the command once with the proxy environment, forwarding signals; returns its
 /// status and whether a signal asked it to stop (then it is never retried).
-async fn run_child(
-    command: &[String],
-    url: &str,
-    bundle: &str,
-    extra_env: &[(&str, String)],
-) -> Result<(ExitStatus, bool)> {
+async fn run_child(command: &[String], child_env: &[(&str, String)]) -> Result<(ExitStatus, bool)> {
     let (program, rest) = command.split_first().context("no command given after --")?;
     let mut command = Command::new(program);
     command
         .args(rest)
-        .env("HTTPS_PROXY", url)
-        .env("https_proxy", url)
-        .env("HTTP_PROXY", url)
-        .env("http_proxy", url)
-        .env("SSL_CERT_FILE", bundle)
-        .env("GIT_SSL_CAINFO", bundle)
-        .envs(extra_env.iter().map(|(k, v)| (*k, v)));
+        .envs(child_env.iter().map(|(k, v)| (*k, v)));
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {program:?} (is it installed and on PATH?)"))?;
@@ -328,19 +362,9 @@ pub fn bypassed_goproxy_hosts(goproxy: &str, no_proxy: &str) -> Vec<String> {
     goproxy
         .split([',', '|'])
         .filter_map(|entry| {
-            let rest = entry.trim().split_once("://")?.1;
-            let authority = rest.split('/').next()?;
             // Userinfo is not part of the host (and may hold a password).
-            let authority = authority.rsplit('@').next()?;
-            let host = authority
-                .rsplit_once(':')
-                .map(|(h, _)| h)
-                .unwrap_or(authority);
-            Some(
-                host.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_ascii_lowercase(),
-            )
+            let (_, authority) = Authority::of_url(entry).ok()?;
+            Some(authority.host.to_ascii_lowercase())
         })
         .filter(|host| no_proxy_matches(no_proxy, host))
         .collect()
@@ -357,11 +381,12 @@ pub fn no_proxy_matches(no_proxy: &str, host: &str) -> bool {
             if entry == "*" {
                 return true;
             }
-            let entry = entry
-                .rsplit_once(':')
-                .map(|(h, _)| h)
-                .unwrap_or(entry)
-                .to_ascii_lowercase();
+            // `::1`, `[::1]:8080`, `host:443` and `host` all name a host; ports are ignored.
+            let entry = match Authority::parse(entry) {
+                _ if entry.parse::<std::net::IpAddr>().is_ok() => entry.to_ascii_lowercase(),
+                Ok(a) => a.host.to_ascii_lowercase(),
+                Err(_) => entry.to_ascii_lowercase(),
+            };
             if let Some(suffix) = entry.strip_prefix('.') {
                 host.ends_with(&format!(".{suffix}"))
             } else {
@@ -383,6 +408,8 @@ mod tests {
             (".golang.org", "golang.org", false),
             ("example.com,localhost", "proxy.golang.org", false),
             ("proxy.golang.org:443", "proxy.golang.org", true),
+            ("[::1]:8080", "::1", true),
+            ("[::1]", "::1", true),
             ("", "proxy.golang.org", false),
         ];
         for (list, host, want) in table {
@@ -401,6 +428,13 @@ mod tests {
             ["b.example"]
         );
         assert!(bypassed_goproxy_hosts("off", "*").is_empty());
+        // IPv6 literals keep their colons: `https://[::1]/` is host `::1`, not `:`.
+        assert_eq!(bypassed_goproxy_hosts("https://[::1]/", "[::1]"), ["::1"]);
+        assert_eq!(
+            bypassed_goproxy_hosts("https://user:pw@[::1]:8443/p", "::1"),
+            ["::1"]
+        );
+        assert!(bypassed_goproxy_hosts("https://[::1]/", ":").is_empty());
         assert_eq!(
             bypassed_goproxy_hosts("https://u:SECRET@corp.example/go", "corp.example"),
             vec!["corp.example".to_string()]

@@ -425,7 +425,9 @@ async fn tshark_decrypts_with_the_keylog() {
         .await
         .unwrap();
     let keylog = dir.path().join("keys.log");
-    let (child, addr) = spawn_proxy(dir.path(), &origin, &["--keylog", keylog.to_str().unwrap()]);
+    let (child, addr) = spawn_proxy(dir.path(), &origin)
+        .args(&["--keylog", keylog.to_str().unwrap()])
+        .start();
     let _proxy = KillOnDrop(Some(child));
     let cap = dir.path().join("cap.pcapng");
     let capturing = start_dumpcap(
@@ -519,7 +521,7 @@ async fn regenerate_tls_captures() {
         let origin = Origin::start(modules.clone(), OriginOptions::default())
             .await
             .unwrap();
-        let (child, addr) = spawn_proxy(dir.path(), &origin, &[]);
+        let (child, addr) = spawn_proxy(dir.path(), &origin).start();
         let _proxy = KillOnDrop(Some(child));
         let bundle = dir.path().join("bundle.pem");
         let pem = if trusted {

@@ -4,13 +4,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    go_binaries, go_env, go_minor, run_bounded, write_app, Fixture, FixtureOptions, Ran, TempDir,
-    GOPROXY_HOST, MODSCOPE,
+    go_binaries, go_env, go_minor, go_version, run_bounded, write_app, Fixture, FixtureOptions,
+    Ran, TempDir, GOPROXY_HOST, MODSCOPE,
 };
 use modscope::fault::parse_spec;
 use modscope::testkit::client::{drain, get_request, Alpn};
@@ -144,8 +143,14 @@ async fn connect_and_tls_level_faults() {
 
 // --- the real go command ---------------------------------------------------------------
 
-/// go mod download through `modscope run` with GOPROXY hosts mapped to one origin.
-async fn go_download(go: &Path, goproxy: &str, faults: &[&str], godebug: Option<&str>) -> Ran {
+/// go mod download through `modscope run` with GOPROXY hosts mapped to one origin, with
+/// a chosen go binary (see `go_binaries`).
+async fn go_download_with(
+    go: &std::path::Path,
+    goproxy: &str,
+    faults: &[&str],
+    godebug: Option<&str>,
+) -> Ran {
     let dir = TempDir::new("chaos-go");
     let modules = default_modules();
     let origin = Origin::start(
@@ -194,7 +199,7 @@ async fn go_download(go: &Path, goproxy: &str, faults: &[&str], godebug: Option<
 #[tokio::test(flavor = "multi_thread")]
 async fn go_falls_back_on_404_but_not_on_502_with_comma() {
     for go in go_binaries() {
-        let ran = go_download(
+        let ran = go_download_with(
             &go,
             "https://a.example,https://b.example",
             &["host=a.example:404"],
@@ -203,7 +208,7 @@ async fn go_falls_back_on_404_but_not_on_502_with_comma() {
         .await;
         assert!(ran.success, "404 on a → go uses b:\n{}", ran.stderr);
 
-        let ran = go_download(
+        let ran = go_download_with(
             &go,
             "https://a.example,https://b.example",
             &["host=a.example:502"],
@@ -224,7 +229,7 @@ async fn go_falls_back_on_404_but_not_on_502_with_comma() {
             ran.stderr
         );
 
-        let ran = go_download(
+        let ran = go_download_with(
             &go,
             "https://a.example|https://b.example",
             &["host=a.example:502"],
@@ -247,7 +252,7 @@ async fn go_falls_back_on_404_but_not_on_502_with_comma() {
 #[tokio::test(flavor = "multi_thread")]
 async fn go_rejects_a_corrupted_zip() {
     for go in go_binaries() {
-        let ran = go_download(
+        let ran = go_download_with(
             &go,
             "https://proxy.golang.org",
             &["module=example.com/bigdata,kind=zip:corrupt"],
@@ -267,7 +272,7 @@ async fn go_rejects_a_corrupted_zip() {
 async fn go_reports_a_reset_mid_zip() {
     for go in go_binaries() {
         let fault = ["module=example.com/bigdata,kind=zip:reset@100KiB"];
-        let h2 = go_download(&go, "https://proxy.golang.org", &fault, None).await;
+        let h2 = go_download_with(&go, "https://proxy.golang.org", &fault, None).await;
         assert!(!h2.success);
         assert!(
             h2.stderr.contains("stream error") || h2.stderr.contains("INTERNAL_ERROR"),
@@ -275,7 +280,7 @@ async fn go_reports_a_reset_mid_zip() {
             h2.stderr
         );
         // Over HTTP/1.1 a reset is a real TCP RST ...
-        let h1 = go_download(
+        let h1 = go_download_with(
             &go,
             "https://proxy.golang.org",
             &fault,
@@ -290,7 +295,7 @@ async fn go_reports_a_reset_mid_zip() {
         );
         // ... while a connection closed mid-body (stall, then close) is go's unexpected EOF.
         let closed = ["module=example.com/bigdata,kind=zip:stall=1ms@100KiB,then=close"];
-        let h1 = go_download(
+        let h1 = go_download_with(
             &go,
             "https://proxy.golang.org",
             &closed,
@@ -306,10 +311,51 @@ async fn go_reports_a_reset_mid_zip() {
     }
 }
 
+/// Go-shaped failures (#14): the RST_STREAM code CI scripts grep for, and a login page
+/// answered with 200 where a module was expected. Checked with every go at hand.
+#[tokio::test(flavor = "multi_thread")]
+async fn go_names_the_rst_stream_code_and_chokes_on_a_login_page() {
+    let gos = go_binaries();
+    if gos.is_empty() {
+        return;
+    }
+    for go in &gos {
+        let version = go_version(go);
+        let fault = ["module=example.com/bigdata,kind=zip:reset@50%,code=INTERNAL_ERROR"];
+        let ran = go_download_with(go, "https://proxy.golang.org", &fault, None).await;
+        assert!(!ran.success, "{version}");
+        assert!(
+            ran.stderr.contains("stream error: stream ID")
+                && ran.stderr.contains("; INTERNAL_ERROR"),
+            "{version}:\n{}",
+            ran.stderr
+        );
+        let fault = ["module=example.com/bigdata,kind=zip:reset@50%,code=REFUSED_STREAM"];
+        let ran = go_download_with(go, "https://proxy.golang.org", &fault, None).await;
+        assert!(!ran.success, "{version}");
+        assert!(
+            ran.stderr.contains("; REFUSED_STREAM"),
+            "{version}:\n{}",
+            ran.stderr
+        );
+
+        let fault = ["module=example.com/bigdata,kind=mod:login"];
+        let ran = go_download_with(go, "https://proxy.golang.org", &fault, None).await;
+        assert!(!ran.success, "{version}: a login page is no go.mod");
+        // With go.sum present, go 1.19 and 1.27 alike take the page for a poisoned go.mod.
+        assert!(
+            ran.stderr
+                .contains("verifying example.com/bigdata@v1.0.0/go.mod: checksum mismatch"),
+            "{version}:\n{}",
+            ran.stderr
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn go_reports_a_refused_connect_and_a_stalled_handshake() {
     for go in go_binaries() {
-        let ran = go_download(
+        let ran = go_download_with(
             &go,
             "https://proxy.golang.org",
             &["host=proxy.golang.org:refuse=403"],
@@ -318,7 +364,7 @@ async fn go_reports_a_refused_connect_and_a_stalled_handshake() {
         .await;
         assert!(!ran.success);
         assert!(ran.stderr.contains("Forbidden"), "{}", ran.stderr);
-        let ran = go_download(
+        let ran = go_download_with(
             &go,
             "https://proxy.golang.org",
             &["host=proxy.golang.org:tls=12s"],
@@ -332,7 +378,7 @@ async fn go_reports_a_refused_connect_and_a_stalled_handshake() {
             ran.stderr
         );
         // An untrusted certificate: go 1.20+ prefixes the x509 text.
-        let ran = go_download(
+        let ran = go_download_with(
             &go,
             "https://proxy.golang.org",
             &["host=proxy.golang.org:tls=untrusted"],

@@ -1,7 +1,7 @@
 //! Hardening: a thousand concurrent clients with recording on, faults around the proxy
 //! (upstream and client dying mid-body, stalled upstreams), SIGTERM under load and at the
 //! drain deadline, and the connection limit and idle timeout. Loopback only; every test is
-//! bounded in time. Tests marked `#[ignore = "bug: ..."]` document defects found in `src/`.
+//! bounded in time.
 
 mod common;
 
@@ -811,16 +811,10 @@ async fn sigterm_under_load_finishes_downloads_and_writes_a_valid_trace() {
             .unwrap();
         let trace_dir = dir.path().join("trace");
         let grace = Duration::from_secs(20);
-        let (child, addr) = spawn_proxy(
-            dir.path(),
-            &origin,
-            &[
-                "--record",
-                trace_dir.to_str().unwrap(),
-                "--shutdown-grace",
-                &grace.as_secs().to_string(),
-            ],
-        );
+        let (child, addr) = spawn_proxy(dir.path(), &origin)
+            .record(&trace_dir)
+            .grace(grace.as_secs())
+            .start();
         let pid = child.id() as i32;
         let mut child = KillOnDrop(Some(child));
         let client = ProxiedClient::new(addr, &[modscope_ca(dir.path())]).unwrap();
@@ -979,16 +973,10 @@ async fn the_drain_deadline_cuts_a_stuck_download_and_records_it() {
             .unwrap();
         let trace_dir = dir.path().join("trace");
         let grace = Duration::from_secs(2);
-        let (child, addr) = spawn_proxy(
-            dir.path(),
-            &origin,
-            &[
-                "--record",
-                trace_dir.to_str().unwrap(),
-                "--shutdown-grace",
-                &grace.as_secs().to_string(),
-            ],
-        );
+        let (child, addr) = spawn_proxy(dir.path(), &origin)
+            .record(&trace_dir)
+            .grace(grace.as_secs())
+            .start();
         let pid = child.id() as i32;
         let mut child = KillOnDrop(Some(child));
         let client = ProxiedClient::new(addr, &[modscope_ca(dir.path())]).unwrap();

@@ -161,11 +161,7 @@ async fn kill_9_mid_download_keeps_every_completed_exchange() {
             .await
             .unwrap();
         let trace_dir = dir.path().join("trace");
-        let (mut child, addr) = spawn_proxy(
-            dir.path(),
-            &origin,
-            &["--record", trace_dir.to_str().unwrap()],
-        );
+        let (mut child, addr) = spawn_proxy(dir.path(), &origin).record(&trace_dir).start();
         let client = ProxiedClient::new(addr, &[modscope_ca(dir.path())]).unwrap();
         let mut sender = client.connect(GOPROXY_HOST, 443, Alpn::H2).await.unwrap();
         for i in 0..5 {
@@ -236,11 +232,7 @@ async fn kill_9_mid_download_keeps_every_completed_exchange() {
             !temp_files().is_empty(),
             "the kill left the big body's temp file"
         );
-        let (mut again, _) = spawn_proxy(
-            dir.path(),
-            &origin,
-            &["--record", trace_dir.to_str().unwrap()],
-        );
+        let (mut again, _) = spawn_proxy(dir.path(), &origin).record(&trace_dir).start();
         let left = temp_files();
         again.kill().unwrap();
         again.wait().unwrap();
@@ -267,9 +259,10 @@ async fn credentials_are_redacted_unless_asked_and_embedding_round_trips() {
         ] {
             let dir = TempDir::new("redact");
             let trace_dir = dir.path().join("trace");
-            let mut args = vec!["--record", trace_dir.to_str().unwrap()];
-            args.extend(flags.iter().copied());
-            let (mut child, addr) = spawn_proxy(dir.path(), &origin, &args);
+            let (mut child, addr) = spawn_proxy(dir.path(), &origin)
+                .record(&trace_dir)
+                .args(&flags)
+                .start();
             let client = ProxiedClient::new(addr, &[modscope_ca(dir.path())]).unwrap();
             let mut sender = client.connect(GOPROXY_HOST, 443, Alpn::H1).await.unwrap();
             let uri: http::Uri = format!("https://{GOPROXY_HOST}/{}/@v/{}.zip", m.path, m.version)

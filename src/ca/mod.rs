@@ -201,11 +201,6 @@ impl CertAuthority {
         Ok(cert.der().clone())
     }
 
-    /// The shared leaf key as PKCS#8 DER (for servers built from minted DER, e.g. test origins).
-    pub fn leaf_key_der(&self) -> PrivateKeyDer<'static> {
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key.serialize_der()))
-    }
-
     pub fn cached_leaves(&self) -> usize {
         self.lock_cache().map.len()
     }
@@ -360,8 +355,8 @@ mod tests {
 
     #[test]
     fn stored_ca_round_trips_with_private_key_mode() {
-        let dir = std::env::temp_dir().join(format!("modscope-ca-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = crate::testkit::TempDir::new("ca");
+        let dir = tmp.path().join("ca");
         let created = CertAuthority::load_or_create(&dir).unwrap();
         let loaded = CertAuthority::load_or_create(&dir).unwrap();
         assert_eq!(created.cert_der(), loaded.cert_der());
@@ -373,6 +368,5 @@ mod tests {
                 .mode()
         };
         assert_eq!(mode & 0o777, 0o600);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

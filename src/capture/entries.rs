@@ -213,10 +213,8 @@ fn url_host(name: &str) -> String {
 }
 
 fn authority(scheme: &str, host: &str, port: u16) -> String {
-    let default = match scheme {
-        "https" => 443,
-        _ => 80,
-    };
+    // Only https is ever 443 here; anything else (plain http in a capture) defaults to 80.
+    let default = crate::net::default_port(scheme).unwrap_or(80);
     if port == default {
         host.to_string()
     } else {
@@ -622,24 +620,17 @@ fn tls_error(conn: &Conn, tls: &TlsTracker, end: End, until: i64) -> Option<Exch
 }
 
 fn split_authority(target: &str) -> Option<(String, u16)> {
-    let (host, port) = if let Some(v6) = target.strip_prefix('[') {
-        let (inside, rest) = v6.split_once(']')?;
-        let port = rest
-            .strip_prefix(':')
-            .map_or(Some(443), |p| p.parse().ok())?;
-        (format!("[{inside}]"), port)
+    let a = crate::net::Authority::parse(target).ok()?;
+    // `host:` (an empty port) is no CONNECT target.
+    if target.ends_with(':') {
+        return None;
+    }
+    let host = if a.host.contains(':') {
+        a.host_for_url()
     } else {
-        match target.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse().ok()?),
-            None => (target.to_string(), 443),
-        }
+        url_host(a.host)
     };
-    let host = if host.starts_with('[') {
-        host
-    } else {
-        url_host(&host)
-    };
-    Some((host, port))
+    Some((host, a.port.unwrap_or(443)))
 }
 
 fn request_facts(slot: &Slot, url: String) -> RequestFacts {

@@ -872,13 +872,8 @@ fn dns_parser_survives_compression_loops_and_short_messages() {
 
 #[test]
 fn import_writes_a_trace_directory_that_loads() {
-    let dir = std::env::temp_dir().join(format!(
-        "modscope-capture-unit-{}-{}",
-        std::process::id(),
-        line!()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = crate::testkit::TempDir::new("capture-unit");
+    let dir = tmp.path();
     let file = dir.join("in.pcap");
     let c = goproxy_conversation();
     std::fs::write(&file, capture(&c.packets, Link::Ethernet, Format::MicroLe)).unwrap();
@@ -894,5 +889,4 @@ fn import_writes_a_trace_directory_that_loads() {
     // A second import into the same directory is refused instead of mixing traces.
     let err = import(&file, &out).unwrap_err();
     assert!(err.to_string().contains("already holds a trace"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1053,23 +1053,7 @@ fn secs(ms: f64) -> String {
 }
 
 pub(super) fn status_text(code: u16) -> String {
-    let reason = match code {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        407 => "Proxy Authentication Required",
-        408 => "Request Timeout",
-        410 => "Gone",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "",
-    };
+    let reason = crate::net::reason_phrase(code);
     if reason.is_empty() {
         code.to_string()
     } else {

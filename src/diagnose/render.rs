@@ -101,22 +101,7 @@ impl Table {
     }
 }
 
-pub(super) fn fmt_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = UNITS[0];
-    for u in &UNITS[1..] {
-        if v < 1024.0 {
-            break;
-        }
-        v /= 1024.0;
-        unit = u;
-    }
-    format!("{v:.1} {unit}")
-}
+pub(super) use crate::net::human_bytes as fmt_bytes;
 
 pub(super) fn fmt_ms(v: f64) -> String {
     if v < 10.0 {

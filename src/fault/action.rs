@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rule::{CertFault, StallEnd};
 use super::shaping::CorruptPlan;
-use super::units::{format_ms, format_rate, format_size};
+use super::values::{format_ms, format_rate, format_size, H2Code};
 
 /// What the shell must do. Delays are whole milliseconds; byte positions count body
 /// bytes as they go to the client.
@@ -37,8 +37,12 @@ pub enum Action {
         after_bytes: Option<u64>,
     },
     /// Abort the connection (TCP RST / HTTP/2 RST_STREAM) before the head, or after
-    /// `after_bytes` body bytes.
-    Reset { after_bytes: Option<u64> },
+    /// `after_bytes` body bytes; on HTTP/2 mid-body, with `h2_code` when set.
+    Reset {
+        after_bytes: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        h2_code: Option<H2Code>,
+    },
     /// End the body cleanly after `after_bytes` bytes. For a clean end the shell must
     /// declare the shorter length (or use chunked / HTTP/2 framing); keeping the
     /// original Content-Length would turn this into a reset.
@@ -54,24 +58,6 @@ pub enum Action {
         stall_ms: Option<u64>,
         cert: Option<CertFault>,
     },
-}
-
-impl Action {
-    /// The action's key, as used in rules and in stats.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Action::Respond { .. } => "respond",
-            Action::Latency { .. } => "latency",
-            Action::Bandwidth { .. } => "bandwidth",
-            Action::Stall { .. } => "stall",
-            Action::Reset { .. } => "reset",
-            Action::Truncate { .. } => "truncate",
-            Action::Corrupt { .. } => "corrupt",
-            Action::RefuseConnect { .. } => "refuse_connect",
-            Action::CloseAfterConnect => "close_after_connect",
-            Action::Tls { .. } => "tls",
-        }
-    }
 }
 
 /// The short text recorded in the trace as `_fault.action`, e.g. `respond 502`,
@@ -113,10 +99,16 @@ pub fn describe(action: &Action) -> String {
             }
             out
         }
-        Action::Reset { after_bytes: None } => "reset before head".to_string(),
+        Action::Reset {
+            after_bytes: None, ..
+        } => "reset before head".to_string(),
         Action::Reset {
             after_bytes: Some(b),
-        } => format!("reset after {}", format_size(*b)),
+            h2_code,
+        } => match h2_code {
+            None => format!("reset after {}", format_size(*b)),
+            Some(code) => format!("reset after {} (h2 {code})", format_size(*b)),
+        },
         Action::Truncate { after_bytes } => format!("truncate after {}", format_size(*after_bytes)),
         Action::Corrupt { plan } => match plan.spans.first() {
             None => "corrupt nothing".to_string(),
@@ -188,10 +180,24 @@ mod tests {
                 },
                 "stall 5s after 1000 B then reset",
             ),
-            (Action::Reset { after_bytes: None }, "reset before head"),
+            (
+                Action::Reset {
+                    after_bytes: None,
+                    h2_code: None,
+                },
+                "reset before head",
+            ),
+            (
+                Action::Reset {
+                    after_bytes: Some(4096),
+                    h2_code: Some(H2Code::INTERNAL_ERROR),
+                },
+                "reset after 4KiB (h2 INTERNAL_ERROR)",
+            ),
             (
                 Action::Reset {
                     after_bytes: Some(1000),
+                    h2_code: None,
                 },
                 "reset after 1000 B",
             ),

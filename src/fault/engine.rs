@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::action::{describe, Action};
 use super::error::FaultError;
 use super::rng::{digest, Rng};
-use super::rule::{ActionSpec, BodyPoint, Jitter, Phase, Rule};
+use super::rule::{ActionSpec, Jitter, Match, Phase, Rule};
 use super::shaping::{ByteSpan, CorruptPlan};
-use super::units::MAX_DELAY_MS;
+use super::values::MAX_DELAY_MS;
+use crate::net::{glob_match, host_match, module_match};
 
 /// What the shell knows about an exchange when it asks. At the Connect and Tls phases
 /// only `host` and `port` are meaningful; `status` and `content_length` only at the
@@ -43,6 +44,56 @@ impl RequestFacts {
             method: "CONNECT".to_string(),
             ..RequestFacts::default()
         }
+    }
+}
+
+impl Match {
+    /// Whether every matcher that is set holds for these facts.
+    pub fn matches(&self, facts: &RequestFacts) -> bool {
+        if let Some(p) = &self.host {
+            if !host_match(p, &facts.host) {
+                return false;
+            }
+        }
+        if !self.kind.is_empty() {
+            // A request gomod could not classify is, for matching, of kind `other`.
+            let kind = facts.go_kind.as_deref().unwrap_or("other");
+            if !self.kind.iter().any(|k| k.as_str() == kind) {
+                return false;
+            }
+        }
+        if let Some(p) = &self.module {
+            match &facts.module {
+                Some(m) if module_match(p, m) => {}
+                _ => return false,
+            }
+        }
+        if let Some(p) = &self.version {
+            match &facts.version {
+                Some(v) if glob_match(p, v) => {}
+                _ => return false,
+            }
+        }
+        if !self.method.is_empty()
+            && !self
+                .method
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(&facts.method))
+        {
+            return false;
+        }
+        if let Some(p) = &self.path {
+            if !glob_match(p, &facts.path) {
+                return false;
+            }
+        }
+        if !self.status.is_empty() {
+            match facts.status {
+                Some(s) if self.status.iter().any(|p| p.matches(s)) => {}
+                _ => return false,
+            }
+        }
+        true
     }
 }
 
@@ -214,7 +265,7 @@ impl FaultEngine {
                 ],
             );
             if !slot.rule.select.counts_in(slot.matched)
-                || !rng.chance(slot.rule.select.probability)
+                || !rng.chance(slot.rule.select.probability.get())
             {
                 continue;
             }
@@ -273,8 +324,11 @@ impl FaultEngine {
 
     /// Appends a rule (consulted after the existing ones) and returns its name.
     pub fn add_rule(&mut self, mut rule: Rule) -> Result<String, FaultError> {
-        rule.validate()
-            .map_err(|e| FaultError::from_rule(&rule, e))?;
+        rule.validate().map_err(|e| FaultError::Rule {
+            rule: rule.label(),
+            field: e.field,
+            message: e.message,
+        })?;
         let taken: HashSet<&str> = self.slots.iter().map(|s| s.rule.name.as_str()).collect();
         if rule.name.is_empty() {
             rule.name = free_name(self.slots.len() + 1, &taken);
@@ -308,15 +362,7 @@ impl FaultEngine {
 /// bad update can be rejected before anything is replaced.
 pub fn prepare_rules(mut rules: Vec<Rule>) -> Result<Vec<Rule>, FaultError> {
     for (i, rule) in rules.iter().enumerate() {
-        rule.validate().map_err(|e| FaultError::Rule {
-            rule: if rule.name.is_empty() {
-                format!("#{}", i + 1)
-            } else {
-                format!("'{}'", rule.name)
-            },
-            field: e.field,
-            message: e.message,
-        })?;
+        rule.validate_in_list(i)?;
     }
     let mut taken: HashSet<String> = HashSet::new();
     for rule in &rules {
@@ -373,14 +419,6 @@ fn clamp_ms(ms: f64) -> u64 {
     }
 }
 
-fn resolve(point: BodyPoint, len: Option<u64>) -> u64 {
-    match point {
-        BodyPoint::Bytes(b) => b,
-        // Callers skip fraction rules when the length is unknown; 0 is only a safe fallback.
-        BodyPoint::Fraction(f) => (len.unwrap_or(0) as f64 * f).floor() as u64,
-    }
-}
-
 /// Turns a rule's action into a concrete one, drawing from the rule's stream.
 fn concretize(rule: &Rule, facts: &RequestFacts, rng: &mut Rng) -> Action {
     let len = facts.content_length;
@@ -404,11 +442,19 @@ fn concretize(rule: &Rule, facts: &RequestFacts, rng: &mut Rng) -> Action {
                 format!("modscope: injected {} by rule '{}'\n", r.status, rule.name)
             });
             Action::Respond {
-                status: r.status,
+                status: r.status.get(),
                 headers,
                 body,
             }
         }
+        ActionSpec::LoginPage(l) => Action::Respond {
+            status: l.status.get(),
+            headers: vec![(
+                "content-type".to_string(),
+                "text/html; charset=utf-8".to_string(),
+            )],
+            body: LOGIN_PAGE.to_string(),
+        },
         ActionSpec::Latency(l) => {
             let jitter = match l.jitter {
                 Jitter::None => 0.0,
@@ -427,25 +473,34 @@ fn concretize(rule: &Rule, facts: &RequestFacts, rng: &mut Rng) -> Action {
         ActionSpec::Stall(s) => Action::Stall {
             ms: s.ms,
             then: s.then,
-            after_bytes: s.at().map(|p| resolve(p, len)),
+            after_bytes: s.at.map(|p| p.resolve(len)),
         },
         ActionSpec::Reset(r) => Action::Reset {
-            after_bytes: r.at().map(|p| resolve(p, len)),
+            after_bytes: r.at.map(|p| p.resolve(len)),
+            h2_code: r.code,
         },
         ActionSpec::Truncate(t) => Action::Truncate {
-            after_bytes: t.at().map(|p| resolve(p, len)).unwrap_or(0),
+            after_bytes: t.at.resolve(len),
         },
         ActionSpec::Corrupt(c) => Action::Corrupt {
             plan: corrupt_plan(c.offset, c.count, len, rng),
         },
-        ActionSpec::RefuseConnect(r) => Action::RefuseConnect { status: r.status },
-        ActionSpec::CloseAfterConnect => Action::CloseAfterConnect,
+        ActionSpec::RefuseConnect(r) => Action::RefuseConnect {
+            status: r.status.get(),
+        },
+        ActionSpec::CloseAfterConnect(_) => Action::CloseAfterConnect,
         ActionSpec::Tls(t) => Action::Tls {
             stall_ms: t.stall_ms,
             cert: t.cert,
         },
     }
 }
+
+/// What a captive portal or an SSO gateway serves instead of the module: a login form.
+const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Sign in</title></head>\n\
+<body><h1>Sign in to continue</h1>\n\
+<form method=\"post\" action=\"/login\"><input name=\"user\"><input name=\"password\" type=\"password\">\n\
+<button>Sign in</button></form>\n<!-- injected by modscope (login_page) -->\n</body></html>\n";
 
 /// An explicit offset flips `count` consecutive bytes from there. Otherwise `count`
 /// distinct bytes are drawn from the middle half of the body, away from headers and
@@ -485,11 +540,138 @@ fn corrupt_plan(offset: Option<u64>, count: u32, len: Option<u64>, rng: &mut Rng
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::rule::GoKind;
     use crate::fault::rule::{
         BandwidthSpec, CorruptSpec, LatencySpec, Match, RespondSpec, Selection, StatusPattern,
         TruncateSpec,
     };
     use crate::fault::shaping::corrupt_in_place;
+    use crate::fault::values::{BodyPoint, Probability, Status};
+
+    fn facts() -> RequestFacts {
+        RequestFacts {
+            host: "proxy.golang.org".into(),
+            port: 443,
+            method: "GET".into(),
+            path: "/golang.org/x/mod/@v/v0.14.0.zip".into(),
+            go_kind: Some("zip".into()),
+            module: Some("golang.org/x/mod".into()),
+            version: Some("v0.14.0".into()),
+            status: Some(200),
+            content_length: Some(1000),
+        }
+    }
+
+    #[test]
+    fn match_on_each_field() {
+        let f = facts();
+        let yes_no: Vec<(Match, Match)> = vec![
+            (
+                Match {
+                    host: Some("*.golang.org".into()),
+                    ..Match::default()
+                },
+                Match {
+                    host: Some("sum.golang.org".into()),
+                    ..Match::default()
+                },
+            ),
+            (
+                Match {
+                    kind: vec![GoKind::Mod, GoKind::Zip],
+                    ..Match::default()
+                },
+                Match {
+                    kind: vec![GoKind::Info],
+                    ..Match::default()
+                },
+            ),
+            (
+                Match {
+                    module: Some("golang.org/x/*".into()),
+                    ..Match::default()
+                },
+                Match {
+                    module: Some("github.com/*".into()),
+                    ..Match::default()
+                },
+            ),
+            (
+                Match {
+                    version: Some("v0.*".into()),
+                    ..Match::default()
+                },
+                Match {
+                    version: Some("v0.14.1".into()),
+                    ..Match::default()
+                },
+            ),
+            (
+                Match {
+                    method: vec!["get".into()],
+                    ..Match::default()
+                },
+                Match {
+                    method: vec!["POST".into()],
+                    ..Match::default()
+                },
+            ),
+            (
+                Match {
+                    path: Some("*/@v/*.zip".into()),
+                    ..Match::default()
+                },
+                Match {
+                    path: Some("*/@v/list".into()),
+                    ..Match::default()
+                },
+            ),
+            (
+                Match {
+                    status: vec![StatusPattern::Class(2)],
+                    ..Match::default()
+                },
+                Match {
+                    status: vec![StatusPattern::Class(5), StatusPattern::Code(404)],
+                    ..Match::default()
+                },
+            ),
+        ];
+        for (yes, no) in yes_no {
+            assert!(yes.matches(&f), "{yes:?}");
+            assert!(!no.matches(&f), "{no:?}");
+        }
+        assert!(Match::default().matches(&f));
+    }
+
+    #[test]
+    fn missing_facts_do_not_match() {
+        let f = RequestFacts {
+            host: "example.com".into(),
+            ..RequestFacts::default()
+        };
+        assert!(!Match {
+            module: Some("*".into()),
+            ..Match::default()
+        }
+        .matches(&f));
+        assert!(!Match {
+            version: Some("*".into()),
+            ..Match::default()
+        }
+        .matches(&f));
+        assert!(!Match {
+            status: vec![StatusPattern::Class(2)],
+            ..Match::default()
+        }
+        .matches(&f));
+        // An unclassified request counts as kind `other`.
+        assert!(Match {
+            kind: vec![GoKind::Other],
+            ..Match::default()
+        }
+        .matches(&f));
+    }
 
     fn zip_facts() -> RequestFacts {
         RequestFacts {
@@ -506,11 +688,7 @@ mod tests {
     }
 
     fn respond(status: u16) -> ActionSpec {
-        ActionSpec::Respond(RespondSpec {
-            status,
-            body: None,
-            headers: BTreeMap::new(),
-        })
+        ActionSpec::Respond(RespondSpec::status(status))
     }
 
     fn latency(fixed_ms: u64, jitter: Jitter) -> ActionSpec {
@@ -525,7 +703,7 @@ mod tests {
     }
 
     fn with_p(mut rule: Rule, p: f64) -> Rule {
-        rule.select.probability = p;
+        rule.select.probability = Probability::new(p).unwrap();
         rule
     }
 
@@ -635,7 +813,7 @@ mod tests {
     fn first_every_after_counters() {
         let mut r = named("w", respond(503));
         r.select = Selection {
-            probability: 1.0,
+            probability: Probability::ALWAYS,
             first: Some(2),
             every: Some(2),
             after: 1,
@@ -709,7 +887,9 @@ mod tests {
         let rules = vec![
             named(
                 "refuse",
-                ActionSpec::RefuseConnect(crate::fault::rule::RefuseSpec { status: 403 }),
+                ActionSpec::RefuseConnect(crate::fault::rule::RefuseSpec {
+                    status: Status::new(403).unwrap(),
+                }),
             ),
             status_rule,
         ];
@@ -753,8 +933,7 @@ mod tests {
         let rule = named(
             "t",
             ActionSpec::Truncate(TruncateSpec {
-                after_bytes: None,
-                fraction: Some(0.5),
+                at: BodyPoint::Fraction(0.5),
             }),
         );
         let mut e = FaultEngine::new(vec![rule], 0).unwrap();
@@ -922,7 +1101,8 @@ mod tests {
         );
         let _ = run(&mut e, 3);
         // Invalid replacement: old rules and counters survive.
-        let bad = with_p(named("bad", respond(502)), 2.0);
+        let mut bad = named("bad", respond(502));
+        bad.select.every = Some(0);
         let err = e
             .replace_rules(vec![named("ok", respond(500)), bad])
             .unwrap_err();
@@ -942,7 +1122,9 @@ mod tests {
         assert_eq!(e.add_rule(Rule::new(respond(500))).unwrap(), "rule-3");
         assert_eq!(e.add_rule(named("rule-4", respond(500))).unwrap(), "rule-4");
         assert_eq!(e.add_rule(Rule::new(respond(500))).unwrap(), "rule-5");
-        assert!(e.add_rule(with_p(Rule::new(respond(500)), -1.0)).is_err());
+        let mut invalid = Rule::new(respond(500));
+        invalid.select.first = Some(0);
+        assert!(e.add_rule(invalid).is_err());
         assert_eq!(e.remove_rule("keep").unwrap().name, "keep");
         assert!(matches!(
             e.remove_rule("keep"),
@@ -990,7 +1172,10 @@ mod tests {
             },
             Decision {
                 rule: "r1".into(),
-                action: Action::Reset { after_bytes: None },
+                action: Action::Reset {
+                    after_bytes: None,
+                    h2_code: None,
+                },
             },
         ];
         assert_eq!(
@@ -1057,10 +1242,23 @@ mod tests {
             rule: "x".into(),
             action: Action::Reset {
                 after_bytes: Some(3),
+                h2_code: None,
             },
         };
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(json, r#"{"rule":"x","action":"reset","after_bytes":3}"#);
+        let d = Decision {
+            rule: "x".into(),
+            action: Action::Reset {
+                after_bytes: Some(3),
+                h2_code: Some(crate::fault::H2Code::INTERNAL_ERROR),
+            },
+        };
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(
+            json,
+            r#"{"rule":"x","action":"reset","after_bytes":3,"h2_code":"INTERNAL_ERROR"}"#
+        );
         let m = Match::default();
         assert!(m.is_any());
     }

@@ -1,9 +1,8 @@
 //! Every way a fault rule, inline spec, rules file, preset name or admin update is refused.
 
-use thiserror::Error;
+use std::fmt;
 
-use super::rule::Rule;
-use super::validate::RuleError;
+use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FaultError {
@@ -48,12 +47,31 @@ pub enum FaultError {
     UnknownPreset { name: String, valid: String },
 }
 
-impl FaultError {
-    pub(crate) fn from_rule(rule: &Rule, err: RuleError) -> FaultError {
-        FaultError::Rule {
-            rule: rule.label(),
-            field: err.field,
-            message: err.message,
+/// Why one rule was refused, before it is placed in a file, spec or engine;
+/// `field` is the dotted key (`latency.jitter`) when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl RuleError {
+    pub(crate) fn new(field: Option<String>, message: impl Into<String>) -> Self {
+        RuleError {
+            field,
+            message: message.into(),
         }
     }
+
+    pub(crate) fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        RuleError::new(Some(field.into()), message)
+    }
 }
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RuleError {}

@@ -32,34 +32,34 @@
 mod action;
 mod engine;
 mod error;
-mod glob;
+mod plan;
 mod preset;
-mod raw;
 mod rng;
 mod rule;
 mod shaping;
 mod source;
 mod spec;
-mod units;
 mod validate;
+mod values;
 
+pub use crate::net::{glob_match, host_match, module_match};
 pub use action::{describe, Action};
 pub use engine::{
     prepare_rules, trace_summary, Decision, FaultEngine, FaultStats, RequestFacts, RuleStats,
 };
-pub use error::FaultError;
-pub use glob::{glob_match, host_match, module_match};
+pub use error::{FaultError, RuleError};
+pub use plan::{BodyFaults, FaultPlan, InjectedAnswer};
 pub use preset::{preset, PRESETS};
 pub use rng::Rng;
 pub use rule::{
-    ActionSpec, BandwidthSpec, BodyPoint, CertFault, CorruptSpec, GoKind, Jitter, LatencySpec,
-    Match, Phase, RefuseSpec, ResetSpec, RespondSpec, Rule, Selection, StallEnd, StallSpec,
-    StatusPattern, TlsSpec, TruncateSpec,
+    ActionSpec, BandwidthSpec, CertFault, CloseSpec, CorruptSpec, GoKind, Jitter, LatencySpec,
+    LoginPageSpec, Match, Phase, RefuseSpec, ResetSpec, RespondSpec, Rule, Selection, StallEnd,
+    StallSpec, StatusPattern, TlsSpec, TruncateSpec,
 };
 pub use shaping::{
     bandwidth_chunk_size, bandwidth_delay, corrupt_in_place, cut_within, ByteSpan, CorruptPlan,
 };
 pub use source::{parse_json_rule, parse_json_rules, parse_toml, RuleFile};
 pub use spec::{parse_spec, SPEC_HELP};
-pub use units::MAX_DELAY_MS;
-pub use validate::{RuleError, MAX_CORRUPT_BYTES};
+pub use validate::MAX_CORRUPT_BYTES;
+pub use values::{BodyPoint, H2Code, Probability, Status, MAX_DELAY_MS};

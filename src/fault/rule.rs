@@ -1,18 +1,20 @@
-//! The rule model: what a fault rule matches, how often it fires and what it does.
-//! Its serde shape lives in `raw.rs`, its checks in `validate.rs`.
+//! The rule model: what a fault rule matches, how often it fires and what it does,
+//! and its one serde shape. The action table at the bottom lists each action once;
+//! the enum, its keys and the rule format's optional per-action keys come from it.
+//! Single values are checked by their types (`values.rs`), checks across fields by
+//! `validate.rs`, and matching against a request by the engine.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::de::{self, Deserializer, Visitor};
+use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use super::glob::{glob_match, host_match, module_match};
-use super::raw::{
-    de_fraction, de_status, default_refuse_status, one_or_many, one_u32, ser_one_or_many, RawRule,
+use super::error::RuleError;
+use super::values::{
+    one_or_many, ser_one_or_many, serde_units, BodyPoint, H2Code, ListItem, Probability, Status,
 };
-use super::units::serde_units;
-use super::validate::check_status;
-use super::RequestFacts;
 
 /// When, in the life of a proxied exchange, a rule is consulted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -63,8 +65,7 @@ impl StatusPattern {
         let code: u16 = text
             .parse()
             .map_err(|_| format!("status `{text}` is neither a code (502) nor a class (5xx)"))?;
-        check_status(code, "status")?;
-        Ok(StatusPattern::Code(code))
+        Ok(StatusPattern::Code(Status::new(code)?.get()))
     }
 
     pub fn matches(self, status: u16) -> bool {
@@ -80,6 +81,35 @@ impl fmt::Display for StatusPattern {
         match self {
             StatusPattern::Code(c) => write!(f, "{c}"),
             StatusPattern::Class(d) => write!(f, "{d}xx"),
+        }
+    }
+}
+
+impl ListItem for GoKind {
+    const WHAT: &'static str = "request kind";
+    fn from_text(text: &str) -> Result<Self, String> {
+        GoKind::parse(text)
+    }
+    fn serialize_item<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl ListItem for StatusPattern {
+    const WHAT: &'static str = "status";
+    fn from_text(text: &str) -> Result<Self, String> {
+        StatusPattern::parse(text)
+    }
+    fn from_number(n: i64) -> Result<Self, String> {
+        let code = u16::try_from(n).unwrap_or(0);
+        Status::new(code)
+            .map_err(|_| format!("`match.status` must be within 100..=599, got {n}"))?;
+        Ok(StatusPattern::Code(code))
+    }
+    fn serialize_item<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StatusPattern::Code(c) => s.serialize_u16(*c),
+            StatusPattern::Class(_) => s.serialize_str(&self.to_string()),
         }
     }
 }
@@ -153,75 +183,17 @@ impl Match {
         }
         set
     }
-
-    pub fn matches(&self, facts: &RequestFacts) -> bool {
-        if let Some(p) = &self.host {
-            if !host_match(p, &facts.host) {
-                return false;
-            }
-        }
-        if !self.kind.is_empty() {
-            // A request gomod could not classify is, for matching, of kind `other`.
-            let kind = facts.go_kind.as_deref().unwrap_or("other");
-            if !self.kind.iter().any(|k| k.as_str() == kind) {
-                return false;
-            }
-        }
-        if let Some(p) = &self.module {
-            match &facts.module {
-                Some(m) if module_match(p, m) => {}
-                _ => return false,
-            }
-        }
-        if let Some(p) = &self.version {
-            match &facts.version {
-                Some(v) if glob_match(p, v) => {}
-                _ => return false,
-            }
-        }
-        if !self.method.is_empty()
-            && !self
-                .method
-                .iter()
-                .any(|m| m.eq_ignore_ascii_case(&facts.method))
-        {
-            return false;
-        }
-        if let Some(p) = &self.path {
-            if !glob_match(p, &facts.path) {
-                return false;
-            }
-        }
-        if !self.status.is_empty() {
-            match facts.status {
-                Some(s) if self.status.iter().any(|p| p.matches(s)) => {}
-                _ => return false,
-            }
-        }
-        true
-    }
 }
 
 /// Which of the matching requests a rule acts on. Gates apply in this order:
 /// skip the first `after` matches, keep the next `first` (window), of those every
 /// `every`-th, and of those a `probability` share.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Selection {
-    pub probability: f64,
+    pub probability: Probability,
     pub first: Option<u64>,
     pub every: Option<u64>,
     pub after: u64,
-}
-
-impl Default for Selection {
-    fn default() -> Self {
-        Selection {
-            probability: 1.0,
-            first: None,
-            every: None,
-            after: 0,
-        }
-    }
 }
 
 impl Selection {
@@ -239,33 +211,28 @@ impl Selection {
     }
 }
 
-/// What the rule does when it fires. Exactly one per rule.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ActionSpec {
-    Respond(RespondSpec),
-    Latency(LatencySpec),
-    Bandwidth(BandwidthSpec),
-    Stall(StallSpec),
-    Reset(ResetSpec),
-    Truncate(TruncateSpec),
-    Corrupt(CorruptSpec),
-    RefuseConnect(RefuseSpec),
-    CloseAfterConnect,
-    Tls(TlsSpec),
-}
-
 /// Answer in place of upstream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RespondSpec {
-    #[serde(deserialize_with = "de_status")]
-    pub status: u16,
+    pub status: Status,
     /// Sent as text/plain so `go` prints it after `server response:`; defaults to a
     /// line naming the rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+}
+
+impl RespondSpec {
+    /// A plain answer with this status (which must be valid; for code and tests).
+    pub fn status(code: u16) -> RespondSpec {
+        RespondSpec {
+            status: Status::new(code).unwrap_or(Status::new(502).expect("502 is a status")),
+            body: None,
+            headers: BTreeMap::new(),
+        }
+    }
 }
 
 /// Delay before the response head: `fixed_ms` plus a jitter draw, clamped to >= 0.
@@ -333,67 +300,174 @@ pub enum StallEnd {
     Reset,
 }
 
-/// Stop sending, for `ms` or forever, then end the connection. With `after_bytes` or
-/// `fraction` the stall happens mid-body (Response phase), else before the head.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The `after_bytes` / `fraction` keys with which the rule format writes a [`BodyPoint`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct PointKeys {
+    #[serde(
+        default,
+        deserialize_with = "serde_units::opt_size",
+        skip_serializing_if = "Option::is_none"
+    )]
+    after_bytes: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "serde_units::opt_fraction",
+        skip_serializing_if = "Option::is_none"
+    )]
+    fraction: Option<f64>,
+}
+
+impl PointKeys {
+    fn read(self, action: &str) -> Result<Option<BodyPoint>, String> {
+        BodyPoint::from_keys(self.after_bytes, self.fraction).map_err(|e| format!("`{action}` {e}"))
+    }
+
+    fn write(point: Option<BodyPoint>) -> PointKeys {
+        let (after_bytes, fraction) = BodyPoint::to_keys(point);
+        PointKeys {
+            after_bytes,
+            fraction,
+        }
+    }
+}
+
+/// Stop sending, for `ms` or forever, then end the connection. With `at` the stall
+/// happens mid-body (Response phase), else before the head.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StallKeys", into = "StallKeys")]
 pub struct StallSpec {
+    pub ms: Option<u64>,
+    pub then: StallEnd,
+    pub at: Option<BodyPoint>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StallKeys {
     #[serde(
         default,
         deserialize_with = "serde_units::opt_ms",
         skip_serializing_if = "Option::is_none"
     )]
-    pub ms: Option<u64>,
+    ms: Option<u64>,
     #[serde(default)]
-    pub then: StallEnd,
+    then: StallEnd,
     #[serde(
         default,
         deserialize_with = "serde_units::opt_size",
         skip_serializing_if = "Option::is_none"
     )]
-    pub after_bytes: Option<u64>,
+    after_bytes: Option<u64>,
     #[serde(
         default,
-        deserialize_with = "de_fraction",
+        deserialize_with = "serde_units::opt_fraction",
         skip_serializing_if = "Option::is_none"
     )]
-    pub fraction: Option<f64>,
+    fraction: Option<f64>,
 }
 
-/// Abort the connection: before the response head, or after some body bytes.
+impl TryFrom<StallKeys> for StallSpec {
+    type Error = String;
+    fn try_from(k: StallKeys) -> Result<StallSpec, String> {
+        let at = PointKeys {
+            after_bytes: k.after_bytes,
+            fraction: k.fraction,
+        }
+        .read("stall")?;
+        Ok(StallSpec {
+            ms: k.ms,
+            then: k.then,
+            at,
+        })
+    }
+}
+
+impl From<StallSpec> for StallKeys {
+    fn from(s: StallSpec) -> StallKeys {
+        let p = PointKeys::write(s.at);
+        StallKeys {
+            ms: s.ms,
+            then: s.then,
+            after_bytes: p.after_bytes,
+            fraction: p.fraction,
+        }
+    }
+}
+
+/// Abort the connection: before the response head, or at a point in the body. On
+/// HTTP/2 a mid-body reset is an RST_STREAM with `code` (hyper's INTERNAL_ERROR when
+/// unset); on HTTP/1.1 it is a TCP reset and `code` does not apply.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "ResetKeys", into = "ResetKeys")]
 pub struct ResetSpec {
-    #[serde(
-        default,
-        deserialize_with = "serde_units::opt_size",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub after_bytes: Option<u64>,
-    #[serde(
-        default,
-        deserialize_with = "de_fraction",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub fraction: Option<f64>,
+    pub at: Option<BodyPoint>,
+    pub code: Option<H2Code>,
 }
 
-/// End the body cleanly but early (exactly one of the two is required).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TruncateSpec {
+struct ResetKeys {
     #[serde(
         default,
         deserialize_with = "serde_units::opt_size",
         skip_serializing_if = "Option::is_none"
     )]
-    pub after_bytes: Option<u64>,
+    after_bytes: Option<u64>,
     #[serde(
         default,
-        deserialize_with = "de_fraction",
+        deserialize_with = "serde_units::opt_fraction",
         skip_serializing_if = "Option::is_none"
     )]
-    pub fraction: Option<f64>,
+    fraction: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<H2Code>,
+}
+
+impl TryFrom<ResetKeys> for ResetSpec {
+    type Error = String;
+    fn try_from(k: ResetKeys) -> Result<ResetSpec, String> {
+        let at = PointKeys {
+            after_bytes: k.after_bytes,
+            fraction: k.fraction,
+        }
+        .read("reset")?;
+        Ok(ResetSpec { at, code: k.code })
+    }
+}
+
+impl From<ResetSpec> for ResetKeys {
+    fn from(s: ResetSpec) -> ResetKeys {
+        let p = PointKeys::write(s.at);
+        ResetKeys {
+            after_bytes: p.after_bytes,
+            fraction: p.fraction,
+            code: s.code,
+        }
+    }
+}
+
+/// End the body cleanly but early, at a point (exactly one of the two keys is required).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "PointKeys", into = "PointKeys")]
+pub struct TruncateSpec {
+    pub at: BodyPoint,
+}
+
+impl TryFrom<PointKeys> for TruncateSpec {
+    type Error = String;
+    fn try_from(k: PointKeys) -> Result<TruncateSpec, String> {
+        let at = k
+            .read("truncate")?
+            .ok_or("`truncate` needs `after_bytes` or `fraction`")?;
+        Ok(TruncateSpec { at })
+    }
+}
+
+impl From<TruncateSpec> for PointKeys {
+    fn from(s: TruncateSpec) -> PointKeys {
+        PointKeys::write(Some(s.at))
+    }
 }
 
 /// Invert `count` body bytes: from `offset` on, or scattered over the middle half.
@@ -410,6 +484,10 @@ pub struct CorruptSpec {
     pub count: u32,
 }
 
+fn one_u32() -> u32 {
+    1
+}
+
 impl Default for CorruptSpec {
     fn default() -> Self {
         CorruptSpec {
@@ -423,14 +501,79 @@ impl Default for CorruptSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefuseSpec {
-    #[serde(default = "default_refuse_status", deserialize_with = "de_status")]
-    pub status: u16,
+    #[serde(default = "default_refuse_status")]
+    pub status: Status,
+}
+
+fn default_refuse_status() -> Status {
+    Status::new(502).expect("502 is a status")
 }
 
 impl Default for RefuseSpec {
     fn default() -> Self {
         RefuseSpec {
             status: default_refuse_status(),
+        }
+    }
+}
+
+/// `close_after_connect` carries no parameters: written `true` or `{}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CloseSpec;
+
+impl Serialize for CloseSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(true)
+    }
+}
+
+impl<'de> Deserialize<'de> for CloseSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<CloseSpec, D::Error> {
+        struct FlagVisitor;
+        impl<'de> Visitor<'de> for FlagVisitor {
+            type Value = CloseSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`true` or an empty table")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<CloseSpec, E> {
+                if v {
+                    Ok(CloseSpec)
+                } else {
+                    Err(E::custom(
+                        "`close_after_connect = false` does nothing; remove the key",
+                    ))
+                }
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<CloseSpec, A::Error> {
+                if let Some(key) = map.next_key::<String>()? {
+                    return Err(de::Error::custom(format!(
+                        "`close_after_connect` takes no parameters, got `{key}`"
+                    )));
+                }
+                Ok(CloseSpec)
+            }
+        }
+        d.deserialize_any(FlagVisitor)
+    }
+}
+
+/// Answer like a captive portal or an expired single sign-on session: an HTML login
+/// page with a success status, in place of what go asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginPageSpec {
+    #[serde(default = "ok_status")]
+    pub status: Status,
+}
+
+fn ok_status() -> Status {
+    Status::new(200).expect("200 is a status")
+}
+
+impl Default for LoginPageSpec {
+    fn default() -> Self {
+        LoginPageSpec {
+            status: ok_status(),
         }
     }
 }
@@ -471,56 +614,87 @@ impl CertFault {
     }
 }
 
-/// A point in a body, resolved against the Content-Length when it is a fraction.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum BodyPoint {
-    Bytes(u64),
-    Fraction(f64),
+/// The action table: each action once, as `key => Variant(Spec)`. It generates
+/// [`ActionSpec`], its key names, and the serde shape of a rule ([`RawRule`]), in
+/// which each action is its own optional key (`respond = { status = 502 }`).
+macro_rules! action_table {
+    ($( $(#[$doc:meta])* $key:ident => $variant:ident($spec:ty), )*) => {
+        /// What the rule does when it fires. Exactly one per rule.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum ActionSpec {
+            $( $(#[$doc])* $variant($spec), )*
+        }
+
+        impl ActionSpec {
+            /// The key naming this action in TOML and JSON.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( ActionSpec::$variant(_) => stringify!($key), )*
+                }
+            }
+        }
+
+        /// Every action key, in table order (for error messages).
+        pub(crate) const ACTION_KEYS: &[&str] = &[$( stringify!($key) ),*];
+
+        /// The serde shape of a rule, shared by TOML files and the JSON admin API.
+        #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(crate) struct RawRule {
+            #[serde(default, skip_serializing_if = "String::is_empty")]
+            pub name: String,
+            #[serde(rename = "match", default, skip_serializing_if = "Match::is_any")]
+            pub when: Match,
+            #[serde(default, skip_serializing_if = "Probability::is_always")]
+            pub probability: Probability,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub first: Option<u64>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub every: Option<u64>,
+            #[serde(default, skip_serializing_if = "is_zero")]
+            pub after: u64,
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $key: Option<$spec>,
+            )*
+        }
+
+        impl RawRule {
+            /// The actions that are set, in table order.
+            fn take_actions(&mut self) -> Vec<ActionSpec> {
+                let mut out = Vec::new();
+                $( if let Some(a) = self.$key.take() { out.push(ActionSpec::$variant(a)); } )*
+                out
+            }
+
+            fn set_action(&mut self, action: ActionSpec) {
+                match action {
+                    $( ActionSpec::$variant(a) => self.$key = Some(a), )*
+                }
+            }
+        }
+    };
 }
 
-fn body_point(after_bytes: Option<u64>, fraction: Option<f64>) -> Option<BodyPoint> {
-    match (after_bytes, fraction) {
-        (Some(b), _) => Some(BodyPoint::Bytes(b)),
-        (None, Some(f)) => Some(BodyPoint::Fraction(f)),
-        (None, None) => None,
-    }
+action_table! {
+    respond => Respond(RespondSpec),
+    latency => Latency(LatencySpec),
+    bandwidth => Bandwidth(BandwidthSpec),
+    stall => Stall(StallSpec),
+    reset => Reset(ResetSpec),
+    truncate => Truncate(TruncateSpec),
+    corrupt => Corrupt(CorruptSpec),
+    refuse_connect => RefuseConnect(RefuseSpec),
+    close_after_connect => CloseAfterConnect(CloseSpec),
+    tls => Tls(TlsSpec),
+    login_page => LoginPage(LoginPageSpec),
 }
 
-impl StallSpec {
-    pub fn at(&self) -> Option<BodyPoint> {
-        body_point(self.after_bytes, self.fraction)
-    }
-}
-
-impl ResetSpec {
-    pub fn at(&self) -> Option<BodyPoint> {
-        body_point(self.after_bytes, self.fraction)
-    }
-}
-
-impl TruncateSpec {
-    pub fn at(&self) -> Option<BodyPoint> {
-        body_point(self.after_bytes, self.fraction)
-    }
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl ActionSpec {
-    /// The key naming this action in TOML and JSON.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ActionSpec::Respond(_) => "respond",
-            ActionSpec::Latency(_) => "latency",
-            ActionSpec::Bandwidth(_) => "bandwidth",
-            ActionSpec::Stall(_) => "stall",
-            ActionSpec::Reset(_) => "reset",
-            ActionSpec::Truncate(_) => "truncate",
-            ActionSpec::Corrupt(_) => "corrupt",
-            ActionSpec::RefuseConnect(_) => "refuse_connect",
-            ActionSpec::CloseAfterConnect => "close_after_connect",
-            ActionSpec::Tls(_) => "tls",
-        }
-    }
-
     /// Terminal actions decide how the exchange ends, so at most one applies per phase;
     /// the others (latency, bandwidth, corrupt) shape it and combine.
     pub fn is_terminal(&self) -> bool {
@@ -530,22 +704,28 @@ impl ActionSpec {
         )
     }
 
+    /// Where in the response body the action acts, if it acts mid-body.
+    pub fn body_point(&self) -> Option<BodyPoint> {
+        match self {
+            ActionSpec::Stall(s) => s.at,
+            ActionSpec::Reset(s) => s.at,
+            ActionSpec::Truncate(s) => Some(s.at),
+            _ => None,
+        }
+    }
+
     /// Whether resolving this action needs the response's Content-Length.
     pub fn needs_body_length(&self) -> bool {
-        let fraction = |p: Option<BodyPoint>| matches!(p, Some(BodyPoint::Fraction(_)));
         match self {
-            ActionSpec::Stall(s) => fraction(s.at()),
-            ActionSpec::Reset(s) => fraction(s.at()),
-            ActionSpec::Truncate(s) => fraction(s.at()),
             ActionSpec::Corrupt(c) => c.offset.is_none(),
-            _ => false,
+            other => other.body_point().is_some_and(BodyPoint::is_fraction),
         }
     }
 }
 
 /// One fault rule. Build it from TOML ([`super::parse_toml`]), an inline spec
 /// ([`super::parse_spec`]), a preset, JSON (serde), or by hand; the engine validates
-/// it again either way.
+/// it either way (`validate.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawRule", into = "RawRule")]
 pub struct Rule {
@@ -554,6 +734,66 @@ pub struct Rule {
     pub when: Match,
     pub select: Selection,
     pub action: ActionSpec,
+}
+
+impl TryFrom<RawRule> for Rule {
+    type Error = RuleError;
+
+    /// The structural check of the rule format: exactly one action key.
+    fn try_from(mut raw: RawRule) -> Result<Rule, RuleError> {
+        let mut actions = raw.take_actions();
+        let action = match actions.len() {
+            1 => actions.remove(0),
+            0 => {
+                return Err(RuleError::new(
+                    None,
+                    format!(
+                        "rule has no action; add exactly one of: {}",
+                        ACTION_KEYS.join(", ")
+                    ),
+                ))
+            }
+            _ => {
+                let names: Vec<&str> = actions.iter().map(ActionSpec::name).collect();
+                return Err(RuleError::field(
+                    names[1],
+                    format!(
+                        "rule has {} actions ({}); a rule takes exactly one, so split it \
+                         into several rules (non-terminal ones like latency and bandwidth combine)",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                ));
+            }
+        };
+        Ok(Rule {
+            name: raw.name,
+            when: raw.when,
+            select: Selection {
+                probability: raw.probability,
+                first: raw.first,
+                every: raw.every,
+                after: raw.after,
+            },
+            action,
+        })
+    }
+}
+
+impl From<Rule> for RawRule {
+    fn from(rule: Rule) -> RawRule {
+        let mut raw = RawRule {
+            name: rule.name,
+            when: rule.when,
+            probability: rule.select.probability,
+            first: rule.select.first,
+            every: rule.select.every,
+            after: rule.select.after,
+            ..RawRule::default()
+        };
+        raw.set_action(rule.action);
+        raw
+    }
 }
 
 impl Rule {
@@ -569,13 +809,11 @@ impl Rule {
     /// The phase at which the engine consults this rule. Each rule has exactly one,
     /// so its counters advance at most once per exchange.
     pub fn phase(&self) -> Phase {
-        let mid_body = |p: Option<BodyPoint>| p.is_some();
         match &self.action {
-            ActionSpec::RefuseConnect(_) | ActionSpec::CloseAfterConnect => Phase::Connect,
+            ActionSpec::RefuseConnect(_) | ActionSpec::CloseAfterConnect(_) => Phase::Connect,
             ActionSpec::Tls(_) => Phase::Tls,
-            ActionSpec::Truncate(_) | ActionSpec::Corrupt(_) => Phase::Response,
-            ActionSpec::Reset(s) if mid_body(s.at()) => Phase::Response,
-            ActionSpec::Stall(s) if mid_body(s.at()) => Phase::Response,
+            ActionSpec::Corrupt(_) => Phase::Response,
+            a if a.body_point().is_some() => Phase::Response,
             _ if !self.when.status.is_empty() => Phase::Response,
             _ => Phase::Request,
         }
@@ -595,135 +833,10 @@ impl Rule {
 mod tests {
     use super::*;
 
-    fn facts() -> RequestFacts {
-        RequestFacts {
-            host: "proxy.golang.org".into(),
-            port: 443,
-            method: "GET".into(),
-            path: "/golang.org/x/mod/@v/v0.14.0.zip".into(),
-            go_kind: Some("zip".into()),
-            module: Some("golang.org/x/mod".into()),
-            version: Some("v0.14.0".into()),
-            status: Some(200),
-            content_length: Some(1000),
-        }
-    }
-
-    #[test]
-    fn match_on_each_field() {
-        let f = facts();
-        let yes_no: Vec<(Match, Match)> = vec![
-            (
-                Match {
-                    host: Some("*.golang.org".into()),
-                    ..Match::default()
-                },
-                Match {
-                    host: Some("sum.golang.org".into()),
-                    ..Match::default()
-                },
-            ),
-            (
-                Match {
-                    kind: vec![GoKind::Mod, GoKind::Zip],
-                    ..Match::default()
-                },
-                Match {
-                    kind: vec![GoKind::Info],
-                    ..Match::default()
-                },
-            ),
-            (
-                Match {
-                    module: Some("golang.org/x/*".into()),
-                    ..Match::default()
-                },
-                Match {
-                    module: Some("github.com/*".into()),
-                    ..Match::default()
-                },
-            ),
-            (
-                Match {
-                    version: Some("v0.*".into()),
-                    ..Match::default()
-                },
-                Match {
-                    version: Some("v0.14.1".into()),
-                    ..Match::default()
-                },
-            ),
-            (
-                Match {
-                    method: vec!["get".into()],
-                    ..Match::default()
-                },
-                Match {
-                    method: vec!["POST".into()],
-                    ..Match::default()
-                },
-            ),
-            (
-                Match {
-                    path: Some("*/@v/*.zip".into()),
-                    ..Match::default()
-                },
-                Match {
-                    path: Some("*/@v/list".into()),
-                    ..Match::default()
-                },
-            ),
-            (
-                Match {
-                    status: vec![StatusPattern::Class(2)],
-                    ..Match::default()
-                },
-                Match {
-                    status: vec![StatusPattern::Class(5), StatusPattern::Code(404)],
-                    ..Match::default()
-                },
-            ),
-        ];
-        for (yes, no) in yes_no {
-            assert!(yes.matches(&f), "{yes:?}");
-            assert!(!no.matches(&f), "{no:?}");
-        }
-        assert!(Match::default().matches(&f));
-    }
-
-    #[test]
-    fn missing_facts_do_not_match() {
-        let f = RequestFacts {
-            host: "example.com".into(),
-            ..RequestFacts::default()
-        };
-        assert!(!Match {
-            module: Some("*".into()),
-            ..Match::default()
-        }
-        .matches(&f));
-        assert!(!Match {
-            version: Some("*".into()),
-            ..Match::default()
-        }
-        .matches(&f));
-        assert!(!Match {
-            status: vec![StatusPattern::Class(2)],
-            ..Match::default()
-        }
-        .matches(&f));
-        // An unclassified request counts as kind `other`.
-        assert!(Match {
-            kind: vec![GoKind::Other],
-            ..Match::default()
-        }
-        .matches(&f));
-    }
-
     #[test]
     fn selection_windows() {
         let s = |first, every, after| Selection {
-            probability: 1.0,
+            probability: Probability::ALWAYS,
             first,
             every,
             after,
@@ -745,16 +858,16 @@ mod tests {
         assert_eq!(r.phase(), Phase::Request);
         r.when.status = vec![StatusPattern::Class(5)];
         assert_eq!(r.phase(), Phase::Response);
-        let reset = |after_bytes| {
+        let reset = |after_bytes: Option<u64>| {
             Rule::new(ActionSpec::Reset(ResetSpec {
-                after_bytes,
-                fraction: None,
+                at: after_bytes.map(BodyPoint::Bytes),
+                code: None,
             }))
         };
         assert_eq!(reset(None).phase(), Phase::Request);
         assert_eq!(reset(Some(10)).phase(), Phase::Response);
         assert_eq!(
-            Rule::new(ActionSpec::CloseAfterConnect).phase(),
+            Rule::new(ActionSpec::CloseAfterConnect(CloseSpec)).phase(),
             Phase::Connect
         );
         assert_eq!(

@@ -15,14 +15,11 @@
 //! latency = { fixed_ms = 200, jitter = { normal = { mean_ms = 0, stddev_ms = 50 } } }
 //! ```
 
-use std::ops::Range;
-
 use serde::{Deserialize, Serialize};
-use toml::Spanned;
+use toml_edit::{ImDocument, Item, TableLike};
 
-use super::error::FaultError;
-use super::raw::RawRule;
-use super::rule::Rule;
+use super::error::{FaultError, RuleError};
+use super::rule::{RawRule, Rule};
 
 /// The content of a rules file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -52,47 +49,47 @@ struct RawFile {
     #[serde(default)]
     seed: Option<u64>,
     #[serde(default)]
-    rule: Vec<Spanned<RawRule>>,
+    rule: Vec<RawRule>,
 }
 
 /// Parses a rules file. `file` is only used to name the file in errors; the caller
 /// reads it (this module does no IO).
 pub fn parse_toml(text: &str, file: &str) -> Result<RuleFile, FaultError> {
-    let raw: RawFile = toml::from_str(text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        let (line, column) = line_col(text, span.start);
+    let error = |at: usize, field: Option<String>, message: String| {
+        let (line, column) = line_col(text, at);
         FaultError::Toml {
             file: file.to_string(),
             line,
             column,
-            field: field_at(text, span),
-            message: e.message().trim_end().to_string(),
+            field,
+            message,
         }
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        // toml points at the offending value (or the unknown key); the document's
+        // spans say which key that is.
+        let at = e.span().map_or(0, |s| s.start);
+        let field = ImDocument::parse(text)
+            .ok()
+            .and_then(|doc| field_at(doc.as_table(), at));
+        error(at, field, e.message().trim_end().to_string())
     })?;
     let mut rules = Vec::with_capacity(raw.rule.len());
-    for (i, spanned) in raw.rule.into_iter().enumerate() {
-        let span = spanned.span();
-        let raw_rule = spanned.into_inner();
+    for (i, raw_rule) in raw.rule.into_iter().enumerate() {
         let label = if raw_rule.name.is_empty() {
             format!("rule #{}", i + 1)
         } else {
             format!("rule #{} '{}'", i + 1, raw_rule.name)
         };
-        let rule = Rule::try_from(raw_rule).map_err(|e| {
-            let at = e
-                .field
-                .as_deref()
-                .and_then(|f| find_key(text, span.clone(), f))
-                .unwrap_or(span.start);
-            let (line, column) = line_col(text, at);
-            FaultError::Toml {
-                file: file.to_string(),
-                line,
-                column,
-                field: e.field,
-                message: format!("in {label}: {}", e.message),
-            }
-        })?;
+        let rule = Rule::try_from(raw_rule)
+            .and_then(|rule| rule.validate().map(|()| rule))
+            .map_err(|e: RuleError| {
+                let at = ImDocument::parse(text)
+                    .ok()
+                    .and_then(|doc| rule_field_start(doc.as_table(), i, e.field.as_deref()))
+                    .unwrap_or(0);
+                error(at, e.field, format!("in {label}: {}", e.message))
+            })?;
         rules.push(rule);
     }
     Ok(RuleFile {
@@ -103,12 +100,18 @@ pub fn parse_toml(text: &str, file: &str) -> Result<RuleFile, FaultError> {
 
 /// Parses a JSON array of rules (the body of `PUT /faults`).
 pub fn parse_json_rules(text: &str) -> Result<Vec<Rule>, FaultError> {
-    serde_json::from_str(text).map_err(json_error)
+    let rules: Vec<Rule> = serde_json::from_str(text).map_err(json_error)?;
+    for (i, rule) in rules.iter().enumerate() {
+        rule.validate_in_list(i)?;
+    }
+    Ok(rules)
 }
 
 /// Parses one JSON rule (the body of `POST /faults`).
 pub fn parse_json_rule(text: &str) -> Result<Rule, FaultError> {
-    serde_json::from_str(text).map_err(json_error)
+    let rule: Rule = serde_json::from_str(text).map_err(json_error)?;
+    rule.validate_in_list(0)?;
+    Ok(rule)
 }
 
 fn json_error(e: serde_json::Error) -> FaultError {
@@ -136,72 +139,72 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
-fn is_key_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+/// The dotted key (relative to its `[[rule]]`, e.g. `match.kind`) whose key or value
+/// holds byte `at`, from the document's own spans.
+fn field_at(root: &dyn TableLike, at: usize) -> Option<String> {
+    let mut path = Vec::new();
+    if !path_at(root, at, &mut path) {
+        return None;
+    }
+    // `rule[3].match.kind` -> `match.kind`: the message already names the rule.
+    if path.first().is_some_and(|p| p.starts_with("rule[")) && path.len() > 1 {
+        path.remove(0);
+    }
+    Some(path.join("."))
 }
 
-/// The key an error span belongs to: the span itself when it is a key (unknown
-/// field), else the key before the `=` that precedes the value.
-fn field_at(text: &str, span: Range<usize>) -> Option<String> {
-    let spanned = text.get(span.clone())?;
-    let after = text.get(span.end..)?.trim_start_matches([' ', '\t']);
-    if !spanned.is_empty() && spanned.chars().all(is_key_char) && after.starts_with(['=', '.']) {
-        return Some(spanned.to_string());
-    }
-    let mut before = text.get(..span.start)?.trim_end();
-    // An item of a list (`status = ["5xx", "6xx"]`) belongs to the key before the `[`.
-    if before.ends_with([',', '[']) {
-        before = before[..before.rfind('[')?].trim_end();
-    }
-    let before = before.strip_suffix('=')?.trim_end_matches([' ', '\t']);
-    let start = before
-        .char_indices()
-        .rev()
-        .find(|&(_, c)| !(is_key_char(c) || c == '.'))
-        .map_or(0, |(i, c)| i + c.len_utf8());
-    let key = &before[start..];
-    (!key.is_empty()).then(|| key.to_string())
-}
-
-/// Byte offset of a dotted field (`latency.jitter`) inside one rule's text, found
-/// segment by segment, so a rule-level error can point at the offending line.
-fn find_key(text: &str, span: Range<usize>, field: &str) -> Option<usize> {
-    let body = text.get(span.clone())?;
-    let mut from = 0;
-    let mut found = None;
-    for seg in field.split('.') {
-        match find_key_token(body, from, seg) {
-            Some(i) => {
-                found = Some(i);
-                from = i + seg.len();
+fn path_at(table: &dyn TableLike, at: usize, path: &mut Vec<String>) -> bool {
+    let holds = |span: Option<std::ops::Range<usize>>| span.is_some_and(|s| s.contains(&at));
+    for (name, _) in table.iter() {
+        let Some((key, item)) = table.get_key_value(name) else {
+            continue;
+        };
+        if holds(key.span()) {
+            path.push(name.to_string());
+            return true;
+        }
+        if let Item::ArrayOfTables(tables) = item {
+            for (i, t) in tables.iter().enumerate() {
+                path.push(format!("{name}[{i}]"));
+                if path_at(t, at, path) || holds(t.span()) {
+                    return true;
+                }
+                path.pop();
             }
+            continue;
+        }
+        path.push(name.to_string());
+        if item.as_table_like().is_some_and(|t| path_at(t, at, path)) || holds(item.span()) {
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+/// Where a rule-level error points: the deepest key of `field` (`latency.jitter`)
+/// found in rule `index`, else the rule's own `[[rule]]` header.
+fn rule_field_start(root: &dyn TableLike, index: usize, field: Option<&str>) -> Option<usize> {
+    let rule = root.get("rule")?.as_array_of_tables()?.get(index)?;
+    let mut at = rule.span().map(|s| s.start);
+    let mut table: &dyn TableLike = rule;
+    for seg in field.into_iter().flat_map(|f| f.split('.')) {
+        let Some((key, item)) = table.get_key_value(seg) else {
+            break;
+        };
+        at = key.span().map(|s| s.start).or(at);
+        match item.as_table_like() {
+            Some(t) => table = t,
             None => break,
         }
     }
-    found.map(|i| span.start + i)
-}
-
-fn find_key_token(body: &str, from: usize, key: &str) -> Option<usize> {
-    let mut search = from;
-    while let Some(rel) = body.get(search..)?.find(key) {
-        let i = search + rel;
-        let before_ok = body[..i]
-            .chars()
-            .next_back()
-            .is_none_or(|c| c.is_whitespace() || matches!(c, '{' | ',' | '.' | '['));
-        let after = body[i + key.len()..].trim_start_matches([' ', '\t']);
-        if before_ok && after.starts_with(['=', '.', ']']) {
-            return Some(i);
-        }
-        search = i + key.len();
-    }
-    None
+    at
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fault::rule::{ActionSpec, GoKind, Jitter, StatusPattern};
+    use crate::fault::rule::{ActionSpec, CloseSpec, GoKind, Jitter, StatusPattern};
 
     const GOOD: &str = r#"
 seed = 42
@@ -243,7 +246,7 @@ truncate = { fraction = "50%" }
             r.when.status,
             vec![StatusPattern::Class(5), StatusPattern::Code(404)]
         );
-        assert_eq!(r.select.probability, 0.1);
+        assert_eq!(r.select.probability.get(), 0.1);
         assert_eq!(r.select.first, Some(3));
         match &f.rules[1].action {
             ActionSpec::Latency(l) => {
@@ -263,7 +266,7 @@ truncate = { fraction = "50%" }
             ActionSpec::Bandwidth(b) => assert_eq!(b.down_bytes_per_sec, Some(262_144)),
             other => panic!("{other:?}"),
         }
-        assert_eq!(f.rules[3].action, ActionSpec::CloseAfterConnect);
+        assert_eq!(f.rules[3].action, ActionSpec::CloseAfterConnect(CloseSpec));
     }
 
     #[test]
@@ -310,19 +313,19 @@ truncate = { fraction = "50%" }
             (
                 "[[rule]]\nmatch = { kind = \"zipp\" }\nrespond = { status = 502 }\n",
                 2,
-                Some("kind"),
+                Some("match.kind"),
                 "unknown kind `zipp`",
             ),
             (
                 "[[rule]]\nrespond = { status = 700 }\n",
                 2,
-                Some("status"),
+                Some("respond.status"),
                 "100..=599",
             ),
             (
                 "[[rule]]\nname = \"b\"\nbandwidth = { down_bytes_per_sec = 0 }\n",
                 3,
-                Some("down_bytes_per_sec"),
+                Some("bandwidth.down_bytes_per_sec"),
                 "zero",
             ),
             (
@@ -359,31 +362,31 @@ truncate = { fraction = "50%" }
             (
                 "[[rule]]\nmatch = { status = [\"5xx\",\n  \"6xx\"] }\nreset = {}\n",
                 3,
-                Some("status"),
+                Some("match.status"),
                 "1xx..5xx",
             ),
             (
                 "[[rule]]\nmatch = { kind = [] }\nreset = {}\n",
                 2,
-                Some("kind"),
+                Some("match.kind"),
                 "leave the key out",
             ),
             (
                 "[[rule]]\n[rule.latency.jitter.uniform]\nmin_ms = 1\nmax_ms = 2\nfoo = 3\n",
                 5,
-                Some("foo"),
+                Some("latency.jitter.uniform.foo"),
                 "foo",
             ),
             (
                 "[[rule]]\nreset = { fraction = 2 }\n",
                 2,
-                Some("fraction"),
+                Some("reset.fraction"),
                 "fraction must be within 0..=1, got 2",
             ),
             (
                 "[[rule]]\nreset = { after_bytes = \"1KB\" }\n",
                 2,
-                Some("after_bytes"),
+                Some("reset.after_bytes"),
                 "use B, KiB, MiB or GiB",
             ),
             (
@@ -393,6 +396,30 @@ truncate = { fraction = "50%" }
                 "remove the key",
             ),
             ("bogus = 1\n", 1, Some("bogus"), "expected `seed` or `rule`"),
+            (
+                "[[rule]]\nname = \"x\"\nreset = { after_bytes = 1, fraction = 0.5 }\n",
+                3,
+                Some("reset"),
+                "`reset` takes `after_bytes` or `fraction`, not both",
+            ),
+            (
+                "[[rule]]\ntruncate = {}\n",
+                2,
+                Some("truncate"),
+                "`truncate` needs `after_bytes` or `fraction`",
+            ),
+            (
+                "[[rule]]\nname = \"a\"\n\n[[rule]]\nname = \"b\"\n[rule.stall]\nms = \"1s\"\nfraction = \"150%\"\n",
+                8,
+                Some("stall.fraction"),
+                "within 0..=1",
+            ),
+            (
+                "[[rule]]\nname = \"up\"\nmatch.status = 200\n\n[rule.bandwidth]\nup_bytes_per_sec = \"1KiB\"\n",
+                6,
+                Some("bandwidth.up_bytes_per_sec"),
+                "request body is sent before",
+            ),
         ];
         for &(text, line, field, want) in cases {
             let (got_line, column, got_field, message) = err(text);

@@ -11,12 +11,13 @@
 //!   latency=DUR | DUR~SD | LO..HI | lognormal:MU/SIGMA
 //!   bandwidth[=RATE]          [down=RATE] [up=RATE]
 //!   stall[=DUR][@AT]          [then=close|reset]      ; no DUR: forever
-//!   reset[@AT]                                        ; no AT: before the response head
+//!   reset[@AT]                [code=H2CODE]           ; no AT: before the response head
 //!   truncate@AT | truncate=AT
 //!   corrupt[=COUNT][@OFFSET]
 //!   refuse[=STATUS]           (refuse_connect; default 502)
 //!   close                     (close_after_connect)
 //!   tls=PART[+PART]           PART = DUR (handshake stall) | untrusted | expired | wrong_host
+//!   login[=STATUS]            (login_page: an HTML sign-in page, default 200)
 //! DUR  = NUMBER ("ms" | "s")                 250ms, 1.5s
 //! SIZE = NUMBER ["B" | "KiB" | "MiB" | "GiB"]  1000, 64KiB
 //! RATE = SIZE ["/s"]                         256KiB/s
@@ -30,12 +31,11 @@ use std::collections::BTreeMap;
 
 use super::error::FaultError;
 use super::rule::{
-    ActionSpec, BandwidthSpec, BodyPoint, CertFault, CorruptSpec, GoKind, Jitter, LatencySpec,
-    RefuseSpec, ResetSpec, RespondSpec, Rule, StallEnd, StallSpec, StatusPattern, TlsSpec,
-    TruncateSpec,
+    ActionSpec, BandwidthSpec, CertFault, CloseSpec, CorruptSpec, GoKind, Jitter, LatencySpec,
+    LoginPageSpec, RefuseSpec, ResetSpec, RespondSpec, Rule, StallEnd, StallSpec, StatusPattern,
+    TlsSpec, TruncateSpec,
 };
-use super::units::{parse_duration_ms, parse_fraction, parse_rate, parse_size};
-use super::validate::{check_probability, check_status};
+use super::values::{parse_duration_ms, parse_rate, BodyPoint, H2Code, Probability, Status};
 
 /// Help text for `--fault`, printed by `--help` and in errors.
 pub const SPEC_HELP: &str = "\
@@ -51,11 +51,12 @@ pub const SPEC_HELP: &str = "\
               | latency=lognormal:4/0.5 (exp(N(mu,sigma)) ms)
             bandwidth=256KiB/s[,up=64KiB/s]
             stall | stall=5s[,then=close|reset] | stall=5s@1KiB (mid-body)
-            reset (before head) | reset@1000 | reset@50%
+            reset (before head) | reset@1000 | reset@50%[,code=INTERNAL_ERROR] (h2 RST_STREAM)
             truncate@1000 | truncate=50%
             corrupt | corrupt=4 | corrupt@1000 (byte offset)
             refuse[=403] (answer CONNECT, default 502)   close (close after CONNECT)
             tls=untrusted|expired|wrong_host | tls=15s | tls=5s+expired
+            login (an HTML login page with 200, like a captive portal)
   units     durations ms s; sizes B KiB MiB GiB; fractions 0.5 or 50%
   examples  kind=zip,host=proxy.golang.org:502   module=golang.org/x/*:latency=200ms~50ms
             p=0.05:reset@1000   kind=zip:corrupt   host=*:refuse=403   :tls=expired";
@@ -127,13 +128,7 @@ fn parse_matchers(text: &str, rule: &mut Rule) -> Result<(), String> {
                     .map(StatusPattern::parse)
                     .collect::<Result<_, _>>()?
             }
-            "p" => {
-                let p = parse_fraction(value).map_err(|_| {
-                    format!("probability `{value}` must be within 0..=1 (or a percentage like 5%)")
-                })?;
-                check_probability(p)?;
-                rule.select.probability = p;
-            }
+            "p" => rule.select.probability = Probability::parse(value)?,
             "first" => rule.select.first = Some(parse_count(&key, value)?),
             "every" => rule.select.every = Some(parse_count(&key, value)?),
             "after" => rule.select.after = parse_count(&key, value)?,
@@ -151,7 +146,7 @@ fn parse_count(key: &str, value: &str) -> Result<u64, String> {
 }
 
 const ACTIONS: &str =
-    "STATUS, respond, latency, bandwidth, stall, reset, truncate, corrupt, refuse, close, tls";
+    "STATUS, respond, latency, bandwidth, stall, reset, truncate, corrupt, refuse, close, tls, login";
 
 fn parse_action(text: &str) -> Result<ActionSpec, String> {
     if text.is_empty() {
@@ -232,20 +227,17 @@ fn parse_action(text: &str) -> Result<ActionSpec, String> {
                         return Err(format!("`then` must be close or reset, got `{other}`"))
                     }
                 };
-                let (after_bytes, fraction) = split_point(at.map(parse_at).transpose()?);
                 ActionSpec::Stall(StallSpec {
                     ms,
                     then,
-                    after_bytes,
-                    fraction,
+                    at: at.map(BodyPoint::parse).transpose()?,
                 })
             }
             "reset" => {
                 no_arg(arg)?;
-                let (after_bytes, fraction) = split_point(at.map(parse_at).transpose()?);
                 ActionSpec::Reset(ResetSpec {
-                    after_bytes,
-                    fraction,
+                    at: at.map(BodyPoint::parse).transpose()?,
+                    code: params.take("code").map(|c| H2Code::parse(&c)).transpose()?,
                 })
             }
             "truncate" => {
@@ -253,18 +245,14 @@ fn parse_action(text: &str) -> Result<ActionSpec, String> {
                     (Some(_), Some(_)) => {
                         return Err("write truncate@AT or truncate=AT, not both".into())
                     }
-                    (Some(p), None) | (None, Some(p)) => parse_at(p)?,
+                    (Some(p), None) | (None, Some(p)) => BodyPoint::parse(p)?,
                     (None, None) => {
                         return Err(
                             "`truncate` needs a point, e.g. truncate@1000 or truncate=50%".into(),
                         )
                     }
                 };
-                let (after_bytes, fraction) = split_point(Some(point));
-                ActionSpec::Truncate(TruncateSpec {
-                    after_bytes,
-                    fraction,
-                })
+                ActionSpec::Truncate(TruncateSpec { at: point })
             }
             "corrupt" => {
                 let count = match arg {
@@ -273,7 +261,7 @@ fn parse_action(text: &str) -> Result<ActionSpec, String> {
                         .parse()
                         .map_err(|_| format!("corrupt count must be a whole number, got `{c}`"))?,
                 };
-                let offset = match at.map(parse_at).transpose()? {
+                let offset = match at.map(BodyPoint::parse).transpose()? {
                     None => None,
                     Some(BodyPoint::Bytes(b)) => Some(b),
                     Some(BodyPoint::Fraction(_)) => {
@@ -291,14 +279,23 @@ fn parse_action(text: &str) -> Result<ActionSpec, String> {
                 ActionSpec::RefuseConnect(match arg {
                     None => RefuseSpec::default(),
                     Some(s) => RefuseSpec {
-                        status: parse_status(s)?,
+                        status: Status::parse(s)?,
                     },
                 })
             }
             "close" | "close_after_connect" => {
                 no_arg(arg)?;
                 no_at(at)?;
-                ActionSpec::CloseAfterConnect
+                ActionSpec::CloseAfterConnect(CloseSpec)
+            }
+            "login" | "login_page" => {
+                no_at(at)?;
+                ActionSpec::LoginPage(match arg {
+                    None => LoginPageSpec::default(),
+                    Some(s) => LoginPageSpec {
+                        status: Status::parse(s)?,
+                    },
+                })
             }
             "tls" => {
                 no_at(at)?;
@@ -336,7 +333,7 @@ impl Params<'_> {
 }
 
 fn respond(status: &str, params: &mut Params) -> Result<ActionSpec, String> {
-    let status = parse_status(status)?;
+    let status = Status::parse(status)?;
     let body = params.take("body");
     let mut headers = BTreeMap::new();
     while let Some(h) = params.take("header") {
@@ -350,14 +347,6 @@ fn respond(status: &str, params: &mut Params) -> Result<ActionSpec, String> {
         body,
         headers,
     }))
-}
-
-fn parse_status(text: &str) -> Result<u16, String> {
-    let code: u16 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not an HTTP status code"))?;
-    check_status(code, "status")?;
-    Ok(code)
 }
 
 fn parse_latency(text: &str) -> Result<LatencySpec, String> {
@@ -434,29 +423,18 @@ fn parse_tls(text: &str) -> Result<TlsSpec, String> {
     Ok(spec)
 }
 
-/// `50%` and `0.5` are fractions; `1000` and `4KiB` are byte counts.
-fn parse_at(text: &str) -> Result<BodyPoint, String> {
-    let is_fraction = text.ends_with('%')
-        || (text.contains('.') && text.bytes().all(|b| b.is_ascii_digit() || b == b'.'));
-    if is_fraction {
-        parse_fraction(text).map(BodyPoint::Fraction)
-    } else {
-        parse_size(text).map(BodyPoint::Bytes)
-    }
-}
-
-fn split_point(point: Option<BodyPoint>) -> (Option<u64>, Option<f64>) {
-    match point {
-        None => (None, None),
-        Some(BodyPoint::Bytes(b)) => (Some(b), None),
-        Some(BodyPoint::Fraction(f)) => (None, Some(f)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fault::rule::{Match, Phase, Selection};
+
+    fn p(v: f64) -> Probability {
+        Probability::new(v).unwrap()
+    }
+
+    fn st(code: u16) -> Status {
+        Status::new(code).unwrap()
+    }
 
     #[test]
     fn valid_specs() {
@@ -469,11 +447,7 @@ mod tests {
                         kind: vec![GoKind::Zip],
                         ..Match::default()
                     },
-                    ..Rule::new(ActionSpec::Respond(RespondSpec {
-                        status: 502,
-                        body: None,
-                        headers: BTreeMap::new(),
-                    }))
+                    ..Rule::new(ActionSpec::Respond(RespondSpec::status(502)))
                 },
             ),
             (
@@ -489,8 +463,8 @@ mod tests {
             (
                 "p=0.05:reset@1000",
                 Rule {
-                    select: Selection { probability: 0.05, ..Selection::default() },
-                    ..Rule::new(ActionSpec::Reset(ResetSpec { after_bytes: Some(1000), fraction: None }))
+                    select: Selection { probability: p(0.05), ..Selection::default() },
+                    ..Rule::new(ActionSpec::Reset(ResetSpec { at: Some(BodyPoint::Bytes(1000)), code: None }))
                 },
             ),
             (
@@ -502,7 +476,7 @@ mod tests {
             ),
             ("host=*:refuse=403", Rule {
                 when: Match { host: Some("*".into()), ..Match::default() },
-                ..Rule::new(ActionSpec::RefuseConnect(RefuseSpec { status: 403 }))
+                ..Rule::new(ActionSpec::RefuseConnect(RefuseSpec { status: st(403) }))
             }),
             (
                 "*:bandwidth=256KiB/s",
@@ -531,7 +505,7 @@ mod tests {
                         status: vec![StatusPattern::Class(5), StatusPattern::Code(429)],
                         ..Match::default()
                     },
-                    select: Selection { probability: 0.5, first: Some(2), every: Some(3), after: 1 },
+                    select: Selection { probability: p(0.5), first: Some(2), every: Some(3), after: 1 },
                     ..Rule::new(ActionSpec::Latency(LatencySpec {
                         fixed_ms: 0,
                         jitter: Jitter::Uniform { min_ms: 100, max_ms: 300 },
@@ -541,9 +515,9 @@ mod tests {
             (
                 ":respond=429,header=Retry-After=5,body=slow down",
                 Rule::new(ActionSpec::Respond(RespondSpec {
-                    status: 429,
                     body: Some("slow down".into()),
                     headers: BTreeMap::from([("Retry-After".into(), "5".into())]),
+                    ..RespondSpec::status(429)
                 })),
             ),
             (
@@ -574,18 +548,25 @@ mod tests {
                     ..Rule::new(ActionSpec::Stall(StallSpec {
                         ms: Some(30_000),
                         then: StallEnd::Reset,
-                        after_bytes: None,
-                        fraction: Some(0.5),
+                        at: Some(BodyPoint::Fraction(0.5)),
                     }))
                 },
             ),
-            (":stall@1KiB", Rule::new(ActionSpec::Stall(StallSpec { after_bytes: Some(1024), ..StallSpec::default() }))),
-            (":truncate=0.25", Rule::new(ActionSpec::Truncate(TruncateSpec { after_bytes: None, fraction: Some(0.25) }))),
-            (":truncate@4KiB", Rule::new(ActionSpec::Truncate(TruncateSpec { after_bytes: Some(4096), fraction: None }))),
+            (":stall@1KiB", Rule::new(ActionSpec::Stall(StallSpec { at: Some(BodyPoint::Bytes(1024)), ..StallSpec::default() }))),
+            (":truncate=0.25", Rule::new(ActionSpec::Truncate(TruncateSpec { at: BodyPoint::Fraction(0.25) }))),
+            (":truncate@4KiB", Rule::new(ActionSpec::Truncate(TruncateSpec { at: BodyPoint::Bytes(4096) }))),
             (":corrupt=3@100", Rule::new(ActionSpec::Corrupt(CorruptSpec { offset: Some(100), count: 3 }))),
-            (":refuse", Rule::new(ActionSpec::RefuseConnect(RefuseSpec { status: 502 }))),
-            (" * : close ", Rule::new(ActionSpec::CloseAfterConnect)),
+            (":refuse", Rule::new(ActionSpec::RefuseConnect(RefuseSpec { status: st(502) }))),
+            (" * : close ", Rule::new(ActionSpec::CloseAfterConnect(CloseSpec))),
             (":tls=5s+wrong-host", Rule::new(ActionSpec::Tls(TlsSpec { stall_ms: Some(5000), cert: Some(CertFault::WrongHost) }))),
+            (":login", Rule::new(ActionSpec::LoginPage(LoginPageSpec::default()))),
+            ("kind=zip:reset@50%,code=internal_error", Rule {
+                when: Match { kind: vec![GoKind::Zip], ..Match::default() },
+                ..Rule::new(ActionSpec::Reset(ResetSpec {
+                    at: Some(BodyPoint::Fraction(0.5)),
+                    code: Some(H2Code::INTERNAL_ERROR),
+                }))
+            }),
             ("version=v1.*:reset", Rule {
                 when: Match { version: Some("v1.*".into()), ..Match::default() },
                 ..Rule::new(ActionSpec::Reset(ResetSpec::default()))
@@ -654,6 +635,8 @@ mod tests {
             ),
             ("name=a b:502", "may use only"),
             (":respond=502,header=Content-Length=3", "set by the proxy"),
+            (":login=503", "200..=299"),
+            (":reset@1,code=oops", "not an HTTP/2 error code"),
         ];
         for (spec, want) in cases {
             let err = parse_spec(spec).expect_err(spec);
@@ -679,6 +662,7 @@ mod tests {
             "refuse",
             "close",
             "tls",
+            "login",
         ] {
             assert!(SPEC_HELP.contains(a), "{a}");
         }

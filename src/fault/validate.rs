@@ -1,10 +1,11 @@
-//! Rule validation: every check that refuses a rule, with a reason naming the field,
-//! run on every path in (TOML, JSON, inline spec, code) before the engine accepts it.
+//! Rule validation: the checks that need more than one value (a field against the
+//! action, the phase or another field), with a reason naming the field. Single values
+//! are checked by their types in `values.rs` as they are read. Run on every path in
+//! (TOML, JSON, inline spec, code) before the engine accepts a rule.
 
-use std::fmt;
-
+use super::error::{FaultError, RuleError};
 use super::rule::{ActionSpec, Jitter, Phase, Rule, StatusPattern};
-use super::units::{check_fraction, MAX_DELAY_MS};
+use super::values::MAX_DELAY_MS;
 
 impl Rule {
     pub fn validate(&self) -> Result<(), RuleError> {
@@ -28,6 +29,20 @@ impl Rule {
             }
         }
         Ok(())
+    }
+
+    /// [`Rule::validate`] for a rule that is the `index`-th (from 0) of a list: an
+    /// unnamed rule is named by its position (`#2`), as the engine will name it.
+    pub(crate) fn validate_in_list(&self, index: usize) -> Result<(), FaultError> {
+        self.validate().map_err(|e| FaultError::Rule {
+            rule: if self.name.is_empty() {
+                format!("#{}", index + 1)
+            } else {
+                format!("'{}'", self.name)
+            },
+            field: e.field,
+            message: e.message,
+        })
     }
 
     fn validate_match(&self) -> Result<(), RuleError> {
@@ -72,7 +87,6 @@ impl Rule {
 
     fn validate_select(&self) -> Result<(), RuleError> {
         let s = &self.select;
-        check_probability(s.probability).map_err(|m| RuleError::field("probability", m))?;
         if s.first == Some(0) {
             return Err(RuleError::field(
                 "first",
@@ -91,26 +105,21 @@ impl Rule {
     fn validate_action(&self) -> Result<(), RuleError> {
         let key = self.action.name();
         let err = |field: &str, msg: String| RuleError::field(format!("{key}.{field}"), msg);
-        let one_point = |after: Option<u64>, fraction: Option<f64>| {
-            if after.is_some() && fraction.is_some() {
-                return Err(err(
-                    "fraction",
-                    format!("`{key}` takes `after_bytes` or `fraction`, not both"),
-                ));
-            }
-            if let Some(f) = fraction {
-                check_fraction(f).map_err(|_| {
-                    err(
-                        "fraction",
-                        format!("`{key}.fraction` must be within 0..=1, got {f}"),
-                    )
-                })?;
-            }
-            Ok(())
-        };
         match &self.action {
+            ActionSpec::LoginPage(l) => {
+                if !(200..=299).contains(&l.status.get()) {
+                    return Err(err(
+                        "status",
+                        format!(
+                            "`login_page.status` must be a success within 200..=299 (a portal \
+                             pretends all is well), got {}",
+                            l.status
+                        ),
+                    ));
+                }
+            }
             ActionSpec::Respond(r) => {
-                if !(200..=599).contains(&r.status) {
+                if !(200..=599).contains(&r.status.get()) {
                     return Err(err(
                         "status",
                         format!(
@@ -166,17 +175,6 @@ impl Rule {
                 if s.ms.is_some_and(|ms| ms > MAX_DELAY_MS) {
                     return Err(err("ms", "`stall.ms` is longer than 24 hours".into()));
                 }
-                one_point(s.after_bytes, s.fraction)?;
-            }
-            ActionSpec::Reset(r) => one_point(r.after_bytes, r.fraction)?,
-            ActionSpec::Truncate(t) => {
-                one_point(t.after_bytes, t.fraction)?;
-                if t.at().is_none() {
-                    return Err(err(
-                        "after_bytes",
-                        "`truncate` needs `after_bytes` or `fraction`".into(),
-                    ));
-                }
             }
             ActionSpec::Corrupt(c) => {
                 if !(1..=MAX_CORRUPT_BYTES).contains(&c.count) {
@@ -190,7 +188,7 @@ impl Rule {
                 }
             }
             ActionSpec::RefuseConnect(r) => {
-                if !(400..=599).contains(&r.status) {
+                if !(400..=599).contains(&r.status.get()) {
                     return Err(err(
                         "status",
                         format!(
@@ -200,7 +198,7 @@ impl Rule {
                     ));
                 }
             }
-            ActionSpec::CloseAfterConnect => {}
+            ActionSpec::Reset(_) | ActionSpec::Truncate(_) | ActionSpec::CloseAfterConnect(_) => {}
             ActionSpec::Tls(t) => {
                 if t.stall_ms.is_none() && t.cert.is_none() {
                     return Err(err("cert", "`tls` needs `stall_ms`, `cert` or both".into()));
@@ -235,24 +233,6 @@ fn check_name(name: &str) -> Result<(), RuleError> {
                 "rule name `{name}` may use only letters, digits, '-', '_' and '.' (at most 64)"
             ),
         ))
-    }
-}
-
-pub(crate) fn check_status(code: u16, field: &str) -> Result<(), String> {
-    if (100..=599).contains(&code) {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{field}` must be an HTTP status within 100..=599, got {code}"
-        ))
-    }
-}
-
-pub(crate) fn check_probability(p: f64) -> Result<(), String> {
-    if p.is_finite() && (0.0..=1.0).contains(&p) {
-        Ok(())
-    } else {
-        Err(format!("`probability` must be within 0..=1, got {p}"))
     }
 }
 
@@ -327,42 +307,14 @@ fn check_header(name: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Why a rule was refused; `field` is the dotted key (`latency.jitter`) when known.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleError {
-    pub field: Option<String>,
-    pub message: String,
-}
-
-impl RuleError {
-    pub(crate) fn new(field: Option<String>, message: impl Into<String>) -> Self {
-        RuleError {
-            field,
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        RuleError::new(Some(field.into()), message)
-    }
-}
-
-impl fmt::Display for RuleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for RuleError {}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
     use crate::fault::rule::{
-        BandwidthSpec, CorruptSpec, GoKind, LatencySpec, Match, RefuseSpec, ResetSpec, RespondSpec,
-        Selection, TlsSpec, TruncateSpec,
+        BandwidthSpec, CloseSpec, CorruptSpec, GoKind, LatencySpec, Match, RefuseSpec, RespondSpec,
+        Selection, TlsSpec,
     };
 
     #[test]
@@ -371,19 +323,15 @@ mod tests {
             (
                 Rule {
                     select: Selection {
-                        probability: 1.5,
+                        first: Some(0),
                         ..Selection::default()
                     },
-                    ..Rule::new(ActionSpec::CloseAfterConnect)
+                    ..Rule::new(ActionSpec::CloseAfterConnect(CloseSpec))
                 },
-                "within 0..=1",
+                "never apply",
             ),
             (
-                Rule::new(ActionSpec::Respond(RespondSpec {
-                    status: 99,
-                    body: None,
-                    headers: BTreeMap::new(),
-                })),
+                Rule::new(ActionSpec::Respond(RespondSpec::status(150))),
                 "200..=599",
             ),
             (
@@ -408,20 +356,9 @@ mod tests {
                 "only the host is known",
             ),
             (
-                Rule::new(ActionSpec::Truncate(TruncateSpec::default())),
-                "needs `after_bytes`",
-            ),
-            (
-                Rule::new(ActionSpec::Reset(ResetSpec {
-                    after_bytes: Some(1),
-                    fraction: Some(0.5),
-                })),
-                "not both",
-            ),
-            (
                 Rule {
                     name: "a b".into(),
-                    ..Rule::new(ActionSpec::CloseAfterConnect)
+                    ..Rule::new(ActionSpec::CloseAfterConnect(CloseSpec))
                 },
                 "may use only",
             ),
@@ -437,9 +374,8 @@ mod tests {
             ),
             (
                 Rule::new(ActionSpec::Respond(RespondSpec {
-                    status: 502,
-                    body: None,
                     headers: BTreeMap::from([("X-A".to_string(), "a\r\nb".to_string())]),
+                    ..RespondSpec::status(502)
                 })),
                 "control character",
             ),

@@ -3,10 +3,12 @@
 //!
 //! Pure: no sockets, files, environment or clocks.
 
+pub mod auth;
 mod classify;
 pub mod dirhash;
 mod escape;
 mod goenv;
+pub mod goproxy_route;
 pub mod gosum;
 pub(crate) mod url;
 
@@ -22,6 +24,7 @@ pub use escape::{
 pub use goenv::{
     match_prefix_patterns, parse_goproxy, Fallback, ProxyEntry, ProxyTarget, DEFAULT_GOPROXY,
 };
+pub use goproxy_route::{plan_goproxy, GoproxyRoute, GoproxyRouteError, GoproxyRoutes};
 
 /// The module every Go toolchain download (GOTOOLCHAIN, Go 1.21+) is fetched as.
 pub const TOOLCHAIN_MODULE: &str = "golang.org/toolchain";

@@ -1,6 +1,6 @@
 //! Executing injected faults on live streams: a body wrapper that paces, stalls, cuts,
-//! resets and corrupts bytes as the pure `fault` engine decided, plus the plan that
-//! gathers an exchange's decisions.
+//! resets and corrupts bytes as the pure `fault` engine decided (gathered per exchange
+//! in `fault::FaultPlan`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,92 +15,8 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::BoxError;
-use crate::fault::{
-    bandwidth_chunk_size, bandwidth_delay, corrupt_in_place, cut_within, Action, CorruptPlan,
-    Decision, StallEnd,
-};
-
-/// An injected answer: status, extra headers, text body.
-pub type InjectedAnswer = (u16, Vec<(String, String)>, String);
-
-/// What the decisions of one exchange ask the shell to do.
-#[derive(Debug, Default, Clone)]
-pub struct FaultPlan {
-    pub respond: Option<InjectedAnswer>,
-    pub latency: Duration,
-    /// Stall before the response head: duration (None = forever), then how to end.
-    pub stall_head: Option<(Option<Duration>, StallEnd)>,
-    pub reset_head: bool,
-    pub up_bytes_per_sec: Option<u64>,
-    pub body: BodyFaults,
-}
-
-/// Faults applied while a body streams.
-#[derive(Debug, Default, Clone)]
-pub struct BodyFaults {
-    pub bytes_per_sec: Option<u64>,
-    pub truncate_at: Option<u64>,
-    pub reset_at: Option<u64>,
-    pub stall_at: Option<(u64, Option<Duration>, StallEnd)>,
-    pub corrupt: Option<CorruptPlan>,
-}
-
-impl BodyFaults {
-    pub fn is_empty(&self) -> bool {
-        self.bytes_per_sec.is_none()
-            && self.truncate_at.is_none()
-            && self.reset_at.is_none()
-            && self.stall_at.is_none()
-            && self.corrupt.is_none()
-    }
-
-    /// Whether the body may end up shorter than declared.
-    pub fn shortens(&self) -> bool {
-        self.truncate_at.is_some()
-    }
-}
-
-impl FaultPlan {
-    /// Folds decisions (request and response phase) into one plan.
-    pub fn add(&mut self, decisions: &[Decision]) {
-        for d in decisions {
-            match &d.action {
-                Action::Respond {
-                    status,
-                    headers,
-                    body,
-                } => self.respond = Some((*status, headers.clone(), body.clone())),
-                Action::Latency { ms } => self.latency += Duration::from_millis(*ms),
-                Action::Bandwidth {
-                    down_bytes_per_sec,
-                    up_bytes_per_sec,
-                } => {
-                    self.body.bytes_per_sec = down_bytes_per_sec.or(self.body.bytes_per_sec);
-                    self.up_bytes_per_sec = up_bytes_per_sec.or(self.up_bytes_per_sec);
-                }
-                Action::Stall {
-                    ms,
-                    then,
-                    after_bytes,
-                } => {
-                    let wait = ms.map(Duration::from_millis);
-                    match after_bytes {
-                        None => self.stall_head = Some((wait, *then)),
-                        Some(at) => self.body.stall_at = Some((*at, wait, *then)),
-                    }
-                }
-                Action::Reset { after_bytes: None } => self.reset_head = true,
-                Action::Reset {
-                    after_bytes: Some(at),
-                } => self.body.reset_at = Some(*at),
-                Action::Truncate { after_bytes } => self.body.truncate_at = Some(*after_bytes),
-                Action::Corrupt { plan } => self.body.corrupt = Some(plan.clone()),
-                // Connection- and TLS-level actions are executed before any request.
-                Action::RefuseConnect { .. } | Action::CloseAfterConnect | Action::Tls { .. } => {}
-            }
-        }
-    }
-}
+use crate::fault::{bandwidth_chunk_size, bandwidth_delay, corrupt_in_place, cut_within, StallEnd};
+pub use crate::fault::{BodyFaults, FaultPlan};
 
 /// Sleeps for `wait`, or forever when `None`.
 pub async fn stall(wait: Option<Duration>) {
@@ -231,7 +147,12 @@ where
                     data.truncate(n);
                     this.held.take();
                     this.faults.reset_at = None;
-                    *this.pending_error = Some("modscope: injected reset".into());
+                    *this.pending_error = Some(match this.faults.reset_code {
+                        // hyper resets an HTTP/2 stream with the h2 reason it finds in
+                        // the body error's chain (INTERNAL_ERROR when there is none).
+                        Some(code) => Box::new(h2::Error::from(h2::Reason::from(code.get()))),
+                        None => "modscope: injected reset".into(),
+                    });
                     // A short pause lets the server flush the bytes before the cut;
                     // failing at once would discard them with the connection.
                     *this.sleep = Some(Box::pin(tokio::time::sleep(Duration::from_millis(5))));
@@ -291,6 +212,7 @@ fn async_sleep(wait: Option<Duration>) -> tokio::time::Sleep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::CorruptPlan;
     use http_body_util::{BodyExt, Full};
 
     fn body(n: usize) -> Full<Bytes> {

@@ -55,7 +55,13 @@ pub struct ConnCtx {
 impl Drop for ConnCtx {
     fn drop(&mut self) {
         // The client went away; its upstream connection can serve the next client.
-        if matches!(self.mode, ConnMode::Intercepted { .. }) {
+        // (`--goproxy` hops arrive on forward-proxy connections and dial TLS.)
+        let pooled = match self.mode {
+            ConnMode::Intercepted { .. } => true,
+            ConnMode::ForwardProxy => self.shared.config.goproxy.is_some(),
+            ConnMode::PlainTunnel { .. } => false,
+        };
+        if pooled {
             if let Some(conn) = self.slot.take_reusable() {
                 self.shared.pool.put(conn);
             }
@@ -65,7 +71,7 @@ impl Drop for ConnCtx {
 
 /// Serves one request; never fails (failures become 4xx/5xx answers and trace entries).
 pub async fn handle(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     ctx: Arc<ConnCtx>,
 ) -> Result<Response<ProxyBody>, BoxError> {
     let started_wall = SystemTime::now();
@@ -73,7 +79,13 @@ pub async fn handle(
     if let Some(answer) = reject_oversized_head(&req) {
         return Ok(answer);
     }
-    let (target, url) = match resolve_target(&req, &ctx.mode) {
+    // `--goproxy`: an origin-form request on a route prefix goes to the real entry.
+    let hop = goproxy_hop(&mut req, &ctx);
+    let resolved = match &hop {
+        Some(hop) => Ok((hop.target.clone(), hop.url.clone())),
+        None => resolve_target(&req, &ctx.mode),
+    };
+    let (target, url) = match resolved {
         Ok(t) => t,
         Err(message) => return Ok(text_response(StatusCode::BAD_REQUEST, &message)),
     };
@@ -92,6 +104,15 @@ pub async fn handle(
         if !headers.iter().any(|(n, _)| n == "host") && bare(named.as_str()) != dialled {
             headers.push((":authority".to_string(), named.to_string()));
         }
+    }
+    let via_goproxy = hop.is_some();
+    let upstream_credentials = hop.map(|h| h.credentials).unwrap_or_default();
+    for (name, _) in &upstream_credentials {
+        // Credentials modscope adds upstream are never recorded, whatever --no-redact says.
+        headers.push((
+            name.as_str().to_string(),
+            crate::trace::REDACTED.to_string(),
+        ));
     }
     let request_facts = ExchangeRequest {
         method: parts.method.to_string(),
@@ -195,6 +216,9 @@ pub async fn handle(
 
     let mut up_headers = parts.headers.clone();
     strip_hop_by_hop(&mut up_headers);
+    for (name, value) in upstream_credentials {
+        up_headers.insert(name, value);
+    }
     // The client already got (or will get) its 100 Continue from us; the origin must not
     // send another interim answer.
     up_headers.remove(http::header::EXPECT);
@@ -210,8 +234,16 @@ pub async fn handle(
     *up_req.uri_mut() = url.clone();
     *up_req.headers_mut() = up_headers;
 
+    // go would offer h2 and http/1.1 to its proxy itself; intercepted connections offer
+    // what the client offered.
+    let alpn: &[Vec<u8>] = if via_goproxy {
+        &ctx.shared.goproxy_alpn
+    } else {
+        &ctx.alpn
+    };
+    let pool = via_goproxy.then_some(&ctx.shared.pool);
     let sent_at = Instant::now();
-    let mut sent = send_via_slot(&ctx.slot, &ctx.shared.dialer, &target, &ctx.alpn, up_req).await;
+    let mut sent = send_via_slot(&ctx.slot, &ctx.shared.dialer, pool, &target, alpn, up_req).await;
     if let (Err(SendError::Request(err, _)), Some(headers)) = (&sent, retry_headers) {
         if err.is_canceled() || err.is_incomplete_message() || err.is_closed() {
             tracing::debug!(
@@ -226,7 +258,7 @@ pub async fn handle(
             *again.method_mut() = parts.method.clone();
             *again.uri_mut() = url.clone();
             *again.headers_mut() = headers;
-            sent = send_via_slot(&ctx.slot, &ctx.shared.dialer, &target, &ctx.alpn, again).await;
+            sent = send_via_slot(&ctx.slot, &ctx.shared.dialer, pool, &target, alpn, again).await;
         }
     }
     let head_at = Instant::now();
@@ -273,7 +305,9 @@ pub async fn handle(
             };
             strip_hop_by_hop(&mut head.headers);
             let timing = Timing {
-                blocked: sent.waited,
+                // Time before sending (an injected latency, mostly) is time go waited:
+                // counted as blocked so the entry's `time` covers it and waterfalls show it.
+                blocked: sent.waited + sent_at.saturating_duration_since(started),
                 sent_at: sent_at + sent.waited + sent.dialed,
                 head_at,
             };
@@ -715,6 +749,48 @@ pub fn reject_oversized_head<B>(req: &Request<B>) -> Option<Response<ProxyBody>>
                 "modscope: request head of {size} bytes exceeds the {MAX_HEAD_BYTES}-byte limit"
             ),
         )
+    })
+}
+
+/// Where a `--goproxy` route sends a request, and the credentials to add upstream.
+struct GoproxyHop {
+    target: Target,
+    url: Uri,
+    credentials: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The `--goproxy` route of an origin-form request sent to the proxy itself, if its first
+/// path segment names one. Its `Host` is rewritten to the real entry's, so the trace and
+/// the origin see the host go would have asked.
+fn goproxy_hop(req: &mut Request<Incoming>, ctx: &ConnCtx) -> Option<GoproxyHop> {
+    if !matches!(ctx.mode, ConnMode::ForwardProxy) || req.uri().scheme().is_some() {
+        return None;
+    }
+    let routes = ctx.shared.config.goproxy.as_ref()?;
+    let path = req.uri().path_and_query()?.as_str();
+    let (route, url) = routes.route(path)?;
+    let url = url.parse::<Uri>().ok()?;
+    let authority = url.authority()?.as_str();
+    let host = HeaderValue::from_str(authority).ok()?;
+    req.headers_mut().insert(http::header::HOST, host);
+    let credentials = route
+        .credential_headers()
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let name = HeaderName::from_bytes(k.as_bytes()).ok()?;
+            let mut value = HeaderValue::from_str(&v).ok()?;
+            value.set_sensitive(true);
+            Some((name, value))
+        })
+        .collect();
+    Some(GoproxyHop {
+        target: Target {
+            host: route.host.clone(),
+            port: route.port,
+            tls: route.tls,
+        },
+        url,
+        credentials,
     })
 }
 

@@ -67,6 +67,8 @@ pub struct Shared {
     pub replay: Option<Arc<replay::ReplaySource>>,
     /// Signs certificates nobody trusts, for the `tls cert=untrusted` fault.
     rogue_ca: OnceLock<Result<Arc<CertAuthority>, String>>,
+    /// What `--goproxy` hops offer upstream (go's own client offers both).
+    pub goproxy_alpn: Vec<Vec<u8>>,
 }
 
 /// Counters for the admin API.
@@ -133,6 +135,7 @@ impl Shared {
             pool: upstream::Pool::default(),
             key_log,
             rogue_ca: OnceLock::new(),
+            goproxy_alpn: vec![upstream::ALPN_H2.to_vec(), upstream::ALPN_HTTP11.to_vec()],
         })
     }
 

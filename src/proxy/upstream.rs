@@ -82,10 +82,6 @@ pub enum Sender {
 }
 
 impl Sender {
-    pub fn is_h2(&self) -> bool {
-        matches!(self, Sender::H2(_))
-    }
-
     pub fn is_closed(&self) -> bool {
         match self {
             Sender::H1(s) => s.is_closed(),
@@ -676,6 +672,7 @@ impl UpstreamSlot {
 pub async fn send_via_slot(
     slot: &UpstreamSlot,
     dialer: &Dialer,
+    pool: Option<&Pool>,
     target: &Target,
     alpn: &[Vec<u8>],
     req: Request<ProxyBody>,
@@ -691,7 +688,40 @@ pub async fn send_via_slot(
         SlotState::Empty => false,
     };
     let mut dialed = Duration::ZERO;
+    let mut from_pool = false;
     if !reusable {
+        if let Some(pool) = pool {
+            // A slot that served another target hands its connection to the pool, and
+            // an idle pooled connection to this target saves a dial.
+            let old = std::mem::replace(&mut *guard, SlotState::Empty);
+            if let SlotState::Live {
+                target: t,
+                sender,
+                info,
+                ..
+            } = old
+            {
+                if sender.is_idle() {
+                    pool.put(Pooled {
+                        target: t,
+                        sender,
+                        info,
+                        since: Instant::now(),
+                    });
+                }
+            }
+            if let Some(conn) = pool.take(target, alpn) {
+                *guard = SlotState::Live {
+                    target: conn.target,
+                    sender: conn.sender,
+                    info: conn.info,
+                    fresh: false,
+                };
+                from_pool = true;
+            }
+        }
+    }
+    if !reusable && !from_pool {
         let dial_started = Instant::now();
         let (sender, info) = dialer
             .dial(target, alpn)

@@ -30,15 +30,7 @@ impl RequestKey {
                 None => (rest, "/"),
             },
         };
-        let authority = authority
-            .rsplit_once('@')
-            .map(|(_, h)| h)
-            .unwrap_or(authority);
-        let default_port = match scheme.as_str() {
-            "https" => 443,
-            "http" => 80,
-            _ => return None,
-        };
+        let default_port = crate::net::default_port(&scheme)?;
         let (host, port) = split_authority(authority, default_port)?;
         let (path, query) = match path_query.split_once('?') {
             Some((p, q)) => (p, q),
@@ -79,20 +71,12 @@ impl RequestKey {
 }
 
 fn split_authority(authority: &str, default_port: u16) -> Option<(String, u16)> {
-    if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => default_port,
-            None => return None,
-        };
-        return Some((host.to_string(), port));
+    let a = crate::net::Authority::parse(authority).ok()?;
+    // A recorded `host:` (empty port) is not a key go ever sends; keep refusing it.
+    if authority.ends_with(':') {
+        return None;
     }
-    match authority.rsplit_once(':') {
-        Some((h, p)) => Some((h.to_string(), p.parse().ok()?)),
-        None if !authority.is_empty() => Some((authority.to_string(), default_port)),
-        None => None,
-    }
+    Some((a.host.to_string(), a.port.unwrap_or(default_port)))
 }
 
 /// The recorded entries by key, with what has been served so far.

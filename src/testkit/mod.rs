@@ -5,3 +5,6 @@ pub mod client;
 pub mod modules;
 pub mod origin;
 pub mod sumdb;
+mod tempdir;
+
+pub use tempdir::TempDir;

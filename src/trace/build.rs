@@ -209,7 +209,8 @@ fn build_response(ex: &Exchange, body: &BodyContent, opts: &BuildOptions) -> Res
     };
     Response {
         status: r.status,
-        status_text: reason_phrase(r.status).to_string(),
+        // HTTP/2 carries no reason phrase; the canonical one keeps HAR viewers readable.
+        status_text: crate::net::reason_phrase(r.status).to_string(),
         http_version: r.http_version.clone(),
         cookies: Vec::new(),
         headers: headers(&r.headers, opts),
@@ -295,43 +296,6 @@ fn redact_secret(name: &str, value: &str) -> String {
             format!("{s} {REDACTED}")
         }
         _ => REDACTED.to_string(),
-    }
-}
-
-/// HTTP/2 carries no reason phrase; the canonical one keeps HAR viewers readable.
-fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        101 => "Switching Protocols",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        206 => "Partial Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        407 => "Proxy Authentication Required",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        410 => "Gone",
-        413 => "Content Too Large",
-        416 => "Range Not Satisfiable",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "",
     }
 }
 

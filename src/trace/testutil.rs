@@ -1,43 +1,13 @@
-//! Test helpers shared by the trace tests: self-cleaning temp dirs and a sample exchange.
+//! Test helpers shared by the trace tests: the crate's temp dir and a sample exchange.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::exchange::{
     BodyFacts, ClientTls, Exchange, PhaseTimes, RequestFacts, ResponseFacts, TlsFacts, UpstreamTls,
 };
 
-/// A fresh directory under the system temp dir, removed on drop (the project has no
-/// `tempfile`).
-pub(crate) struct TestDir(PathBuf);
-
-impl TestDir {
-    pub(crate) fn new(tag: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "modscope-trace-test-{tag}-{}-{nanos}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("create test dir");
-        TestDir(path)
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub(crate) use crate::testkit::TempDir as TestDir;
 
 pub(crate) fn sample_exchange() -> Exchange {
     Exchange {

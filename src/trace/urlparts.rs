@@ -48,31 +48,9 @@ pub(crate) fn split(url: &str) -> Result<UrlParts<'_>, String> {
 
 /// Host (IPv6 without brackets) and port (`None` when absent or empty) of an authority.
 fn parse_hostport(hostport: &str) -> Result<(&str, Option<u16>), String> {
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let Some((inside, after)) = v6.split_once(']') else {
-            return Err(format!("unclosed IPv6 literal in {hostport:?}"));
-        };
-        if inside.is_empty()
-            || !inside
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
-        {
-            return Err(format!("invalid IPv6 literal in {hostport:?}"));
-        }
-        match after {
-            "" => (inside, None),
-            p if p.starts_with(':') => (inside, Some(&p[1..])),
-            _ => return Err(format!("junk after IPv6 literal in {hostport:?}")),
-        }
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("URL has no host".to_string());
-    }
+    let authority = crate::net::Authority::parse(hostport)
+        .map_err(|e| format!("URL authority {hostport:?}: {e}"))?;
+    let host = authority.host;
     if let Some(c) = host.chars().find(|c| {
         matches!(
             c,
@@ -81,26 +59,14 @@ fn parse_hostport(hostport: &str) -> Result<(&str, Option<u16>), String> {
     }) {
         return Err(format!("host {host:?} contains {c:?}"));
     }
-    // An empty port ("host:") is legal per RFC 3986 and means the default.
-    let port = match port.filter(|p| !p.is_empty()) {
-        Some(p) => Some(
-            p.parse::<u16>()
-                .map_err(|_| format!("invalid port {p:?}"))?,
-        ),
-        None => None,
-    };
-    Ok((host, port))
+    Ok((host, authority.port))
 }
 
 /// Host and port of an absolute URL, the port defaulted from the scheme (http 80, https 443).
 pub(crate) fn host_port(url: &str) -> Option<(String, u16)> {
     let parts = split(url).ok()?;
     let (host, port) = parse_hostport(parts.hostport).ok()?;
-    let port = port.or(match parts.scheme.to_ascii_lowercase().as_str() {
-        "http" => Some(80),
-        "https" => Some(443),
-        _ => None,
-    })?;
+    let port = port.or_else(|| crate::net::default_port(parts.scheme))?;
     Some((host.to_ascii_lowercase(), port))
 }
 

@@ -17,34 +17,7 @@ use modscope::testkit::modules::{default_modules, SyntheticModule};
 use modscope::testkit::origin::{Origin, OriginOptions};
 use modscope::tls::UpstreamTrust;
 
-/// A temporary directory removed on drop (made writable first: go's module cache is read-only).
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("modscope-test-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("chmod")
-            .args(["-R", "u+w"])
-            .arg(&self.0)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use modscope::testkit::TempDir;
 
 pub const GOPROXY_HOST: &str = "proxy.golang.org";
 
@@ -316,45 +289,83 @@ pub async fn run_bounded(mut cmd: std::process::Command, limit: Duration) -> Ran
     }
 }
 
-/// `modscope proxy` as a child process, mapping proxy.golang.org to `origin`; returns it
+/// `modscope proxy` as a child process, mapping proxy.golang.org to `origin`:
+/// `spawn_proxy(dir, &origin).record(&trace).grace(2).faults(&[..]).start()` returns it
 /// with its listening address (read from its first line of output). Its stderr is piped
 /// for tests that read it; with `--quiet` it stays far below the pipe's capacity.
-pub fn spawn_proxy(
-    dir: &Path,
-    origin: &Origin,
-    extra: &[&str],
-) -> (std::process::Child, SocketAddr) {
-    use std::io::{BufRead, BufReader};
-    let ca_file = dir.join("origin-ca.pem");
-    std::fs::write(&ca_file, origin.ca_pem()).unwrap();
-    let mut child = std::process::Command::new(MODSCOPE)
-        .args(["proxy", "--quiet", "--listen", "127.0.0.1:0", "--ca-dir"])
-        .arg(dir.join("ca"))
-        .arg("--upstream-ca")
-        .arg(&ca_file)
-        .arg("--connect-to")
-        .arg(format!(
-            "{GOPROXY_HOST}:443:127.0.0.1:{}",
-            origin.addr.port()
-        ))
-        .args(extra)
-        .env_remove("SSLKEYLOGFILE")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("modscope: listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .parse()
-        .unwrap();
-    (child, addr)
+pub fn spawn_proxy<'a>(dir: &'a Path, origin: &'a Origin) -> ProxySpawn<'a> {
+    ProxySpawn {
+        dir,
+        origin,
+        args: Vec::new(),
+    }
+}
+
+/// The options of a [`spawn_proxy`] child.
+pub struct ProxySpawn<'a> {
+    dir: &'a Path,
+    origin: &'a Origin,
+    args: Vec<String>,
+}
+
+impl ProxySpawn<'_> {
+    /// Record to `trace_dir` (`--record`).
+    pub fn record(self, trace_dir: &Path) -> Self {
+        self.args(&["--record", trace_dir.to_str().unwrap()])
+    }
+
+    /// Drain for `secs` seconds on SIGTERM (`--shutdown-grace`).
+    pub fn grace(self, secs: u64) -> Self {
+        self.args(&["--shutdown-grace", &secs.to_string()])
+    }
+
+    /// Inline fault rules (`--fault SPEC` each).
+    pub fn faults(mut self, specs: &[&str]) -> Self {
+        for spec in specs {
+            self = self.args(&["--fault", spec]);
+        }
+        self
+    }
+
+    /// Any other flags.
+    pub fn args(mut self, extra: &[&str]) -> Self {
+        self.args.extend(extra.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn start(self) -> (std::process::Child, SocketAddr) {
+        use std::io::{BufRead, BufReader};
+        let ca_file = self.dir.join("origin-ca.pem");
+        std::fs::write(&ca_file, self.origin.ca_pem()).unwrap();
+        let mut child = std::process::Command::new(MODSCOPE)
+            .args(["proxy", "--quiet", "--listen", "127.0.0.1:0", "--ca-dir"])
+            .arg(self.dir.join("ca"))
+            .arg("--upstream-ca")
+            .arg(&ca_file)
+            .arg("--connect-to")
+            .arg(format!(
+                "{GOPROXY_HOST}:443:127.0.0.1:{}",
+                self.origin.addr.port()
+            ))
+            .args(&self.args)
+            .env_remove("SSLKEYLOGFILE")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let addr = first
+            .trim()
+            .strip_prefix("modscope: listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .parse()
+            .unwrap();
+        (child, addr)
+    }
 }
 
 /// The modscope CA a proxy child created in `dir/ca`.

@@ -1,5 +1,6 @@
-//! Wildcard matching for rule matchers: plain globs (host, path, version) and
-//! Go's path-element-aware module prefix globs (the GOPRIVATE convention).
+//! The one wildcard matcher: plain globs (fault rule paths and versions), host globs
+//! (fault rules and `--no-intercept`: case-insensitive, trailing dot ignored) and Go's
+//! path-element-aware module prefix globs (the GOPRIVATE convention).
 //!
 //! Hand-written because the needs are tiny (`*` and `?`) and a regex engine would
 //! invite patterns users cannot read back.
