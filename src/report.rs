@@ -220,30 +220,7 @@ pub fn render_full(
         serde_json::to_string_pretty(&doc).unwrap_or_default()
     } else {
         let mut text = diagnose::render_text(&summary, &findings, color);
-        if let Some(routes) = routes.filter(|r| !r.is_empty()) {
-            text.push_str("\nGOPROXY route per module:\n");
-            for r in routes {
-                let entry = r.entry.as_deref().unwrap_or("(none)");
-                let tried = if r.tried.is_empty() {
-                    String::new()
-                } else {
-                    format!(" after {}", r.tried.join(", "))
-                };
-                text.push_str(&format!("  {}: {entry}{tried}: {}\n", r.module, r.why));
-            }
-        }
-        text.push_str(&format!("\nVerdict: {}", verdict.as_str()));
-        for r in &reasons {
-            text.push_str(&format!(
-                "\n  {} {} at {}",
-                match r.class {
-                    diagnose::FailureClass::Transient => "transient",
-                    diagnose::FailureClass::Permanent => "permanent",
-                },
-                r.cause,
-                r.hop
-            ));
-        }
+        text.push_str(&render_tail(routes.as_deref(), verdict, &reasons));
         text
     };
     Rendered {
@@ -252,6 +229,37 @@ pub fn render_full(
         verdict,
         reasons,
     }
+}
+
+/// The text after the findings: the GOPROXY route of each module (when known) and the
+/// verdict with its reasons. Shared by `summary`, `run` and the HTML report.
+pub fn render_tail(
+    routes: Option<&[diagnose::ModuleRoute]>,
+    verdict: diagnose::Verdict,
+    reasons: &[diagnose::VerdictReason],
+) -> String {
+    let mut text = String::new();
+    if let Some(routes) = routes.filter(|r| !r.is_empty()) {
+        text.push_str("\nGOPROXY route per module:\n");
+        for r in routes {
+            let entry = r.entry.as_deref().unwrap_or("(none)");
+            let tried = if r.tried.is_empty() {
+                String::new()
+            } else {
+                format!(" after {}", r.tried.join(", "))
+            };
+            text.push_str(&format!("  {}: {entry}{tried}: {}\n", r.module, r.why));
+        }
+    }
+    text.push_str(&format!("\nVerdict: {}", verdict.as_str()));
+    for r in reasons {
+        let class = match r.class {
+            diagnose::FailureClass::Transient => "transient",
+            diagnose::FailureClass::Permanent => "permanent",
+        };
+        text.push_str(&format!("\n  {class} {} at {}", r.cause, r.hop));
+    }
+    text
 }
 
 /// The finding for exchanges the recorder could not write, if any.
