@@ -69,6 +69,8 @@ pub enum Command {
         after_help = "Example:\n  modscope import capture.pcapng -o /tmp/trace && modscope summary /tmp/trace"
     )]
     Import(ImportArgs),
+    /// Check every recorded .zip/.mod against go.sum and the checksum database (exit 1 on a mismatch).
+    Verify(VerifyArgs),
     /// Send a recorded trace to an OpenTelemetry collector, or write it as OTLP/JSON.
     #[command(
         after_help = "Examples:\n  modscope export /tmp/trace --otlp http://127.0.0.1:4318\n  modscope export /tmp/trace --otlp-file - | head"
@@ -96,6 +98,18 @@ pub struct ReportArgs {
     /// The HTML file to write [default: TRACE/report.html for a directory, else report.html].
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Trace directory, HAR file or journal.jsonl.
+    pub trace: PathBuf,
+    /// A go.sum to compare with (besides the checksum-database answers in the trace).
+    #[arg(long, value_name = "FILE")]
+    pub go_sum: Option<PathBuf>,
+    /// Print the checked files and findings as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +165,9 @@ pub struct SummaryArgs {
     /// Exit with status 1 when a finding is at least this severe (for CI).
     #[arg(long, value_name = "error|warning")]
     pub fail_on: Option<FailOn>,
+    /// Compare recorded .zip/.mod hashes with this go.sum (checksum-mismatch findings).
+    #[arg(long, value_name = "FILE")]
+    pub go_sum: Option<PathBuf>,
 }
 
 /// `summary --fail-on` levels.
@@ -311,6 +328,10 @@ pub struct RunArgs {
     pub replay: Option<PathBuf>,
     #[command(flatten)]
     pub replay_options: ReplayOptions,
+    /// Rerun the command up to N times when it failed and the verdict is `transient`
+    /// (resets, timeouts, 5xx, 429); never for permanent failures.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retry_transient: u32,
     /// With --goproxy: also give the command the intercepting proxy's environment
     /// (HTTPS_PROXY, SSL_CERT_FILE, GIT_SSL_CAINFO), so direct/VCS traffic is seen where
     /// the command trusts the modscope CA.

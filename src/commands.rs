@@ -555,7 +555,7 @@ pub async fn replay(args: ReplayArgs) -> Result<i32> {
 }
 
 pub fn summary(args: SummaryArgs) -> Result<i32> {
-    let trace = load_trace(&args.trace)
+    let mut trace = load_trace(&args.trace)
         .with_context(|| format!("cannot read the trace {}", args.trace.display()))?;
     for note in &trace.notes {
         eprintln!("modscope: {note}");
@@ -563,14 +563,24 @@ pub fn summary(args: SummaryArgs) -> Result<i32> {
     for problem in &trace.problems {
         eprintln!("modscope: skipped: {problem}");
     }
-    let (text, worst) = crate::report::render_with_gap(
+    crate::verify::fill_missing_h1(&mut trace.entries, &trace.root);
+    let go_sum = args
+        .go_sum
+        .as_deref()
+        .map(crate::verify::read_go_sum)
+        .transpose()?;
+    let obs = crate::report::observations(&trace.entries, &[]);
+    let evidence = crate::verify::gather(&trace.entries, &obs, Some(&trace.root), go_sum, None);
+    let rendered = crate::report::render_full(
         &trace.entries,
         &trace.unrecorded,
         None,
+        &evidence,
         args.json,
         !args.json && stdout_color(),
     );
-    println!("{text}");
+    let worst = rendered.worst;
+    println!("{}", rendered.text);
     use crate::diagnose::Severity;
     let threshold = match args.fail_on {
         Some(crate::cli::FailOn::Error) => Some(Severity::Error),

@@ -83,6 +83,7 @@ fn run(command: Command) {
             Command::Replay(args) => modscope::commands::replay(args).await,
             Command::Bench(args) => modscope::bench::bench(args).await,
             Command::Import(args) => modscope::commands::import(args),
+            Command::Verify(args) => modscope::verify::verify(args),
             Command::Report(args) => modscope::commands::report(args),
             Command::Export(args) => modscope::export::export(args).await,
             Command::Completions { .. } | Command::Man => Ok(0),

@@ -13,6 +13,7 @@ use bytes::Bytes;
 
 use crate::exchange::Exchange;
 use crate::gomod;
+use crate::gozip;
 use crate::proxy::{BodyCapture, BodyKind, Observer};
 use crate::trace::{
     build_entry, BodyContent, BodySink, BodyStore, BuildOptions, EntryBodies, FinishReport,
@@ -461,11 +462,12 @@ impl Writer {
             r.body.sha256 = response.sha256.clone();
         }
         ex.id += self.id_offset;
-        let go = gomod::classify(
+        let mut go = gomod::classify(
             &ex.request.method,
             &ex.request.url,
             &self.opts.goproxy_bases,
         );
+        self.add_h1(&mut go, &ex, response.file.as_deref());
         let entry = build_entry(
             &ex,
             serde_json::to_value(&go).ok(),
@@ -500,6 +502,25 @@ impl Writer {
                 self.opts.dir.display()
             ),
         }
+    }
+}
+
+impl Writer {
+    /// go's `h1:` of a complete 200 `.zip`/`.mod` body, from the stored body file (for
+    /// zips a rejection instead when go would refuse the archive).
+    fn add_h1(&self, go: &mut gomod::GoRequest, ex: &Exchange, file: Option<&str>) {
+        let (Some(r), Some(file)) = (ex.response.as_ref(), file) else {
+            return;
+        };
+        if r.status != 200 || !r.body.complete || ex.error.is_some() {
+            return;
+        }
+        let encoding = r
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-encoding"))
+            .map(|(_, v)| v.as_str());
+        gozip::hash_recorded_body(go, encoding, &self.opts.dir.join(file));
     }
 }
 
@@ -538,7 +559,9 @@ mod tests {
     fn exchange(rec: &Recorder, id: u64, body: usize) {
         let mut ex = sample_exchange();
         ex.id = id;
-        ex.request.url = format!("https://proxy.golang.org/m/@v/v1.0.{id}.zip");
+        // `.info`, not `.zip`: these bodies are not zips, and a `.zip` would get a
+        // `zip-rejected` finding (and a longer entry) from the h1 pass.
+        ex.request.url = format!("https://proxy.golang.org/m/@v/v1.0.{id}.info");
         let data: Vec<u8> = (0..body).map(|i| (i * 31 + id as usize) as u8).collect();
         if let Some(r) = ex.response.as_mut() {
             r.headers = vec![("content-type".into(), "application/zip".into())];

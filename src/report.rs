@@ -49,6 +49,7 @@ pub fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -
     let tls = phase(t.ssl);
     let tcp = phase(t.connect).map(|c| (c - tls.unwrap_or(0.0)).max(0.0));
     let content = &e.response.content;
+    let go_kind = go.kind;
     let response_text = content
         .text
         .as_ref()
@@ -94,6 +95,16 @@ pub fn observation(index: usize, e: &Entry, started_ms: f64, bases: &[String]) -
         response_text,
         retry_after,
         connection_bytes: connection_bytes(e),
+        authorization: authorization_scheme(e),
+        sums: if go_kind == gomod::GoKind::SumdbLookup {
+            content
+                .text
+                .as_deref()
+                .map(gomod::gosum::parse_lookup)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        },
         host_header: e
             .request
             .headers
@@ -112,6 +123,23 @@ fn connection_bytes(e: &Entry) -> Option<[u64; 2]> {
     let conn = e.extra.get("_capture")?.get("connection")?;
     let n = |k: &str| conn.get(k).and_then(serde_json::Value::as_u64);
     Some([n("bytes_client_to_server")?, n("bytes_server_to_client")?])
+}
+
+/// The scheme of the request's `Authorization` header (`Some("")` when redaction hid it).
+fn authorization_scheme(e: &Entry) -> Option<String> {
+    let value = e
+        .request
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("authorization"))?
+        .value
+        .trim();
+    let scheme = value.split_whitespace().next().unwrap_or("");
+    // A lone token is either the redaction marker or a bare credential: no scheme to show.
+    if scheme.starts_with('[') || !value.contains(' ') {
+        return Some(String::new());
+    }
+    Some(scheme.to_string())
 }
 
 /// An RFC 3339 time as milliseconds since the Unix epoch.
@@ -156,10 +184,40 @@ pub fn render_with_gap(
     json: bool,
     color: bool,
 ) -> (String, Option<diagnose::Severity>) {
+    let r = render_full(
+        entries,
+        unrecorded,
+        env,
+        &diagnose::Evidence::default(),
+        json,
+        color,
+    );
+    (r.text, r.worst)
+}
+
+/// A rendered report with what scripts and `run` act on.
+pub struct Rendered {
+    pub text: String,
+    pub worst: Option<diagnose::Severity>,
+    pub verdict: diagnose::Verdict,
+    pub reasons: Vec<diagnose::VerdictReason>,
+}
+
+/// The report with forensic evidence (go.sum, zip listings, credentials) and the
+/// recorder's gap: findings, the verdict (`ok`/`transient`/`permanent`) and, with a go
+/// environment, the GOPROXY route of each module.
+pub fn render_full(
+    entries: &[Entry],
+    unrecorded: &Unrecorded,
+    env: Option<&GoEnv>,
+    evidence: &diagnose::Evidence,
+    json: bool,
+    color: bool,
+) -> Rendered {
     let bases = goproxy_bases(env.and_then(|e| e.goproxy.as_deref()));
     let obs = observations(entries, &bases);
     let summary = diagnose::summarize(&obs);
-    let mut findings = diagnose::diagnose(&obs, env);
+    let mut findings = diagnose::diagnose_all(&obs, env, evidence);
     if let Some(gap) = gap_finding(unrecorded) {
         // Findings are most severe first: this warning goes before the other warnings.
         let at = findings
@@ -169,13 +227,61 @@ pub fn render_with_gap(
         findings.insert(at, gap);
     }
     let worst = findings.iter().map(|f| f.severity).max();
+    let (verdict, reasons) = diagnose::verdict(&findings, &obs);
+    let routes = env.map(|e| diagnose::module_routes(&obs, e));
     let text = if json {
-        let doc = serde_json::json!({ "summary": summary, "findings": findings });
+        let mut doc = serde_json::json!({
+            "summary": summary,
+            "findings": findings,
+            "verdict": verdict,
+            "verdict_reasons": reasons,
+        });
+        if let Some(routes) = &routes {
+            doc["routes"] = serde_json::json!(routes);
+        }
         serde_json::to_string_pretty(&doc).unwrap_or_default()
     } else {
-        diagnose::render_text(&summary, &findings, color)
+        let mut text = diagnose::render_text(&summary, &findings, color);
+        text.push_str(&render_tail(routes.as_deref(), verdict, &reasons));
+        text
     };
-    (text, worst)
+    Rendered {
+        text,
+        worst,
+        verdict,
+        reasons,
+    }
+}
+
+/// The text after the findings: the GOPROXY route of each module (when known) and the
+/// verdict with its reasons. Shared by `summary`, `run` and the HTML report.
+pub fn render_tail(
+    routes: Option<&[diagnose::ModuleRoute]>,
+    verdict: diagnose::Verdict,
+    reasons: &[diagnose::VerdictReason],
+) -> String {
+    let mut text = String::new();
+    if let Some(routes) = routes.filter(|r| !r.is_empty()) {
+        text.push_str("\nGOPROXY route per module:\n");
+        for r in routes {
+            let entry = r.entry.as_deref().unwrap_or("(none)");
+            let tried = if r.tried.is_empty() {
+                String::new()
+            } else {
+                format!(" after {}", r.tried.join(", "))
+            };
+            text.push_str(&format!("  {}: {entry}{tried}: {}\n", r.module, r.why));
+        }
+    }
+    text.push_str(&format!("\nVerdict: {}", verdict.as_str()));
+    for r in reasons {
+        let class = match r.class {
+            diagnose::FailureClass::Transient => "transient",
+            diagnose::FailureClass::Permanent => "permanent",
+        };
+        text.push_str(&format!("\n  {class} {} at {}", r.cause, r.hop));
+    }
+    text
 }
 
 /// The finding for exchanges the recorder could not write, if any.
@@ -192,6 +298,7 @@ pub fn gap_finding(unrecorded: &Unrecorded) -> Option<diagnose::Finding> {
         fallback: None,
         injected_by: None,
         transient: false,
+        evidence: None,
     })
 }
 
@@ -318,6 +425,24 @@ mod tests {
             !other.contains("go.sum") && !other.contains("SECURITY"),
             "{other}"
         );
+    }
+
+    #[test]
+    fn only_the_authorization_scheme_is_read() {
+        let with = |value: Option<&str>| {
+            let mut e = entry("https://corp.example/m/@v/list", 401);
+            if let Some(v) = value {
+                e.request
+                    .headers
+                    .push(crate::trace::Header::new("Authorization", v));
+            }
+            authorization_scheme(&e)
+        };
+        assert_eq!(with(None), None);
+        assert_eq!(with(Some("Basic [redacted]")).as_deref(), Some("Basic"));
+        assert_eq!(with(Some("Bearer abc.def")).as_deref(), Some("Bearer"));
+        assert_eq!(with(Some("[redacted]")).as_deref(), Some(""));
+        assert_eq!(with(Some("rawtoken")).as_deref(), Some(""));
     }
 
     #[test]

@@ -14,10 +14,12 @@ use crate::commands::{
     finish_recording, load_replay, miss_recorder, observers, prepare_with_go, print_replay_report,
 };
 use crate::demo::Collector;
-use crate::diagnose::GoEnv;
+use crate::diagnose::{Evidence, GoEnv, Verdict};
 use crate::net::Authority;
 use crate::proxy::{self, proxy_url};
-use crate::report::{entries_from_exchanges, exit_verdict, goproxy_bases, render};
+use crate::report::{entries_from_exchanges, exit_verdict, goproxy_bases, render_full};
+use crate::trace::Unrecorded;
+use crate::verify::{auth_env_from_process, gather, read_go_sum};
 
 pub async fn run(args: RunArgs) -> Result<i32> {
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
@@ -75,50 +77,88 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         );
     }
 
-    let (program, rest) = args
-        .command
-        .split_first()
-        .context("no command given after --")?;
-    let mut command = Command::new(program);
-    command.args(rest);
+    let mut env = go_env_from_process();
+    if let Some(routes) = &prepared.config.goproxy {
+        // The list go really used (it may come from `go env -w`), not the rewrite.
+        env.goproxy = Some(routes.original.clone()).filter(|v| !v.is_empty());
+    }
+    let bases = goproxy_bases(env.goproxy.as_deref());
+    // Findings and retry messages quote GOPROXY ("go moves on to ..."): never with its
+    // password.
+    env.goproxy = crate::commands::redact_goproxy(env.goproxy.as_deref(), prepared.redact);
+    let mut retries_left = args.retry_transient;
+    // The child's environment, the same for every attempt.
+    let mut child_env: Vec<(&str, String)> = Vec::new();
     if let Some(routes) = &prepared.config.goproxy {
         // Plain HTTP on loopback: go needs no proxy variables and no CA for these.
         let value = routes.rewritten(running.addr)?;
         eprintln!("modscope: GOPROXY={value}");
-        command.env("GOPROXY", value);
+        child_env.push(("GOPROXY", value));
     }
     // go never sends loopback URLs through HTTPS_PROXY, so with --goproxy --intercept
     // module requests still take the GOPROXY route and only direct/VCS traffic is
     // intercepted.
     if prepared.config.goproxy.is_none() || args.intercept {
-        command.envs(crate::commands::child_env(&url, &prepared.bundle));
+        child_env.extend(crate::commands::child_env(&url, &prepared.bundle));
     }
     if let (Some(addr), Some(token)) = (running.admin_addr, &running.admin_token) {
         // A test suite run under modscope reaches the control API through these.
-        command
-            .env("MODSCOPE_ADMIN", addr.to_string())
-            .env("MODSCOPE_ADMIN_TOKEN", token);
+        child_env.push(("MODSCOPE_ADMIN", addr.to_string()));
+        child_env.push(("MODSCOPE_ADMIN_TOKEN", token.clone()));
     }
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot start {program:?} (is it installed and on PATH?)"))?;
-
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let status = loop {
-        tokio::select! {
-            status = child.wait() => break status.context("waiting for the command failed")?,
-            _ = int.recv() => {
-                // A terminal's Ctrl-C already reached the child through the foreground
-                // process group; forwarding it again would deliver it twice.
-                if !terminal_signals_reach_child() {
-                    forward(&child, libc::SIGINT);
-                }
-            }
-            _ = term.recv() => forward(&child, libc::SIGTERM),
-            _ = hup.recv() => forward(&child, libc::SIGHUP),
+        let seen_before = collector.0.lock().map(|l| l.len()).unwrap_or(0);
+        let (status, interrupted) = run_child(&args.command, &child_env).await?;
+        if status.success() || interrupted || args.retry_transient == 0 {
+            break status;
         }
+        // Exchanges are published as their bodies end; give the last ones a moment.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let attempt: Vec<_> = collector
+            .0
+            .lock()
+            .map(|l| l.get(seen_before..).unwrap_or_default().to_vec())
+            .unwrap_or_default();
+        let entries = entries_from_exchanges(&attempt, &bases);
+        let judged = render_full(
+            &entries,
+            &Unrecorded::default(),
+            Some(&env),
+            &Evidence::default(),
+            true,
+            false,
+        );
+        let why = judged
+            .reasons
+            .iter()
+            .map(|r| format!("{} at {}", r.cause, r.hop))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if judged.verdict != Verdict::Transient {
+            eprintln!(
+                "modscope: not retrying: the verdict is {}{}",
+                judged.verdict.as_str(),
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({why})")
+                }
+            );
+            break status;
+        }
+        if retries_left == 0 {
+            eprintln!(
+                "modscope: still transient ({why}) after {} retries; giving up",
+                args.retry_transient
+            );
+            break status;
+        }
+        retries_left -= 1;
+        eprintln!(
+            "modscope: the command failed with a transient verdict ({why}); retrying ({}/{})",
+            args.retry_transient - retries_left,
+            args.retry_transient
+        );
     };
     let report = running.shutdown().await;
     if report.abandoned > 0 {
@@ -129,10 +169,20 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     }
     if let Some(exporter) = &prepared.otlp {
         let exchanges = collector.0.lock().map(|l| l.clone()).unwrap_or_default();
+        // The run's verdict (ok/transient/permanent) from what went over the wire.
+        let verdict = render_full(
+            &entries_from_exchanges(&exchanges, &bases),
+            &Unrecorded::default(),
+            Some(&env),
+            &Evidence::default(),
+            true,
+            false,
+        )
+        .verdict;
         let facts = crate::otlp::RunFacts {
             command: args.command.clone(),
             exit_code: exit_code(status),
-            verdict: None,
+            verdict: Some(verdict.as_str().to_string()),
             start_unix_nanos: unix_nanos(run_started),
             end_unix_nanos: unix_nanos(std::time::SystemTime::now()),
             requests: exchanges.len(),
@@ -155,26 +205,54 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         Some(&go_env_from_process()),
     )?;
     if !args.common.quiet {
-        let mut env = go_env_from_process();
-        if let Some(routes) = &prepared.config.goproxy {
-            // The list go really used (it may come from `go env -w`), not the rewrite.
-            env.goproxy = Some(routes.original.clone()).filter(|v| !v.is_empty());
-        }
-        // Findings quote GOPROXY ("go moves on to ..."): never with its password.
-        env.goproxy = crate::commands::redact_goproxy(env.goproxy.as_deref(), prepared.redact);
         let exchanges = collector.0.lock().map(|l| l.clone()).unwrap_or_default();
-        let entries = entries_from_exchanges(&exchanges, &goproxy_bases(env.goproxy.as_deref()));
-        eprintln!(
-            "\n{}",
-            render(&entries, Some(&env), false, prepared.config.color)
+        // A recorded trace carries the bodies' h1 hashes; the collector's copies do not.
+        let recorded = prepared
+            .recorder
+            .as_ref()
+            .and_then(|r| crate::trace::load_trace(r.dir()).ok());
+        let (entries, root, unrecorded) = match recorded {
+            Some(t) if args.replay.is_none() => (t.entries, Some(t.root), t.unrecorded),
+            _ => (
+                entries_from_exchanges(&exchanges, &bases),
+                None,
+                Unrecorded::default(),
+            ),
+        };
+        let go_sum = module_go_sum().and_then(|p| read_go_sum(&p).ok());
+        let obs = crate::report::observations(&entries, &bases);
+        let evidence = gather(
+            &entries,
+            &obs,
+            root.as_deref(),
+            go_sum,
+            Some(auth_env_from_process()),
         );
+        let rendered = render_full(
+            &entries,
+            &unrecorded,
+            Some(&env),
+            &evidence,
+            false,
+            prepared.config.color,
+        );
+        eprintln!("\n{}", rendered.text);
+        // A forensic finding (a checksum, a credential) already names the cause.
+        let named = rendered
+            .worst
+            .is_some_and(|w| w >= crate::diagnose::Severity::Warning);
         if let Some(verdict) = exit_verdict(
             &entries,
             Some(&env),
             exit_code(status),
             child_is_go(&args.command),
-        ) {
+        )
+        .filter(|_| !named)
+        {
             eprintln!("modscope: {verdict}");
+            if prepared.recorder.is_none() {
+                eprintln!("modscope: rerun with --record DIR to have modscope hash every .zip/.mod and name the one that differs from go.sum");
+            }
         }
         if let Some(routes) = &prepared.config.goproxy {
             let private = env.goprivate.is_some() || env.gonoproxy.is_some();
@@ -196,6 +274,50 @@ fn child_is_go(command: &[String]) -> bool {
             .unwrap_or_default();
         name == "go" || name.starts_with("go1.")
     })
+}
+
+/// The go.sum beside the go.mod of the module the command runs in (the nearest go.mod
+/// at or above the current directory, as go finds it).
+fn module_go_sum() -> Option<std::path::PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .find(|d| d.join("go.mod").is_file())
+        .map(|d| d.join("go.sum"))
+        .filter(|p| p.is_file())
+}
+
+/// Runs the command once with the proxy environment, forwarding signals; returns its
+/// status and whether a signal asked it to stop (then it is never retried).
+async fn run_child(command: &[String], child_env: &[(&str, String)]) -> Result<(ExitStatus, bool)> {
+    let (program, rest) = command.split_first().context("no command given after --")?;
+    let mut command = Command::new(program);
+    command
+        .args(rest)
+        .envs(child_env.iter().map(|(k, v)| (*k, v)));
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start {program:?} (is it installed and on PATH?)"))?;
+
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let mut interrupted = false;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status.context("waiting for the command failed")?,
+            _ = int.recv() => {
+                interrupted = true;
+                // A terminal's Ctrl-C already reached the child through the foreground
+                // process group; forwarding it again would deliver it twice.
+                if !terminal_signals_reach_child() {
+                    forward(&child, libc::SIGINT);
+                }
+            }
+            _ = term.recv() => { interrupted = true; forward(&child, libc::SIGTERM) },
+            _ = hup.recv() => { interrupted = true; forward(&child, libc::SIGHUP) },
+        }
+    };
+    Ok((status, interrupted))
 }
 
 fn unix_nanos(t: std::time::SystemTime) -> u64 {

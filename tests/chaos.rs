@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    go_binaries, go_binary, go_env, go_version, run_bounded, write_app, Fixture, FixtureOptions,
+    go_binaries, go_env, go_minor, go_version, run_bounded, write_app, Fixture, FixtureOptions,
     Ran, TempDir, GOPROXY_HOST, MODSCOPE,
 };
 use modscope::fault::parse_spec;
@@ -143,13 +143,8 @@ async fn connect_and_tls_level_faults() {
 
 // --- the real go command ---------------------------------------------------------------
 
-/// go mod download through `modscope run` with GOPROXY hosts mapped to one origin.
-async fn go_download(goproxy: &str, faults: &[&str], godebug: Option<&str>) -> Option<Ran> {
-    let go = go_binary()?;
-    Some(go_download_with(&go, goproxy, faults, godebug).await)
-}
-
-/// [`go_download`] with a chosen go binary (see `go_binaries`).
+/// go mod download through `modscope run` with GOPROXY hosts mapped to one origin, with
+/// a chosen go binary (see `go_binaries`).
 async fn go_download_with(
     go: &std::path::Path,
     goproxy: &str,
@@ -203,111 +198,118 @@ async fn go_download_with(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn go_falls_back_on_404_but_not_on_502_with_comma() {
-    let Some(ran) = go_download(
-        "https://a.example,https://b.example",
-        &["host=a.example:404"],
-        None,
-    )
-    .await
-    else {
-        return;
-    };
-    assert!(ran.success, "404 on a → go uses b:\n{}", ran.stderr);
+    for go in go_binaries() {
+        let ran = go_download_with(
+            &go,
+            "https://a.example,https://b.example",
+            &["host=a.example:404"],
+            None,
+        )
+        .await;
+        assert!(ran.success, "404 on a → go uses b:\n{}", ran.stderr);
 
-    let ran = go_download(
-        "https://a.example,https://b.example",
-        &["host=a.example:502"],
-        None,
-    )
-    .await
-    .unwrap();
-    assert!(!ran.success);
-    assert!(ran.stderr.contains("502 Bad Gateway"), "{}", ran.stderr);
-    assert!(
-        ran.stderr.contains("server response: modscope: injected"),
-        "go shows the fault's text body:\n{}",
-        ran.stderr
-    );
-    // The real diagnosis of the same failure, tagged with the rule that caused it.
-    assert!(
-        ran.stderr
-            .contains("with ',' go does not fall back on 502 (only on 404/410)")
-            && ran.stderr.contains("(injected by rule rule-1)"),
-        "the summary explains ',':\n{}",
-        ran.stderr
-    );
+        let ran = go_download_with(
+            &go,
+            "https://a.example,https://b.example",
+            &["host=a.example:502"],
+            None,
+        )
+        .await;
+        assert!(!ran.success);
+        assert!(ran.stderr.contains("502 Bad Gateway"), "{}", ran.stderr);
+        assert!(
+            ran.stderr.contains("server response: modscope: injected"),
+            "go shows the fault's text body:\n{}",
+            ran.stderr
+        );
+        assert!(
+            ran.stderr
+                .contains("with ',' go does not fall back on 502 (only on 404/410)")
+                && ran.stderr.contains("(injected by rule rule-1)"),
+            "the summary explains ',':\n{}",
+            ran.stderr
+        );
 
-    let ran = go_download(
-        "https://a.example|https://b.example",
-        &["host=a.example:502"],
-        None,
-    )
-    .await
-    .unwrap();
-    assert!(
-        ran.success,
-        "with '|' go falls back on any error:\n{}",
-        ran.stderr
-    );
-    assert!(
-        ran.stderr.contains("go fell back to https://b.example"),
-        "the summary says go fell back:\n{}",
-        ran.stderr
-    );
+        let ran = go_download_with(
+            &go,
+            "https://a.example|https://b.example",
+            &["host=a.example:502"],
+            None,
+        )
+        .await;
+        assert!(
+            ran.success,
+            "with '|' go falls back on any error:\n{}",
+            ran.stderr
+        );
+        assert!(
+            ran.stderr.contains("go fell back to https://b.example"),
+            "the summary says go fell back:\n{}",
+            ran.stderr
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn go_rejects_a_corrupted_zip() {
-    let Some(ran) = go_download(
-        "https://proxy.golang.org",
-        &["module=example.com/bigdata,kind=zip:corrupt"],
-        None,
-    )
-    .await
-    else {
-        return;
-    };
-    assert!(!ran.success);
-    assert!(
-        ran.stderr.contains("example.com/bigdata@v1.0.0") && ran.stderr.contains("checksum"),
-        "{}",
-        ran.stderr
-    );
+    for go in go_binaries() {
+        let ran = go_download_with(
+            &go,
+            "https://proxy.golang.org",
+            &["module=example.com/bigdata,kind=zip:corrupt"],
+            None,
+        )
+        .await;
+        assert!(!ran.success);
+        assert!(
+            ran.stderr.contains("example.com/bigdata@v1.0.0") && ran.stderr.contains("checksum"),
+            "{}",
+            ran.stderr
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn go_reports_a_reset_mid_zip() {
-    let fault = ["module=example.com/bigdata,kind=zip:reset@100KiB"];
-    let Some(h2) = go_download("https://proxy.golang.org", &fault, None).await else {
-        return;
-    };
-    assert!(!h2.success);
-    assert!(
-        h2.stderr.contains("stream error") || h2.stderr.contains("INTERNAL_ERROR"),
-        "h2:\n{}",
-        h2.stderr
-    );
-    // Over HTTP/1.1 a reset is a real TCP RST ...
-    let h1 = go_download("https://proxy.golang.org", &fault, Some("http2client=0"))
-        .await
-        .unwrap();
-    assert!(!h1.success);
-    assert!(
-        h1.stderr.contains("connection reset by peer"),
-        "h1 reset:\n{}",
-        h1.stderr
-    );
-    // ... while a connection closed mid-body (stall, then close) is go's unexpected EOF.
-    let closed = ["module=example.com/bigdata,kind=zip:stall=1ms@100KiB,then=close"];
-    let h1 = go_download("https://proxy.golang.org", &closed, Some("http2client=0"))
-        .await
-        .unwrap();
-    assert!(!h1.success);
-    assert!(
-        h1.stderr.contains("unexpected EOF"),
-        "h1 close:\n{}",
-        h1.stderr
-    );
+    for go in go_binaries() {
+        let fault = ["module=example.com/bigdata,kind=zip:reset@100KiB"];
+        let h2 = go_download_with(&go, "https://proxy.golang.org", &fault, None).await;
+        assert!(!h2.success);
+        assert!(
+            h2.stderr.contains("stream error") || h2.stderr.contains("INTERNAL_ERROR"),
+            "h2:\n{}",
+            h2.stderr
+        );
+        // Over HTTP/1.1 a reset is a real TCP RST ...
+        let h1 = go_download_with(
+            &go,
+            "https://proxy.golang.org",
+            &fault,
+            Some("http2client=0"),
+        )
+        .await;
+        assert!(!h1.success);
+        assert!(
+            h1.stderr.contains("connection reset by peer"),
+            "h1 reset:\n{}",
+            h1.stderr
+        );
+        // ... while a connection closed mid-body (stall, then close) is go's unexpected EOF.
+        let closed = ["module=example.com/bigdata,kind=zip:stall=1ms@100KiB,then=close"];
+        let h1 = go_download_with(
+            &go,
+            "https://proxy.golang.org",
+            &closed,
+            Some("http2client=0"),
+        )
+        .await;
+        assert!(!h1.success);
+        assert!(
+            h1.stderr.contains("unexpected EOF"),
+            "h1 close:\n{}",
+            h1.stderr
+        );
+    }
 }
 
 /// Go-shaped failures (#14): the RST_STREAM code CI scripts grep for, and a login page
@@ -353,30 +355,50 @@ async fn go_names_the_rst_stream_code_and_chokes_on_a_login_page() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn go_reports_a_refused_connect_and_a_stalled_handshake() {
-    let Some(ran) = go_download(
-        "https://proxy.golang.org",
-        &["host=proxy.golang.org:refuse=403"],
-        None,
-    )
-    .await
-    else {
-        return;
-    };
-    assert!(!ran.success);
-    assert!(ran.stderr.contains("Forbidden"), "{}", ran.stderr);
-    let ran = go_download(
-        "https://proxy.golang.org",
-        &["host=proxy.golang.org:tls=12s"],
-        None,
-    )
-    .await
-    .unwrap();
-    assert!(!ran.success);
-    assert!(
-        ran.stderr.contains("TLS handshake timeout"),
-        "{}",
-        ran.stderr
-    );
+    for go in go_binaries() {
+        let ran = go_download_with(
+            &go,
+            "https://proxy.golang.org",
+            &["host=proxy.golang.org:refuse=403"],
+            None,
+        )
+        .await;
+        assert!(!ran.success);
+        assert!(ran.stderr.contains("Forbidden"), "{}", ran.stderr);
+        let ran = go_download_with(
+            &go,
+            "https://proxy.golang.org",
+            &["host=proxy.golang.org:tls=12s"],
+            None,
+        )
+        .await;
+        assert!(!ran.success);
+        assert!(
+            ran.stderr.contains("TLS handshake timeout"),
+            "{}",
+            ran.stderr
+        );
+        // An untrusted certificate: go 1.20+ prefixes the x509 text.
+        let ran = go_download_with(
+            &go,
+            "https://proxy.golang.org",
+            &["host=proxy.golang.org:tls=untrusted"],
+            None,
+        )
+        .await;
+        assert!(!ran.success);
+        let x509 = "x509: certificate signed by unknown authority";
+        let prefixed = format!("tls: failed to verify certificate: {x509}");
+        if go_minor(&go) >= 20 {
+            assert!(ran.stderr.contains(&prefixed), "{}", ran.stderr);
+        } else {
+            assert!(
+                ran.stderr.contains(x509) && !ran.stderr.contains(&prefixed),
+                "{}",
+                ran.stderr
+            );
+        }
+    }
 }
 
 /// A tiny HTTP/1.1 client for the control API: `headers` are extra header lines.
@@ -510,7 +532,7 @@ async fn the_control_api_refuses_web_pages_rebinding_and_requests_without_the_to
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fault_toggled_through_the_control_api_between_two_go_runs() {
-    let go = go_binary();
+    let gos = go_binaries();
     let dir = TempDir::new("admin");
     let modules = default_modules();
     let origin = Origin::start(modules.clone(), OriginOptions::default())
@@ -591,8 +613,20 @@ async fn a_fault_toggled_through_the_control_api_between_two_go_runs() {
     let (_, listed) = admin(&admin_addr, &token, "GET", "/faults", "").await;
     assert!(listed.contains("zips-down"), "{listed}");
 
-    if let Some(go) = go {
-        let bundle = dir.path().join("ca").join("bundle.pem");
+    let bundle = dir.path().join("ca").join("bundle.pem");
+    for (i, go) in gos.iter().enumerate() {
+        if i > 0 {
+            // The previous go's second round removed the rule: toggle it on again.
+            let (status, body) = admin(
+                &admin_addr,
+                &token,
+                "POST",
+                "/faults",
+                "\"name=zips-down,kind=zip:503\"",
+            )
+            .await;
+            assert_eq!(status, 201, "{body}");
+        }
         for (round, want_success) in [(1, false), (2, true)] {
             if round == 2 {
                 let (status, body) =
@@ -601,7 +635,7 @@ async fn a_fault_toggled_through_the_control_api_between_two_go_runs() {
             }
             let run_dir = TempDir::new("admin-go");
             let app = write_app(run_dir.path(), &modules);
-            let mut cmd = Command::new(&go);
+            let mut cmd = Command::new(go);
             go_env(&mut cmd, run_dir.path(), "https://proxy.golang.org");
             cmd.current_dir(&app)
                 .env("HTTPS_PROXY", &proxy_url)

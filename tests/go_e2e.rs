@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{go_binary, go_env, run_bounded, write_app, TempDir, MODSCOPE};
+use common::{go_binaries, go_env, run_bounded, write_app, TempDir, MODSCOPE};
 use modscope::ca::Validity;
 use modscope::testkit::modules::default_modules;
 use modscope::testkit::origin::{Origin, OriginOptions};
@@ -46,92 +46,95 @@ fn modscope_run(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn go_mod_download_through_modscope_over_h2_and_http11() {
-    let Some(go) = go_binary() else { return };
-    let modules = default_modules();
-    for (godebug, want_version) in [(None, "HTTP/2.0"), (Some("http2client=0"), "HTTP/1.1")] {
-        let dir = TempDir::new("go-download");
-        let origin = Origin::start(modules.clone(), OriginOptions::default())
-            .await
-            .unwrap();
-        let app = write_app(dir.path(), &modules);
-        let ran = run_bounded(
-            modscope_run(dir.path(), &origin, &app, &go, godebug),
-            GO_LIMIT,
-        )
-        .await;
-        assert!(
-            ran.success,
-            "go mod download failed ({godebug:?}):\n{}",
-            ran.stderr
-        );
-
-        // Every module landed in the fresh cache, extracted.
-        for m in [
-            "example.com/hello@v1.1.0",
-            "example.com/!greeting@v1.2.0",
-            "example.com/hello/v2@v2.0.1",
-            "example.com/bigdata@v1.0.0",
-        ] {
+    for go in go_binaries() {
+        let modules = default_modules();
+        for (godebug, want_version) in [(None, "HTTP/2.0"), (Some("http2client=0"), "HTTP/1.1")] {
+            let dir = TempDir::new("go-download");
+            let origin = Origin::start(modules.clone(), OriginOptions::default())
+                .await
+                .unwrap();
+            let app = write_app(dir.path(), &modules);
+            let ran = run_bounded(
+                modscope_run(dir.path(), &origin, &app, &go, godebug),
+                GO_LIMIT,
+            )
+            .await;
             assert!(
-                dir.path().join("modcache").join(m).join("go.mod").is_file(),
-                "{m} missing from GOMODCACHE"
+                ran.success,
+                "go mod download failed ({godebug:?}):\n{}",
+                ran.stderr
+            );
+
+            // Every module landed in the fresh cache, extracted.
+            for m in [
+                "example.com/hello@v1.1.0",
+                "example.com/!greeting@v1.2.0",
+                "example.com/hello/v2@v2.0.1",
+                "example.com/bigdata@v1.0.0",
+            ] {
+                assert!(
+                    dir.path().join("modcache").join(m).join("go.mod").is_file(),
+                    "{m} missing from GOMODCACHE"
+                );
+            }
+            // go itself verifies the cache against go.sum.
+            let mut verify = std::process::Command::new(&go);
+            go_env(&mut verify, dir.path(), "off");
+            verify.current_dir(&app).args(["mod", "verify"]);
+            let verified = run_bounded(verify, GO_LIMIT).await;
+            assert!(
+                verified.success && verified.stdout.contains("all modules verified"),
+                "{}{}",
+                verified.stdout,
+                verified.stderr
+            );
+
+            // modscope printed a line per exchange, and the origin saw the expected protocol.
+            assert!(
+                ran.stderr.contains(
+                    "200 GET https://proxy.golang.org/example.com/%21greeting/@v/v1.2.0.zip"
+                ),
+                "{}",
+                ran.stderr
+            );
+            let seen = origin.requests();
+            assert!(!seen.is_empty());
+            assert!(
+                seen.iter().all(|r| r.ends_with(want_version)),
+                "{godebug:?}: {seen:#?}"
             );
         }
-        // go itself verifies the cache against go.sum.
-        let mut verify = std::process::Command::new(&go);
-        go_env(&mut verify, dir.path(), "off");
-        verify.current_dir(&app).args(["mod", "verify"]);
-        let verified = run_bounded(verify, GO_LIMIT).await;
-        assert!(
-            verified.success && verified.stdout.contains("all modules verified"),
-            "{}{}",
-            verified.stdout,
-            verified.stderr
-        );
-
-        // modscope printed a line per exchange, and the origin saw the expected protocol.
-        assert!(
-            ran.stderr
-                .contains("200 GET https://proxy.golang.org/example.com/%21greeting/@v/v1.2.0.zip"),
-            "{}",
-            ran.stderr
-        );
-        let seen = origin.requests();
-        assert!(!seen.is_empty());
-        assert!(
-            seen.iter().all(|r| r.ends_with(want_version)),
-            "{godebug:?}: {seen:#?}"
-        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn go_shows_modscope_explanation_for_a_bad_upstream_certificate() {
-    let Some(go) = go_binary() else { return };
-    let dir = TempDir::new("go-expired");
-    let now = time::OffsetDateTime::now_utc();
-    let origin = Origin::start(
-        default_modules(),
-        OriginOptions {
-            validity: Some(Validity {
-                not_before: now - time::Duration::days(400),
-                not_after: now - time::Duration::days(2),
-            }),
-            ..OriginOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let app = write_app(dir.path(), &default_modules());
-    let ran = run_bounded(modscope_run(dir.path(), &origin, &app, &go, None), GO_LIMIT).await;
-    assert!(!ran.success, "go must fail");
-    assert_eq!(ran.code, Some(1), "modscope run exits with go's exit code");
-    assert!(ran.stderr.contains("502 Bad Gateway"), "{}", ran.stderr);
-    assert!(
-        ran.stderr.contains("server response: modscope: TLS to proxy.golang.org:443 failed: certificate expired (notAfter"),
-        "go prints modscope's text body as the server response:\n{}",
-        ran.stderr
-    );
+    for go in go_binaries() {
+        let dir = TempDir::new("go-expired");
+        let now = time::OffsetDateTime::now_utc();
+        let origin = Origin::start(
+            default_modules(),
+            OriginOptions {
+                validity: Some(Validity {
+                    not_before: now - time::Duration::days(400),
+                    not_after: now - time::Duration::days(2),
+                }),
+                ..OriginOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let app = write_app(dir.path(), &default_modules());
+        let ran = run_bounded(modscope_run(dir.path(), &origin, &app, &go, None), GO_LIMIT).await;
+        assert!(!ran.success, "go must fail");
+        assert_eq!(ran.code, Some(1), "modscope run exits with go's exit code");
+        assert!(ran.stderr.contains("502 Bad Gateway"), "{}", ran.stderr);
+        assert!(
+            ran.stderr.contains("server response: modscope: TLS to proxy.golang.org:443 failed: certificate expired (notAfter"),
+            "go prints modscope's text body as the server response:\n{}",
+            ran.stderr
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{go_binary, go_env, map_hosts_to, run_bounded, write_app, Ran, TempDir, MODSCOPE};
+use common::{go_binaries, go_env, map_hosts_to, run_bounded, write_app, Ran, TempDir, MODSCOPE};
 use modscope::ca::CertAuthority;
 use modscope::config::ProxyConfig;
 use modscope::proxy::replay::ReplaySource;
@@ -24,6 +24,7 @@ const LIMIT: Duration = Duration::from_secs(180);
 
 /// `modscope run [extra] -- go mod download` in `app`, with hosts mapped to `origin` if any.
 async fn go_through(
+    go: &Path,
     dir: &Path,
     app: &Path,
     goproxy: &str,
@@ -31,7 +32,6 @@ async fn go_through(
     extra: &[&str],
     godebug: Option<&str>,
 ) -> Ran {
-    let go = go_binary().unwrap();
     let mut cmd = Command::new(MODSCOPE);
     go_env(&mut cmd, dir, goproxy);
     cmd.env("GOFLAGS", "-mod=readonly -modcacherw");
@@ -74,162 +74,169 @@ fn fresh_cache(dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn go_downloads_offline_from_a_recording_over_h2_and_http11() {
-    if go_binary().is_none() {
-        return;
-    }
-    let modules = default_modules();
-    for godebug in [None, Some("http2client=0")] {
-        let dir = TempDir::new("replay-go");
-        let app = write_app(dir.path(), &modules);
-        let trace = dir.path().join("trace");
-        let origin = Origin::start(modules.clone(), origin_opts()).await.unwrap();
-        let rec = go_through(
-            dir.path(),
-            &app,
-            "https://proxy.golang.org",
-            Some(&origin),
-            &["--record", trace.to_str().unwrap()],
-            godebug,
-        )
-        .await;
-        assert!(rec.success, "{}", rec.stderr);
-        origin.shutdown();
-        drop(origin);
-        fresh_cache(dir.path());
-        let rep = go_through(
-            dir.path(),
-            &app,
-            "https://proxy.golang.org",
-            None,
-            &["--replay", trace.to_str().unwrap()],
-            godebug,
-        )
-        .await;
-        assert!(rep.success, "{godebug:?}\n{}", rep.stderr);
-        assert!(rep.stderr.contains("0 misses"), "{}", rep.stderr);
-        let mut verify = Command::new(go_binary().unwrap());
-        go_env(&mut verify, dir.path(), "off");
-        verify.current_dir(&app).args(["mod", "verify"]);
-        let v = run_bounded(verify, LIMIT).await;
-        assert!(
-            v.success && v.stdout.contains("all modules verified"),
-            "{}{}",
-            v.stdout,
-            v.stderr
-        );
+    for go in go_binaries() {
+        let modules = default_modules();
+        for godebug in [None, Some("http2client=0")] {
+            let dir = TempDir::new("replay-go");
+            let app = write_app(dir.path(), &modules);
+            let trace = dir.path().join("trace");
+            let origin = Origin::start(modules.clone(), origin_opts()).await.unwrap();
+            let rec = go_through(
+                &go,
+                dir.path(),
+                &app,
+                "https://proxy.golang.org",
+                Some(&origin),
+                &["--record", trace.to_str().unwrap()],
+                godebug,
+            )
+            .await;
+            assert!(rec.success, "{}", rec.stderr);
+            origin.shutdown();
+            drop(origin);
+            fresh_cache(dir.path());
+            let rep = go_through(
+                &go,
+                dir.path(),
+                &app,
+                "https://proxy.golang.org",
+                None,
+                &["--replay", trace.to_str().unwrap()],
+                godebug,
+            )
+            .await;
+            assert!(rep.success, "{godebug:?}\n{}", rep.stderr);
+            assert!(rep.stderr.contains("0 misses"), "{}", rep.stderr);
+            let mut verify = Command::new(&go);
+            go_env(&mut verify, dir.path(), "off");
+            verify.current_dir(&app).args(["mod", "verify"]);
+            let v = run_bounded(verify, LIMIT).await;
+            assert!(
+                v.success && v.stdout.contains("all modules verified"),
+                "{}{}",
+                v.stdout,
+                v.stderr
+            );
+        }
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn misses_answer_404_so_go_falls_back_and_record_fills_the_gap() {
-    if go_binary().is_none() {
-        return;
+    for go in go_binaries() {
+        let modules = default_modules();
+        let dir = TempDir::new("replay-miss");
+        let app = write_app(dir.path(), &modules);
+        let trace = dir.path().join("trace");
+        let origin = Origin::start(modules.clone(), origin_opts()).await.unwrap();
+        // Recorded against b only.
+        let rec = go_through(
+            &go,
+            dir.path(),
+            &app,
+            "https://b.example",
+            Some(&origin),
+            &["--record", trace.to_str().unwrap()],
+            None,
+        )
+        .await;
+        assert!(rec.success, "{}", rec.stderr);
+
+        // a is not in the trace: 404 with modscope's text, then go falls back to b.
+        fresh_cache(dir.path());
+        let rep = go_through(
+            &go,
+            dir.path(),
+            &app,
+            "https://a.example,https://b.example",
+            None,
+            &["--replay", trace.to_str().unwrap()],
+            None,
+        )
+        .await;
+        assert!(rep.success, "{}", rep.stderr);
+        assert!(
+            rep.stderr.contains("miss: GET https://a.example:443/"),
+            "{}",
+            rep.stderr
+        );
+
+        // Only a: go fails and shows why.
+        fresh_cache(dir.path());
+        let rep = go_through(
+            &go,
+            dir.path(),
+            &app,
+            "https://a.example",
+            None,
+            &["--replay", trace.to_str().unwrap()],
+            None,
+        )
+        .await;
+        assert!(!rep.success);
+        assert!(
+            rep.stderr.contains("404 Not Found")
+                && rep
+                    .stderr
+                    .contains("server response: modscope replay: no recorded response"),
+            "{}",
+            rep.stderr
+        );
+
+        // --on-miss record appends a's answers; a second replay serves them offline.
+        fresh_cache(dir.path());
+        let rep = go_through(
+            &go,
+            dir.path(),
+            &app,
+            "https://a.example",
+            Some(&origin),
+            &["--replay", trace.to_str().unwrap(), "--on-miss", "record"],
+            None,
+        )
+        .await;
+        assert!(rep.success, "{}", rep.stderr);
+        origin.shutdown();
+        drop(origin);
+        fresh_cache(dir.path());
+        let rep = go_through(
+            &go,
+            dir.path(),
+            &app,
+            "https://a.example",
+            None,
+            &["--replay", trace.to_str().unwrap()],
+            None,
+        )
+        .await;
+        assert!(rep.success, "{}", rep.stderr);
+        assert!(rep.stderr.contains("0 misses"), "{}", rep.stderr);
+
+        // Faults compose with replay.
+        fresh_cache(dir.path());
+        let rep = go_through(
+            &go,
+            dir.path(),
+            &app,
+            "https://a.example",
+            None,
+            &[
+                "--replay",
+                trace.to_str().unwrap(),
+                "--fault",
+                "module=example.com/hello,kind=zip:502",
+            ],
+            None,
+        )
+        .await;
+        assert!(!rep.success);
+        assert!(
+            rep.stderr.contains("502 Bad Gateway")
+                && rep.stderr.contains("example.com/hello@v1.1.0"),
+            "{}",
+            rep.stderr
+        );
     }
-    let modules = default_modules();
-    let dir = TempDir::new("replay-miss");
-    let app = write_app(dir.path(), &modules);
-    let trace = dir.path().join("trace");
-    let origin = Origin::start(modules.clone(), origin_opts()).await.unwrap();
-    // Recorded against b only.
-    let rec = go_through(
-        dir.path(),
-        &app,
-        "https://b.example",
-        Some(&origin),
-        &["--record", trace.to_str().unwrap()],
-        None,
-    )
-    .await;
-    assert!(rec.success, "{}", rec.stderr);
-
-    // a is not in the trace: 404 with modscope's text, then go falls back to b.
-    fresh_cache(dir.path());
-    let rep = go_through(
-        dir.path(),
-        &app,
-        "https://a.example,https://b.example",
-        None,
-        &["--replay", trace.to_str().unwrap()],
-        None,
-    )
-    .await;
-    assert!(rep.success, "{}", rep.stderr);
-    assert!(
-        rep.stderr.contains("miss: GET https://a.example:443/"),
-        "{}",
-        rep.stderr
-    );
-
-    // Only a: go fails and shows why.
-    fresh_cache(dir.path());
-    let rep = go_through(
-        dir.path(),
-        &app,
-        "https://a.example",
-        None,
-        &["--replay", trace.to_str().unwrap()],
-        None,
-    )
-    .await;
-    assert!(!rep.success);
-    assert!(
-        rep.stderr.contains("404 Not Found")
-            && rep
-                .stderr
-                .contains("server response: modscope replay: no recorded response"),
-        "{}",
-        rep.stderr
-    );
-
-    // --on-miss record appends a's answers; a second replay serves them offline.
-    fresh_cache(dir.path());
-    let rep = go_through(
-        dir.path(),
-        &app,
-        "https://a.example",
-        Some(&origin),
-        &["--replay", trace.to_str().unwrap(), "--on-miss", "record"],
-        None,
-    )
-    .await;
-    assert!(rep.success, "{}", rep.stderr);
-    origin.shutdown();
-    drop(origin);
-    fresh_cache(dir.path());
-    let rep = go_through(
-        dir.path(),
-        &app,
-        "https://a.example",
-        None,
-        &["--replay", trace.to_str().unwrap()],
-        None,
-    )
-    .await;
-    assert!(rep.success, "{}", rep.stderr);
-    assert!(rep.stderr.contains("0 misses"), "{}", rep.stderr);
-
-    // Faults compose with replay.
-    fresh_cache(dir.path());
-    let rep = go_through(
-        dir.path(),
-        &app,
-        "https://a.example",
-        None,
-        &[
-            "--replay",
-            trace.to_str().unwrap(),
-            "--fault",
-            "module=example.com/hello,kind=zip:502",
-        ],
-        None,
-    )
-    .await;
-    assert!(!rep.success);
-    assert!(
-        rep.stderr.contains("502 Bad Gateway") && rep.stderr.contains("example.com/hello@v1.1.0"),
-        "{}",
-        rep.stderr
-    );
 }
 
 /// An in-process replay proxy over `trace_path`, and a client trusting it.

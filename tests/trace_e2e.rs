@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    go_binary, go_env, modscope_ca, run_bounded, spawn_proxy, write_app, TempDir, GOPROXY_HOST,
+    go_binaries, go_env, modscope_ca, run_bounded, spawn_proxy, write_app, TempDir, GOPROXY_HOST,
     MODSCOPE,
 };
 use modscope::testkit::client::{drain, get_request, read_whole, Alpn, ProxiedClient};
@@ -20,135 +20,136 @@ const LIMIT: Duration = Duration::from_secs(180);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn go_download_is_recorded_entry_by_entry() {
-    let Some(go) = go_binary() else { return };
-    let dir = TempDir::new("record-go");
-    let modules = default_modules();
-    let origin = Origin::start(modules.clone(), OriginOptions::default())
-        .await
-        .unwrap();
-    let ca_file = dir.path().join("origin-ca.pem");
-    std::fs::write(&ca_file, origin.ca_pem()).unwrap();
-    let app = write_app(dir.path(), &modules);
-    let trace_dir = dir.path().join("trace");
-    let mut cmd = Command::new(MODSCOPE);
-    go_env(&mut cmd, dir.path(), "https://proxy.golang.org");
-    cmd.current_dir(&app).args([
-        "run",
-        "--ca-dir",
-        dir.path().join("ca").to_str().unwrap(),
-        "--upstream-ca",
-        ca_file.to_str().unwrap(),
-        "--connect-to",
-        &format!("proxy.golang.org:443:127.0.0.1:{}", origin.addr.port()),
-        "--record",
-        trace_dir.to_str().unwrap(),
-        "--",
-        go.to_str().unwrap(),
-        "mod",
-        "download",
-        "-x",
-    ]);
-    let ran = run_bounded(cmd, LIMIT).await;
-    assert!(ran.success, "{}", ran.stderr);
-    assert!(
-        ran.stderr.contains("modscope summary:"),
-        "run prints the summary at the end:\n{}",
-        ran.stderr
-    );
-
-    // One entry per request go reports having made (`# get URL: 200 OK (...)`).
-    let mut go_gets: Vec<String> = ran
-        .stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("# get "))
-        .filter_map(|l| l.split_once(": ").map(|(url, _)| url.to_string()))
-        .collect();
-    go_gets.sort();
-    let raw = std::fs::read_to_string(trace_dir.join("trace.har")).unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&raw).unwrap();
-    let problems = validate_har_1_2(&doc);
-    assert!(problems.is_empty(), "{problems:#?}");
-    let trace = load_trace(&trace_dir).unwrap();
-    assert!(trace.problems.is_empty(), "{:?}", trace.problems);
-    let mut urls: Vec<String> = trace
-        .entries
-        .iter()
-        .map(|e| e.request.url.clone())
-        .collect();
-    urls.sort();
-    assert_eq!(urls, go_gets);
-
-    let mut connections = std::collections::HashMap::new();
-    for e in &trace.entries {
-        // _go decoding matches the URL.
-        let go_facts = e.go.as_ref().unwrap();
-        let kind = go_facts["kind"].as_str().unwrap();
-        let url = &e.request.url;
-        let want = ["list", "info", "mod", "zip"]
-            .into_iter()
-            .find(|k| url.ends_with(&format!(".{k}")) || url.ends_with(&format!("/{k}")))
+    for go in go_binaries() {
+        let dir = TempDir::new("record-go");
+        let modules = default_modules();
+        let origin = Origin::start(modules.clone(), OriginOptions::default())
+            .await
             .unwrap();
-        assert_eq!(kind, want, "{url}");
-        if url.contains("%21greeting") {
-            assert_eq!(go_facts["module"], "example.com/Greeting");
-        }
-        assert_eq!(go_facts["base"], "https://proxy.golang.org");
-        // Timings: non-negative phases that add up; ssl inside connect.
-        let t = &e.timings;
-        let sum: f64 = [t.blocked, t.dns, t.connect, t.send, t.wait, t.receive]
-            .iter()
-            .filter(|v| **v >= 0.0)
-            .sum();
+        let ca_file = dir.path().join("origin-ca.pem");
+        std::fs::write(&ca_file, origin.ca_pem()).unwrap();
+        let app = write_app(dir.path(), &modules);
+        let trace_dir = dir.path().join("trace");
+        let mut cmd = Command::new(MODSCOPE);
+        go_env(&mut cmd, dir.path(), "https://proxy.golang.org");
+        cmd.current_dir(&app).args([
+            "run",
+            "--ca-dir",
+            dir.path().join("ca").to_str().unwrap(),
+            "--upstream-ca",
+            ca_file.to_str().unwrap(),
+            "--connect-to",
+            &format!("proxy.golang.org:443:127.0.0.1:{}", origin.addr.port()),
+            "--record",
+            trace_dir.to_str().unwrap(),
+            "--",
+            go.to_str().unwrap(),
+            "mod",
+            "download",
+            "-x",
+        ]);
+        let ran = run_bounded(cmd, LIMIT).await;
+        assert!(ran.success, "{}", ran.stderr);
         assert!(
-            (e.time - sum).abs() < 0.01,
-            "{url}: time {} != {sum}",
-            e.time
+            ran.stderr.contains("modscope summary:"),
+            "run prints the summary at the end:\n{}",
+            ran.stderr
         );
-        assert!(t.send >= 0.0 && t.wait >= 0.0 && t.receive >= 0.0);
-        if t.ssl >= 0.0 {
-            assert!(t.connect >= t.ssl);
-        }
-        connections
-            .entry(e.connection.clone().unwrap())
-            .or_insert_with(Vec::new)
-            .push(t.connect);
-        // Upstream TLS details match the fixture's certificate.
-        let tls = e.tls.as_ref().unwrap();
-        let up = tls.upstream.as_ref().unwrap();
-        assert!(up.verified && up.version.is_some() && up.cipher.is_some());
-        assert!(up.certificates[0]
-            .dns_names
-            .contains(&GOPROXY_HOST.to_string()));
-        assert!(up.certificates[0]
-            .issuer
-            .contains("modscope test origin CA"));
-        assert_eq!(
-            tls.client.as_ref().unwrap().sni.as_deref(),
-            Some(GOPROXY_HOST)
-        );
-        // Bodies round-trip byte-exact.
-        if url.ends_with(".zip") {
-            let m = modules
-                .iter()
-                .find(|m| {
-                    url.contains(&format!("{}.zip", m.version))
-                        && e.go.as_ref().unwrap()["module"] == m.path.as_str()
-                })
+
+        // One entry per request go reports having made (`# get URL: 200 OK (...)`).
+        let mut go_gets: Vec<String> = ran
+            .stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("# get "))
+            .filter_map(|l| l.split_once(": ").map(|(url, _)| url.to_string()))
+            .collect();
+        go_gets.sort();
+        let raw = std::fs::read_to_string(trace_dir.join("trace.har")).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        let problems = validate_har_1_2(&doc);
+        assert!(problems.is_empty(), "{problems:#?}");
+        let trace = load_trace(&trace_dir).unwrap();
+        assert!(trace.problems.is_empty(), "{:?}", trace.problems);
+        let mut urls: Vec<String> = trace
+            .entries
+            .iter()
+            .map(|e| e.request.url.clone())
+            .collect();
+        urls.sort();
+        assert_eq!(urls, go_gets);
+
+        let mut connections = std::collections::HashMap::new();
+        for e in &trace.entries {
+            // _go decoding matches the URL.
+            let go_facts = e.go.as_ref().unwrap();
+            let kind = go_facts["kind"].as_str().unwrap();
+            let url = &e.request.url;
+            let want = ["list", "info", "mod", "zip"]
+                .into_iter()
+                .find(|k| url.ends_with(&format!(".{k}")) || url.ends_with(&format!("/{k}")))
                 .unwrap();
+            assert_eq!(kind, want, "{url}");
+            if url.contains("%21greeting") {
+                assert_eq!(go_facts["module"], "example.com/Greeting");
+            }
+            assert_eq!(go_facts["base"], "https://proxy.golang.org");
+            // Timings: non-negative phases that add up; ssl inside connect.
+            let t = &e.timings;
+            let sum: f64 = [t.blocked, t.dns, t.connect, t.send, t.wait, t.receive]
+                .iter()
+                .filter(|v| **v >= 0.0)
+                .sum();
+            assert!(
+                (e.time - sum).abs() < 0.01,
+                "{url}: time {} != {sum}",
+                e.time
+            );
+            assert!(t.send >= 0.0 && t.wait >= 0.0 && t.receive >= 0.0);
+            if t.ssl >= 0.0 {
+                assert!(t.connect >= t.ssl);
+            }
+            connections
+                .entry(e.connection.clone().unwrap())
+                .or_insert_with(Vec::new)
+                .push(t.connect);
+            // Upstream TLS details match the fixture's certificate.
+            let tls = e.tls.as_ref().unwrap();
+            let up = tls.upstream.as_ref().unwrap();
+            assert!(up.verified && up.version.is_some() && up.cipher.is_some());
+            assert!(up.certificates[0]
+                .dns_names
+                .contains(&GOPROXY_HOST.to_string()));
+            assert!(up.certificates[0]
+                .issuer
+                .contains("modscope test origin CA"));
             assert_eq!(
-                entry_body(&trace, &e.response.content).unwrap(),
-                m.zip(),
-                "{url}"
+                tls.client.as_ref().unwrap().sni.as_deref(),
+                Some(GOPROXY_HOST)
+            );
+            // Bodies round-trip byte-exact.
+            if url.ends_with(".zip") {
+                let m = modules
+                    .iter()
+                    .find(|m| {
+                        url.contains(&format!("{}.zip", m.version))
+                            && e.go.as_ref().unwrap()["module"] == m.path.as_str()
+                    })
+                    .unwrap();
+                assert_eq!(
+                    entry_body(&trace, &e.response.content).unwrap(),
+                    m.zip(),
+                    "{url}"
+                );
+            }
+        }
+        // Exactly one entry per connection carries connect timings; reuse shows -1.
+        for (conn, connects) in connections {
+            assert_eq!(
+                connects.iter().filter(|c| **c >= 0.0).count(),
+                1,
+                "connection {conn}: {connects:?}"
             );
         }
-    }
-    // Exactly one entry per connection carries connect timings; reuse shows -1.
-    for (conn, connects) in connections {
-        assert_eq!(
-            connects.iter().filter(|c| **c >= 0.0).count(),
-            1,
-            "connection {conn}: {connects:?}"
-        );
     }
 }
 

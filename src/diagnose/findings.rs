@@ -119,7 +119,7 @@ fn after(started: f64, index: usize, o: &Observation) -> bool {
     started > o.started_ms || (started == o.started_ms && index > o.index)
 }
 
-fn path_related(a: &str, b: &str) -> bool {
+pub(super) fn path_related(a: &str, b: &str) -> bool {
     let under = |long: &str, short: &str| {
         long.strip_prefix(short)
             .is_some_and(|rest| rest.starts_with('/'))
@@ -142,7 +142,7 @@ struct Issue<'a> {
     transient: bool,
 }
 
-fn is_injected(o: &Observation) -> bool {
+pub(super) fn is_injected(o: &Observation) -> bool {
     o.fault.is_some()
         || o.error
             .as_ref()
@@ -169,7 +169,7 @@ pub(super) fn host_key(o: &Observation) -> String {
 
 /// The cause an exchange error stands for. Exhaustive on purpose: a new `ErrorKind`
 /// must be explained here before it compiles.
-fn cause_for_error(err: &ExchangeError) -> Cause {
+pub(super) fn cause_for_error(err: &ExchangeError) -> Cause {
     match &err.kind {
         ErrorKind::Dns => Cause::DnsFailure,
         ErrorKind::DnsServerFailure => Cause::DnsServerFailure,
@@ -463,7 +463,7 @@ fn norm_base(url: &str) -> Option<String> {
     ))
 }
 
-fn find_entry(entries: &[ProxyEntry], base: &str, host: &str) -> Option<usize> {
+pub(super) fn find_entry(entries: &[ProxyEntry], base: &str, host: &str) -> Option<usize> {
     let want = norm_base(base);
     let urls = entries
         .iter()
@@ -569,6 +569,7 @@ fn config_findings(obs: &[Observation], env: &GoEnv) -> Vec<Finding> {
         fallback: None,
         injected_by: None,
         transient: false,
+        evidence: None,
     };
     let goproxy = env.goproxy_value();
     let entries = parse_goproxy(goproxy);
@@ -707,6 +708,7 @@ fn build_finding(
         fallback,
         injected_by,
         transient,
+        evidence: None,
     }
 }
 
@@ -1178,11 +1180,17 @@ impl Group<'_, '_> {
                     "keep GOINSECURE as narrow as possible; it applies only to direct fetches, never to GOPROXY".to_string(),
                 )
             }
-            // Built by config_findings, host_header or from the trace itself, never from grouped exchanges.
+            // Built by config_findings, host_header, the forensic passes or from the trace
+            // itself, never from grouped exchanges.
             Cause::SumdbDisabled
             | Cause::GoproxyUnusable
             | Cause::TraceIncomplete
-            | Cause::HostHeaderMismatch => (
+            | Cause::HostHeaderMismatch
+            | Cause::ChecksumMismatch
+            | Cause::ZipRejected
+            | Cause::CredentialsMissing
+            | Cause::CredentialsRefused
+            | Cause::PrivatePathLeak => (
                 format!("{host}: {reqs}"),
                 "see go env".to_string(),
             ),

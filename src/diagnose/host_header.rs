@@ -31,6 +31,7 @@ pub(super) fn findings(obs: &[Observation]) -> Vec<Finding> {
                 fallback: None,
                 injected_by: None,
                 transient: false,
+                evidence: None,
             }),
         }
     }

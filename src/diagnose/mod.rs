@@ -4,11 +4,16 @@
 //! files, sockets, the environment or clocks.
 
 pub mod advice;
+mod checksums;
+mod credentials;
 mod findings;
+mod forensics;
 mod host_header;
 mod render;
+mod routes;
 pub mod slowlink;
 mod summary;
+mod verdict;
 
 #[cfg(test)]
 mod tests;
@@ -18,12 +23,20 @@ use serde::{Deserialize, Serialize};
 use crate::exchange::{BodyStall, ExchangeError, FaultFacts, PhaseTimes};
 use crate::gomod::{Fallback, GoRequest};
 
+pub use checksums::{
+    checksum_findings, verify_rows, zips_to_compare, ChecksumFacts, FileDiff, Source, VerifyRow,
+    VerifyStatus,
+};
+pub use credentials::{netrc_machines, AuthEnv, CredentialFacts};
 pub use findings::{diagnose, diagnose_with};
+pub use forensics::{diagnose_all, Evidence, GoSumFile};
 pub use render::render_text;
+pub use routes::{module_routes, ModuleRoute};
 pub use summary::{
     percentiles, summarize, Counts, Download, HostSummary, HostTimings, KindSummary, Percentiles,
     Summary,
 };
+pub use verdict::{failure_class, verdict, FailureClass, Verdict, VerdictReason};
 
 /// One exchange as diagnosis needs it, decoupled from the HAR model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -59,6 +72,13 @@ pub struct Observation {
     /// The body waited on the origin for the stall threshold or longer (`_stall`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall: Option<BodyStall>,
+    /// The request's `Authorization` scheme (`Basic`, `Bearer`), never its value;
+    /// `Some("")` when the header was present but its scheme was redacted away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
+    /// For a checksum-database lookup: the go.sum lines its answer holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sums: Vec<crate::gomod::gosum::SumLine>,
     /// The request's `Host` header (or HTTP/2 `:authority`) when the trace kept one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_header: Option<String>,
@@ -180,6 +200,17 @@ pub enum Cause {
     InsecureSetting,
     /// GOPROXY holds no usable entry.
     GoproxyUnusable,
+    /// A served `.zip`/`.mod` whose `h1:` differs from go.sum, the checksum database or
+    /// another host's copy.
+    ChecksumMismatch,
+    /// A module zip go refuses (files outside `module@version/`, unreadable, ...).
+    ZipRejected,
+    /// 401/403 (or 407 from an origin) where go had no credentials to send.
+    CredentialsMissing,
+    /// 401/403 although the request carried credentials.
+    CredentialsRefused,
+    /// A GOPRIVATE/GONOPROXY/GONOSUMDB module name reached a public proxy or checksum database.
+    PrivatePathLeak,
     /// The recorder could not write every exchange (a full disk): the trace has a gap.
     TraceIncomplete,
     /// The client's Host named another site than the CONNECT target modscope dialled.
@@ -226,6 +257,11 @@ impl Cause {
             Cause::SumdbDisabled => "sumdb-disabled",
             Cause::InsecureSetting => "insecure-setting",
             Cause::GoproxyUnusable => "goproxy-unusable",
+            Cause::ChecksumMismatch => "checksum-mismatch",
+            Cause::ZipRejected => "zip-rejected",
+            Cause::CredentialsMissing => "credentials-missing",
+            Cause::CredentialsRefused => "credentials-refused",
+            Cause::PrivatePathLeak => "private-path-leak",
             Cause::TraceIncomplete => "trace-incomplete",
             Cause::HostHeaderMismatch => "host-header-mismatch",
         }
@@ -284,6 +320,17 @@ pub struct Finding {
     /// (method and URL): a retry got through, so the failure was transient.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub transient: bool,
+    /// Facts behind a forensic finding (hashes compared, credentials go could send).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<FindingEvidence>,
+}
+
+/// The facts a forensic finding rests on, for scripts (`summary --json`) and the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum FindingEvidence {
+    Checksum(ChecksumFacts),
+    Credentials(CredentialFacts),
 }
 
 /// Tunables for [`diagnose_with`].

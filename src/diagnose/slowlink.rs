@@ -108,6 +108,7 @@ fn finding(host: String, mut h: HostTimes) -> Option<Finding> {
         fallback: None,
         injected_by: None,
         transient: false,
+        evidence: None,
     })
 }
 

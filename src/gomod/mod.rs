@@ -5,9 +5,11 @@
 
 pub mod auth;
 mod classify;
+pub mod dirhash;
 mod escape;
 mod goenv;
 pub mod goproxy_route;
+pub mod gosum;
 pub(crate) mod url;
 
 #[cfg(test)]
@@ -193,6 +195,13 @@ pub struct GoRequest {
     /// Why the request could not be fully decoded; set instead of guessing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// go's own hash (`h1:`, dirhash Hash1) of a complete 200 `.zip` or `.mod` body,
+    /// computed by the recorder; what go compares with go.sum and the checksum database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h1: Option<String>,
+    /// Why go would refuse this `.zip` (then it has no `h1`).
+    #[serde(skip_serializing_if = "Option::is_none", rename = "zipRejected")]
+    pub zip_rejected: Option<String>,
 }
 
 impl GoRequest {

@@ -314,8 +314,12 @@ impl ReportBuilder {
             obs.started_ms = rel;
         }
         let summary: Summary = diagnose::summarize(&self.observations);
-        let findings = diagnose::diagnose(&self.observations, env);
-        let summary_text = diagnose::render_text(&summary, &findings, false);
+        let findings =
+            diagnose::diagnose_all(&self.observations, env, &diagnose::Evidence::default());
+        let (verdict, reasons) = diagnose::verdict(&findings, &self.observations);
+        let routes = env.map(|e| diagnose::module_routes(&self.observations, e));
+        let summary_text = diagnose::render_text(&summary, &findings, false)
+            + &crate::report::render_tail(routes.as_deref(), verdict, &reasons);
         let probing: HashSet<usize> = findings
             .iter()
             .filter(|f| f.cause == Cause::ExpectedProbing)

@@ -265,7 +265,11 @@ fn header_is_summary_s_diagnosis() {
         Some("go get example.com/a/b/c")
     );
     let obs = crate::report::observations(&entries, &[]);
-    assert_eq!(h.findings, diagnose::diagnose(&obs, None), "one diagnosis");
+    assert_eq!(
+        h.findings,
+        diagnose::diagnose_all(&obs, None, &diagnose::Evidence::default()),
+        "one diagnosis"
+    );
     assert_eq!(
         h.summary_text,
         crate::report::render(&entries, None, false, false)

@@ -1,9 +1,6 @@
 //! Synthetic Go modules: deterministic files, module zips (stored), and the `h1:` hashes
 //! go.sum needs, so fixtures and the demo serve content go really verifies.
 
-use base64::Engine;
-use sha2::{Digest, Sha256};
-
 /// One module version as a GOPROXY serves it.
 #[derive(Debug, Clone)]
 pub struct SyntheticModule {
@@ -90,6 +87,11 @@ impl SyntheticModule {
         write_stored_zip(&self.zip_names())
     }
 
+    /// The module zip with deflated entries (what proxy.golang.org serves).
+    pub fn zip_deflated(&self) -> Vec<u8> {
+        write_zip(&self.zip_names(), true)
+    }
+
     /// `h1:` hash of the zip contents (golang.org/x/mod/sumdb/dirhash.Hash1).
     pub fn zip_hash(&self) -> String {
         hash1(self.zip_names().iter().map(|(n, d)| (n.as_str(), *d)))
@@ -116,57 +118,61 @@ fn is_major_suffix(seg: &str) -> bool {
     seg.len() > 1 && seg.starts_with('v') && seg[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
-/// dirhash Hash1: sha256 over "hex(sha256(file))  name\n" lines sorted by name.
+/// go's `h1:` of in-memory files; the one implementation lives in `gomod::dirhash`.
 fn hash1<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
-    let mut files: Vec<_> = files.into_iter().collect();
-    files.sort_by(|a, b| a.0.cmp(b.0));
-    let mut summary = Sha256::new();
-    for (name, data) in files {
-        summary.update(format!("{}  {}\n", hex::encode(Sha256::digest(data)), name).as_bytes());
-    }
-    format!(
-        "h1:{}",
-        base64::engine::general_purpose::STANDARD.encode(summary.finalize())
-    )
+    // Synthetic names never hold a newline, the only thing Hash1 refuses.
+    crate::gomod::dirhash::hash1_of_contents(files).unwrap_or_default()
 }
 
 /// A zip archive with every entry stored (method 0), enough for go's module zips.
 pub fn write_stored_zip(entries: &[(String, &[u8])]) -> Vec<u8> {
+    write_zip(entries, false)
+}
+
+/// A zip archive, entries stored or deflated (method 8, as proxy.golang.org serves them).
+pub fn write_zip(entries: &[(String, &[u8])], deflate: bool) -> Vec<u8> {
+    use std::io::Write;
     // 1980-01-01 00:00, the zip epoch, keeps the bytes deterministic.
     const DOS_TIME: u16 = 0;
     const DOS_DATE: u16 = (1 << 5) | 1;
+    let method: u16 = if deflate { 8 } else { 0 };
     let mut out = Vec::new();
     let mut central = Vec::new();
     for (name, data) in entries {
         let offset = out.len() as u32;
         let crc = crc32fast::hash(data);
         let size = data.len() as u32;
+        let packed = if deflate {
+            let mut enc =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            // Writing to a Vec cannot fail.
+            let _ = enc.write_all(data);
+            enc.finish().unwrap_or_default()
+        } else {
+            data.to_vec()
+        };
         let name = name.as_bytes();
+        // The fields shared by the local header and the central directory entry.
+        let mut common = Vec::new();
+        common.extend_from_slice(&20u16.to_le_bytes());
+        common.extend_from_slice(&0u16.to_le_bytes());
+        common.extend_from_slice(&method.to_le_bytes());
+        common.extend_from_slice(&DOS_TIME.to_le_bytes());
+        common.extend_from_slice(&DOS_DATE.to_le_bytes());
+        common.extend_from_slice(&crc.to_le_bytes());
+        common.extend_from_slice(&(packed.len() as u32).to_le_bytes());
+        common.extend_from_slice(&size.to_le_bytes());
+        common.extend_from_slice(&(name.len() as u16).to_le_bytes());
+
         out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        out.extend_from_slice(&20u16.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&DOS_TIME.to_le_bytes());
-        out.extend_from_slice(&DOS_DATE.to_le_bytes());
-        out.extend_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(&size.to_le_bytes());
-        out.extend_from_slice(&size.to_le_bytes());
-        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(&common);
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(name);
-        out.extend_from_slice(data);
+        out.extend_from_slice(&packed);
 
         central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
         central.extend_from_slice(&20u16.to_le_bytes());
-        central.extend_from_slice(&20u16.to_le_bytes());
-        central.extend_from_slice(&0u16.to_le_bytes());
-        central.extend_from_slice(&0u16.to_le_bytes());
-        central.extend_from_slice(&DOS_TIME.to_le_bytes());
-        central.extend_from_slice(&DOS_DATE.to_le_bytes());
-        central.extend_from_slice(&crc.to_le_bytes());
-        central.extend_from_slice(&size.to_le_bytes());
-        central.extend_from_slice(&size.to_le_bytes());
-        central.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        central.extend_from_slice(&common);
         central.extend_from_slice(&[0u8; 12]);
         central.extend_from_slice(&offset.to_le_bytes());
         central.extend_from_slice(name);
@@ -223,6 +229,8 @@ pub fn app_requiring(modules: &[SyntheticModule]) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn hash1_matches_go() {

@@ -45,6 +45,10 @@ pub struct OriginOptions {
     /// (`<prefix>/sumdb/<name>/...`, announced by `supported`).
     pub sumdb: Option<Arc<SumDb>>,
     pub sumdb_via_proxy: bool,
+    /// `user:password` every GOPROXY request must carry as Basic auth (else 401).
+    pub basic_auth: Option<String>,
+    /// Serve module zips deflated, as proxy.golang.org does (default: stored).
+    pub deflate_zips: bool,
 }
 
 impl Default for OriginOptions {
@@ -61,6 +65,8 @@ impl Default for OriginOptions {
             prefix: String::new(),
             sumdb: None,
             sumdb_via_proxy: true,
+            basic_auth: None,
+            deflate_zips: false,
         }
     }
 }
@@ -193,6 +199,9 @@ struct ModuleTree {
     by_path: HashMap<String, Vec<SyntheticModule>>,
     sumdb: Option<Arc<SumDb>>,
     sumdb_via_proxy: bool,
+    /// The whole `Authorization` value required, when auth is on.
+    authorization: Option<String>,
+    deflate_zips: bool,
 }
 
 impl ModuleTree {
@@ -207,6 +216,14 @@ impl ModuleTree {
             by_path,
             sumdb: opts.sumdb.clone(),
             sumdb_via_proxy: opts.sumdb_via_proxy,
+            authorization: opts.basic_auth.as_ref().map(|creds| {
+                use base64::Engine;
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(creds)
+                )
+            }),
+            deflate_zips: opts.deflate_zips,
         }
     }
 
@@ -299,6 +316,24 @@ async fn route(
     }
     if let Some(answer) = sumdb_route(&path, tree) {
         return answer;
+    }
+    if let Some(want) = &tree.authorization {
+        let sent = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        if sent != Some(want.as_bytes()) {
+            let mut resp = full(
+                StatusCode::UNAUTHORIZED,
+                "text/plain; charset=utf-8",
+                b"authentication required\n".to_vec(),
+            );
+            resp.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Basic realm=\"modules\""),
+            );
+            return resp;
+        }
     }
     goproxy(&path, tree)
 }
@@ -417,7 +452,15 @@ fn goproxy(path: &str, tree: &ModuleTree) -> Response<OriginBody> {
             "text/plain; charset=utf-8",
             m.go_mod().to_vec(),
         ),
-        "zip" => full(StatusCode::OK, "application/zip", m.zip()),
+        "zip" => full(
+            StatusCode::OK,
+            "application/zip",
+            if tree.deflate_zips {
+                m.zip_deflated()
+            } else {
+                m.zip()
+            },
+        ),
         _ => not_found(path),
     }
 }

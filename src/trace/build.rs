@@ -304,7 +304,7 @@ fn headers(list: &[(String, String)], opts: &BuildOptions) -> Vec<Header> {
             let value = if !opts.redact {
                 v.clone()
             } else if secret {
-                REDACTED.to_string()
+                redact_secret(n, v)
             } else if n.eq_ignore_ascii_case("location") {
                 urlparts::redact_userinfo(v, REDACTED)
             } else {
@@ -313,6 +313,23 @@ fn headers(list: &[(String, String)], opts: &BuildOptions) -> Vec<Header> {
             NameValue::new(n.clone(), value)
         })
         .collect()
+}
+
+/// A secret header value without its secret. For `Authorization` the scheme stays
+/// (`Basic [redacted]`): it is no secret, and diagnosis says which scheme go sent.
+fn redact_secret(name: &str, value: &str) -> String {
+    let scheme = value.trim().split_once(' ').map(|(s, _)| s).filter(|s| {
+        !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    match scheme {
+        Some(s)
+            if name.eq_ignore_ascii_case("authorization")
+                || name.eq_ignore_ascii_case("proxy-authorization") =>
+        {
+            format!("{s} {REDACTED}")
+        }
+        _ => REDACTED.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -646,8 +663,18 @@ mod tests {
         ] {
             let vals = auth(&on, h);
             assert!(!vals.is_empty(), "{h}");
-            assert!(vals.iter().all(|v| v == REDACTED), "{h}: {vals:?}");
+            let keeps_scheme = h.ends_with("authorization");
+            assert!(
+                vals.iter().all(
+                    |v| v == REDACTED || (keeps_scheme && v.ends_with(&format!(" {REDACTED}")))
+                ),
+                "{h}: {vals:?}"
+            );
         }
+        assert_eq!(
+            auth(&on, "authorization"),
+            vec![format!("Basic {REDACTED}")]
+        );
         assert_eq!(auth(&on, "user-agent"), vec!["Go-http-client/2.0"]);
         assert_eq!(on.response.redirect_url, "https://[redacted]@elsewhere/");
         assert_eq!(auth(&on, "location"), vec!["https://[redacted]@elsewhere/"]);

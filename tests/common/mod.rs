@@ -178,6 +178,15 @@ pub fn go_version(go: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The minor version of a go binary (`19` for go1.19.8), for version-specific asserts.
+pub fn go_minor(go: &Path) -> u32 {
+    let v = go_version(go);
+    v.strip_prefix("go1.")
+        .and_then(|rest| rest.split(['.', '-', ' ']).next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the go version from {v:?}"))
+}
+
 /// A python (`MODSCOPE_PYTHON`) that can import `module` (mitmproxy, opentelemetry.proto).
 pub fn python_with(module: &str, require_var: &str) -> Option<PathBuf> {
     let python = env_path("MODSCOPE_PYTHON").filter(|py| {

@@ -1,0 +1,171 @@
+//! Gathers forensic evidence from files (go.sum, recorded zips, .netrc `machine` names,
+//! GOAUTH) for diagnosis, and the `modscope verify TRACE [--go-sum FILE]` command that
+//! checks every recorded `.zip`/`.mod` against go.sum and the checksum-database answers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::diagnose::{
+    self, zips_to_compare, AuthEnv, Evidence, GoSumFile, Observation, VerifyStatus,
+};
+use crate::gomod;
+use crate::gozip;
+use crate::trace::Entry;
+
+/// Reads a go.sum file.
+pub fn read_go_sum(path: &Path) -> Result<GoSumFile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read go.sum file {}", path.display()))?;
+    Ok(GoSumFile {
+        label: path.display().to_string(),
+        lines: gomod::gosum::parse_go_sum(&text),
+    })
+}
+
+/// GOAUTH and the .netrc go would read ($NETRC, else $HOME/.netrc), keeping only the
+/// `machine` names: logins and passwords are never stored.
+pub fn auth_env_from_process() -> AuthEnv {
+    let netrc = std::env::var_os("NETRC")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".netrc")))
+        .filter(|p| p.is_file());
+    let machines = netrc
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|t| diagnose::netrc_machines(&t))
+        .unwrap_or_default();
+    AuthEnv {
+        goauth: std::env::var("GOAUTH").ok().filter(|v| !v.is_empty()),
+        netrc_path: netrc.map(|p| p.display().to_string()),
+        netrc_machines: machines,
+    }
+}
+
+/// Fills `_go.h1` (or `zipRejected`) of complete 200 `.zip`/`.mod` entries that lack it
+/// (traces recorded before modscope hashed, or by another tool), from their body files.
+pub fn fill_missing_h1(entries: &mut [Entry], root: &Path) {
+    for e in entries.iter_mut() {
+        if e.response.status != 200 || e.response.content.complete == Some(false) {
+            continue;
+        }
+        let (Some(mut go), Some(file)) = (
+            e.go.clone()
+                .and_then(|v| serde_json::from_value::<gomod::GoRequest>(v).ok()),
+            e.response.content.file.clone(),
+        ) else {
+            continue;
+        };
+        if go.h1.is_some() || go.zip_rejected.is_some() {
+            continue;
+        }
+        let encoding = content_encoding(e).map(str::to_string);
+        gozip::hash_recorded_body(&mut go, encoding.as_deref(), &root.join(file));
+        if go.h1.is_some() || go.zip_rejected.is_some() {
+            e.go = serde_json::to_value(&go).ok();
+        }
+    }
+}
+
+/// The response's `Content-Encoding`: bodies are stored as they crossed the wire.
+fn content_encoding(e: &Entry) -> Option<&str> {
+    e.response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-encoding"))
+        .map(|h| h.value.as_str())
+}
+
+/// Evidence for diagnosis: go.sum, the listings of zips that disagree with another copy
+/// (to name the files that differ), and the credential environment.
+pub fn gather(
+    entries: &[Entry],
+    obs: &[Observation],
+    root: Option<&Path>,
+    go_sum: Option<GoSumFile>,
+    auth: Option<AuthEnv>,
+) -> Evidence {
+    let mut zips = HashMap::new();
+    if let Some(root) = root {
+        for index in zips_to_compare(obs) {
+            let Some(o) = obs.iter().find(|o| o.index == index) else {
+                continue;
+            };
+            let (Some(e), Some(m), Some(v)) = (
+                entries.get(index),
+                o.go.module.as_deref(),
+                o.go.version.as_deref(),
+            ) else {
+                continue;
+            };
+            let Some(file) = e.response.content.file.as_deref() else {
+                continue;
+            };
+            let listing =
+                gozip::recorded_zip_files(&root.join(file), content_encoding(e), m, v).ok();
+            if let Some(listing) = listing {
+                zips.insert(index, listing);
+            }
+        }
+    }
+    Evidence { go_sum, zips, auth }
+}
+
+/// `modscope verify`: exit 1 when a recorded `.zip`/`.mod` differs from go.sum, the
+/// checksum database or another host's copy, or is a zip go refuses.
+pub fn verify(args: crate::cli::VerifyArgs) -> Result<i32> {
+    let mut trace = crate::trace::load_trace(&args.trace)
+        .with_context(|| format!("cannot read the trace {}", args.trace.display()))?;
+    for problem in &trace.problems {
+        eprintln!("modscope: skipped: {problem}");
+    }
+    fill_missing_h1(&mut trace.entries, &trace.root);
+    let go_sum = args.go_sum.as_deref().map(read_go_sum).transpose()?;
+    let obs = crate::report::observations(&trace.entries, &[]);
+    let evidence = gather(&trace.entries, &obs, Some(&trace.root), go_sum, None);
+    let rows = diagnose::verify_rows(&obs, evidence.go_sum.as_ref());
+    let findings = diagnose::checksum_findings(&obs, evidence.go_sum.as_ref(), &evidence.zips);
+    if args.json {
+        let doc = serde_json::json!({ "checked": rows, "findings": findings });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        for r in &rows {
+            let what = match &r.status {
+                VerifyStatus::Verified(sources) => format!("ok ({})", sources.join(", ")),
+                VerifyStatus::NoRecord => {
+                    "no record to compare (no go.sum line or checksum-database answer)".to_string()
+                }
+                VerifyStatus::Mismatch => "MISMATCH".to_string(),
+                VerifyStatus::Rejected(why) => format!("REJECTED: {why}"),
+            };
+            println!(
+                "#{:<4} {}@{} {:<6} {:<28} {} {what}",
+                r.entry,
+                r.module,
+                r.version,
+                r.file.as_str(),
+                r.host,
+                r.h1.as_deref().unwrap_or("-"),
+            );
+        }
+        for f in &findings {
+            println!(
+                "\nERROR  {}\n  [{}] {}",
+                f.title,
+                f.cause,
+                f.detail.as_deref().unwrap_or("")
+            );
+            println!("  fix: {}", f.advice);
+        }
+        let bad = findings.len();
+        println!(
+            "\n{} checked, {} {}",
+            rows.len(),
+            bad,
+            if bad == 1 { "problem" } else { "problems" }
+        );
+    }
+    Ok(if findings.is_empty() { 0 } else { 1 })
+}
