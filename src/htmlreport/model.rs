@@ -206,7 +206,8 @@ impl ReportBuilder {
     /// Adds one entry; `preview` is a short text body the caller chose to show.
     pub fn push(&mut self, entry: &Entry, preview: Option<String>) {
         let index = self.rows.len();
-        let obs = crate::report::observation(index, entry, 0.0, &self.bases);
+        // Entry numbers count from 1 (as in `summary`); rows are 0-based positions.
+        let obs = crate::report::observation(index + 1, entry, 0.0, &self.bases);
         let t = &entry.timings;
         let opt = |v: f64| {
             if v >= 0.0 && v.is_finite() {
@@ -326,7 +327,7 @@ impl ReportBuilder {
             .flat_map(|f| f.entries.iter().copied())
             .collect();
         for row in &mut self.rows {
-            row.probe = probing.contains(&row.i);
+            row.probe = probing.contains(&(row.i + 1));
         }
         let connections = connections(&mut self.rows, &self.connection_ids, &self.http_versions);
         let go = go_groups(&self.rows, &findings);
@@ -440,7 +441,11 @@ fn go_groups(rows: &[Row], findings: &[Finding]) -> Vec<GoGroup> {
     let mut causes_of: HashMap<usize, Vec<Cause>> = HashMap::new();
     for f in findings {
         for &e in &f.entries {
-            causes_of.entry(e).or_default().push(f.cause);
+            // Finding entries are numbered from 1; rows from 0.
+            causes_of
+                .entry(e.saturating_sub(1))
+                .or_default()
+                .push(f.cause);
         }
     }
     let mut order: Vec<usize> = (0..rows.len()).collect();
