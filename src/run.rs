@@ -250,7 +250,8 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         .filter(|_| !named)
         {
             eprintln!("modscope: {verdict}");
-            if prepared.recorder.is_none() {
+            // A go.sum hint only makes sense for go.
+            if prepared.recorder.is_none() && child_is_go(&args.command) {
                 eprintln!("modscope: rerun with --record DIR to have modscope hash every .zip/.mod and name the one that differs from go.sum");
             }
         }

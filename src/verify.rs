@@ -94,7 +94,8 @@ pub fn gather(
                 continue;
             };
             let (Some(e), Some(m), Some(v)) = (
-                entries.get(index),
+                // Observations count entries from 1 (as every `#N` does).
+                index.checked_sub(1).and_then(|i| entries.get(i)),
                 o.go.module.as_deref(),
                 o.go.version.as_deref(),
             ) else {

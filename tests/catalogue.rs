@@ -73,8 +73,10 @@ fn rows() -> Vec<Row> {
             trusted: true,
             go_succeeds: false,
             go_says: &["403 Forbidden"],
-            cause: "forbidden",
-            report_has: &["~/.netrc"],
+            // Sent without Authorization and no .netrc: the forensics name the missing
+            // credential rather than a bare "forbidden".
+            cause: "credentials-missing",
+            report_has: &["~/.netrc", "no Authorization header"],
         },
         Row {
             name: "429 rate limited",
