@@ -232,9 +232,11 @@ fn assess<'a>(
         // and what go made of it.
         push(Cause::InjectedFault, Severity::Info, fallback_note(o, ctx));
     }
+    // A fault that only shapes timing fails nothing: a failure on its exchange is real.
+    let fault_failed_it = injected_by.is_some() && !timing_only_fault(o);
     let transient = ctx.retried_ok(o);
     for issue in &mut mine {
-        if injected_by.is_some() {
+        if fault_failed_it || (injected_by.is_some() && issue.cause == Cause::InjectedFault) {
             // The experiment, not the network: the real diagnosis is shown, tagged,
             // and never counts as a failure of the network.
             issue.severity = Severity::Info;
@@ -253,6 +255,21 @@ fn is_failure(cause: Cause) -> bool {
         cause,
         Cause::SlowFirstByte | Cause::MalformedRequest | Cause::InjectedFault
     )
+}
+
+/// Whether the exchange's faults were only `latency`/`bandwidth` (`_fault.action` joins
+/// several with "; "), which slow an exchange down but cannot make it fail.
+fn timing_only_fault(o: &Observation) -> bool {
+    let injected_error = o
+        .error
+        .as_ref()
+        .is_some_and(|e| e.kind == ErrorKind::Injected);
+    !injected_error
+        && o.fault.as_ref().is_some_and(|f| {
+            f.action
+                .split("; ")
+                .all(|a| a.starts_with("latency") || a.starts_with("bandwidth"))
+        })
 }
 
 /// The rule named in `_fault`, or "unnamed" for an injected error without one.

@@ -271,6 +271,15 @@ fn injected_faults_show_the_real_diagnosis_tagged_with_the_rule() {
         "{}",
         f[3].title
     );
+    // Latency on an exchange that failed for real: the failure is the origin's, untagged.
+    let mut e = ob(4, &zip(PG, "example.com/q"), 500);
+    e.fault = Some(FaultFacts {
+        rule: "slow".to_string(),
+        action: "latency 50ms".to_string(),
+    });
+    let f = diagnose(&[e], Some(&env("https://proxy.golang.org,direct")));
+    assert_eq!(causes(&f), vec![(UpstreamServerError, Severity::Error)]);
+    assert_eq!(f[0].injected_by, None, "{}", f[0].title);
     let s = summarize(&obs);
     assert_eq!(s.totals.injected, 4);
     assert_eq!(s.totals.failures, 0);
