@@ -473,15 +473,14 @@ async fn handshakes(via: &Via<'_>, hosts: usize) -> Result<f64> {
     Ok(median(times))
 }
 
-/// Seconds for `go mod download` of `modules` with a fresh module cache.
-fn go_download(
-    go: &Path,
+/// `program` (go, or modscope wrapping go) in an app requiring `modules`, with a fresh
+/// module cache and go's environment isolated in `work`.
+fn go_app_command(
+    program: &Path,
     work: &Path,
     modules: &[SyntheticModule],
     goproxy: &str,
-    proxy_url: Option<&str>,
-    cert_file: &Path,
-) -> Result<f64> {
+) -> Result<Command> {
     let app = work.join("app");
     std::fs::create_dir_all(&app)?;
     let (go_mod, go_sum) = app_requiring(modules);
@@ -494,7 +493,7 @@ fn go_download(
         .stderr(Stdio::null())
         .status();
     let _ = std::fs::remove_dir_all(&cache);
-    let mut cmd = Command::new(go);
+    let mut cmd = Command::new(program);
     cmd.current_dir(&app)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -505,21 +504,36 @@ fn go_download(
         .env("GOFLAGS", "-modcacherw")
         .env("GOPROXY", goproxy)
         .env("GOSUMDB", "off")
-        .env("GOTOOLCHAIN", "local")
-        .env("SSL_CERT_FILE", cert_file)
+        .env("GOTOOLCHAIN", "local");
+    Ok(cmd)
+}
+
+/// Seconds `cmd` took; its stderr in the error when it failed.
+fn timed(mut cmd: Command, what: &str) -> Result<f64> {
+    let t = Instant::now();
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Seconds for `go mod download` of `modules` with a fresh module cache.
+fn go_download(
+    go: &Path,
+    work: &Path,
+    modules: &[SyntheticModule],
+    goproxy: &str,
+    proxy_url: Option<&str>,
+    cert_file: &Path,
+) -> Result<f64> {
+    let mut cmd = go_app_command(go, work, modules, goproxy)?;
+    cmd.env("SSL_CERT_FILE", cert_file)
         .args(["mod", "download"]);
     if let Some(url) = proxy_url {
         cmd.env("HTTPS_PROXY", url);
     }
-    let t = Instant::now();
-    let out = cmd.output()?;
-    if !out.status.success() {
-        bail!(
-            "go mod download failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(t.elapsed().as_secs_f64())
+    timed(cmd, "go mod download")
 }
 
 pub async fn bench(args: BenchArgs) -> Result<i32> {
@@ -659,33 +673,11 @@ fn run_go_download(
     otlp: Option<&str>,
 ) -> Result<f64> {
     let exe = std::env::current_exe().context("cannot find the modscope executable")?;
-    let app = work.join("app");
-    std::fs::create_dir_all(&app)?;
-    let (go_mod, go_sum) = app_requiring(modules);
-    std::fs::write(app.join("go.mod"), go_mod)?;
-    std::fs::write(app.join("go.sum"), go_sum)?;
     let origin_ca = work.join("origin-ca.pem");
+    std::fs::create_dir_all(work)?;
     std::fs::write(&origin_ca, origin.ca_pem())?;
-    let cache = work.join(format!("modcache-{}", std::process::id()));
-    let _ = Command::new("chmod")
-        .args(["-R", "u+w"])
-        .arg(&cache)
-        .stderr(Stdio::null())
-        .status();
-    let _ = std::fs::remove_dir_all(&cache);
-    let mut cmd = Command::new(exe);
-    cmd.current_dir(&app)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", work)
-        .env("GOPATH", work.join("gopath"))
-        .env("GOMODCACHE", &cache)
-        .env("GOCACHE", work.join("gocache"))
-        .env("GOFLAGS", "-modcacherw")
-        .env("GOPROXY", "https://proxy.golang.org")
-        .env("GOSUMDB", "off")
-        .env("GOTOOLCHAIN", "local")
-        .args(["run", "--quiet", "--ca-dir"])
+    let mut cmd = go_app_command(&exe, work, modules, "https://proxy.golang.org")?;
+    cmd.args(["run", "--quiet", "--ca-dir"])
         .arg(work.join("ca"))
         .arg("--upstream-ca")
         .arg(&origin_ca)
@@ -695,15 +687,7 @@ fn run_go_download(
         cmd.args(["--otlp", url]);
     }
     cmd.arg("--").arg(go).args(["mod", "download"]);
-    let t = Instant::now();
-    let out = cmd.output()?;
-    if !out.status.success() {
-        bail!(
-            "modscope run -- go mod download failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(t.elapsed().as_secs_f64())
+    timed(cmd, "modscope run -- go mod download")
 }
 
 /// What a dead OpenTelemetry collector costs a CI job: whole `run`s, alternating.
