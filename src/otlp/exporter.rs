@@ -33,7 +33,9 @@ pub const BATCH_DELAY: Duration = Duration::from_millis(500);
 const ATTEMPTS: u32 = 5;
 /// The closing flush's limit when the collector's latest answer was a failure (a retry
 /// may still land); when nothing even accepted the connection, the flush does not wait.
-const FAILING_DEADLINE: Duration = Duration::from_millis(200);
+const FAILING_DEADLINE: Duration = Duration::from_millis(600);
+/// How often the closing flush looks at the collector's health.
+const HEALTH_POLL: Duration = Duration::from_millis(20);
 const HEALTHY: u8 = 0;
 const FAILING: u8 = 1;
 const UNREACHABLE: u8 = 2;
@@ -224,13 +226,25 @@ impl OtlpExporter {
             tx.take();
         }
         let task = self.task.lock().ok().and_then(|mut t| t.take());
-        let deadline = match self.counters.health.load(Ordering::Relaxed) {
-            HEALTHY => deadline,
-            FAILING => deadline.min(FAILING_DEADLINE),
-            _ => Duration::ZERO,
-        };
         if let Some(mut task) = task {
-            if timeout(deadline, &mut task).await.is_err() {
+            // The limit follows the collector's health as the last attempts come back:
+            // a refused connection ends the wait at once, a failing answer caps it.
+            let started = Instant::now();
+            let finished = loop {
+                let limit = match self.counters.health.load(Ordering::Relaxed) {
+                    HEALTHY => deadline,
+                    FAILING => deadline.min(FAILING_DEADLINE),
+                    _ => Duration::ZERO,
+                };
+                let left = limit.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    break false;
+                }
+                if timeout(left.min(HEALTH_POLL), &mut task).await.is_ok() {
+                    break true;
+                }
+            };
+            if !finished {
                 task.abort();
                 let _ = task.await;
                 let sent = self.counters.sent.load(Ordering::Relaxed);
@@ -242,8 +256,8 @@ impl OtlpExporter {
                         unsent,
                         &self.url,
                         &format!(
-                            "not sent within the {} s shutdown deadline",
-                            deadline.as_secs()
+                            "not sent before exit ({:.1} s of the shutdown deadline)",
+                            started.elapsed().as_secs_f64()
                         ),
                     );
                 }
