@@ -287,18 +287,9 @@ pub fn render_tail(
 /// The finding for exchanges the recorder could not write, if any.
 pub fn gap_finding(unrecorded: &Unrecorded) -> Option<diagnose::Finding> {
     (!unrecorded.is_empty()).then(|| diagnose::Finding {
-        cause: diagnose::Cause::TraceIncomplete,
-        severity: diagnose::Severity::Warning,
-        entries: Vec::new(),
-        host: None,
         title: unrecorded.describe(),
         advice: "the trace is incomplete: they were proxied but are not in it; free disk space and record again to capture them".to_string(),
-        detail: None,
-        modules: Vec::new(),
-        fallback: None,
-        injected_by: None,
-        transient: false,
-        evidence: None,
+        ..diagnose::Finding::new(diagnose::Cause::TraceIncomplete, diagnose::Severity::Warning)
     })
 }
 

@@ -368,17 +368,12 @@ fn mismatch(
     entries.sort_unstable();
     entries.dedup();
     Finding {
-        cause: Cause::ChecksumMismatch,
-        severity: Severity::Error,
         entries,
         host: Some(host.clone()),
         title,
         advice,
         detail: Some(detail),
         modules: vec![mv],
-        fallback: None,
-        injected_by: None,
-        transient: false,
         evidence: Some(FindingEvidence::Checksum(ChecksumFacts {
             module: module.to_string(),
             version: version.to_string(),
@@ -389,6 +384,7 @@ fn mismatch(
             source,
             differing_files,
         })),
+        ..Finding::new(Cause::ChecksumMismatch, Severity::Error)
     }
 }
 
@@ -396,18 +392,13 @@ fn rejected(o: &Observation, why: &str) -> Finding {
     let host = host_key(o);
     let mv = o.go.module_version().unwrap_or_default();
     Finding {
-        cause: Cause::ZipRejected,
-        severity: Severity::Error,
         entries: vec![o.index],
         host: Some(host.clone()),
         title: format!("{host} served a zip for {mv} that go refuses"),
         advice: format!("the module zip is malformed: {host} must serve files under {mv}/ in a readable zip; clear its cache for this version"),
         detail: Some(why.to_string()),
         modules: vec![mv],
-        fallback: None,
-        evidence: None,
-        injected_by: None,
-        transient: false,
+        ..Finding::new(Cause::ZipRejected, Severity::Error)
     }
 }
 

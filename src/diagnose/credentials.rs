@@ -313,18 +313,9 @@ mod tests {
     fn the_finding_never_shows_a_secret_and_names_the_port_trap() {
         let o = refused("https://corp.example:8443/example.com/a/@v/list", None);
         let base = Finding {
-            cause: Cause::Forbidden,
-            severity: super::super::Severity::Error,
             entries: vec![0],
             host: Some("corp.example:8443".into()),
-            title: String::new(),
-            advice: String::new(),
-            detail: None,
-            modules: vec![],
-            fallback: None,
-            evidence: None,
-            injected_by: None,
-            transient: false,
+            ..Finding::new(Cause::Forbidden, super::super::Severity::Error)
         };
         let f = explain(base, &o, Some(&env(None, Some(&["corp.example"]))));
         assert_eq!(f.cause, Cause::CredentialsMissing);

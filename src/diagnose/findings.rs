@@ -575,18 +575,9 @@ fn assess_env<'a>(o: &'a Observation, env: &GoEnv, out: &mut Vec<Issue<'a>>) {
 fn config_findings(obs: &[Observation], env: &GoEnv) -> Vec<Finding> {
     let mut out = Vec::new();
     let finding = |cause, severity, title: String, advice: String| Finding {
-        cause,
-        severity,
-        entries: Vec::new(),
-        host: None,
         title,
         advice,
-        detail: None,
-        modules: Vec::new(),
-        fallback: None,
-        injected_by: None,
-        transient: false,
-        evidence: None,
+        ..Finding::new(cause, severity)
     };
     let goproxy = env.goproxy_value();
     let entries = parse_goproxy(goproxy);
@@ -714,8 +705,6 @@ fn build_finding(
         title.push_str("; the same request succeeded on a retry (transient)");
     }
     Finding {
-        cause,
-        severity,
         entries,
         host: if host.is_empty() { None } else { Some(host) },
         title,
@@ -725,7 +714,7 @@ fn build_finding(
         fallback,
         injected_by,
         transient,
-        evidence: None,
+        ..Finding::new(cause, severity)
     }
 }
 

@@ -17,8 +17,6 @@ pub(super) fn findings(obs: &[Observation]) -> Vec<Finding> {
         match out.iter_mut().find(|f| f.host.as_deref() == Some(&o.host)) {
             Some(f) => f.entries.push(o.index),
             None => out.push(Finding {
-                cause: Cause::HostHeaderMismatch,
-                severity: Severity::Warning,
                 entries: vec![o.index],
                 host: Some(o.host.clone()),
                 title: format!(
@@ -27,11 +25,7 @@ pub(super) fn findings(obs: &[Observation]) -> Vec<Finding> {
                 ),
                 advice: "modscope records the authority it dialled (the CONNECT target); a client that sends another Host is addressing a different site through this tunnel (go never does): check the client".to_string(),
                 detail: Some(format!("{} {} with Host: {named}", o.method, o.url)),
-                modules: Vec::new(),
-                fallback: None,
-                injected_by: None,
-                transient: false,
-                evidence: None,
+                ..Finding::new(Cause::HostHeaderMismatch, Severity::Warning)
             }),
         }
     }

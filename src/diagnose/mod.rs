@@ -325,6 +325,27 @@ pub struct Finding {
     pub evidence: Option<FindingEvidence>,
 }
 
+impl Finding {
+    /// A finding with nothing but its cause and severity; the rest is filled in with
+    /// struct-update syntax, so a field added later has one default, here.
+    pub fn new(cause: Cause, severity: Severity) -> Finding {
+        Finding {
+            cause,
+            severity,
+            entries: Vec::new(),
+            host: None,
+            title: String::new(),
+            advice: String::new(),
+            detail: None,
+            modules: Vec::new(),
+            fallback: None,
+            injected_by: None,
+            transient: false,
+            evidence: None,
+        }
+    }
+}
+
 /// The facts a forensic finding rests on, for scripts (`summary --json`) and the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "type")]

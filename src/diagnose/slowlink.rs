@@ -97,18 +97,11 @@ fn finding(host: String, mut h: HostTimes) -> Option<Finding> {
         go_env_w("GOPROXY", "https://goproxy.cn,https://proxy.golang.org,direct")
     );
     Some(Finding {
-        cause: Cause::SlowLink,
-        severity: Severity::Warning,
         entries: h.entries,
         host: Some(host),
         title,
         advice,
-        detail: None,
-        modules: Vec::new(),
-        fallback: None,
-        injected_by: None,
-        transient: false,
-        evidence: None,
+        ..Finding::new(Cause::SlowLink, Severity::Warning)
     })
 }
 

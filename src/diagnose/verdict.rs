@@ -216,18 +216,9 @@ mod tests {
 
     fn finding(cause: Cause, severity: Severity, entry: usize) -> Finding {
         Finding {
-            cause,
-            severity,
             entries: vec![entry],
             host: Some("proxy.golang.org".into()),
-            title: String::new(),
-            advice: String::new(),
-            detail: None,
-            modules: vec![],
-            fallback: None,
-            evidence: None,
-            injected_by: None,
-            transient: false,
+            ..Finding::new(cause, severity)
         }
     }
 
