@@ -64,8 +64,12 @@ impl ConsoleObserver {
 
 impl Observer for ConsoleObserver {
     fn on_exchange(&self, ex: &Exchange) {
-        let line = exchange_line(ex, self.color, self.redact);
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        let mut line = exchange_line(ex, self.color, self.redact);
+        // One write(2) for the whole line: stderr is unbuffered, and `writeln!` writes the
+        // text and the newline apart, so a child sharing the terminal or pipe (go's
+        // `# get` lines under `run`) could land in between and be glued to ours.
+        line.push('\n');
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
         self.printed.fetch_add(1, Ordering::Relaxed);
     }
 }
