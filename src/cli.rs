@@ -63,7 +63,7 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Measure direct vs through-modscope on loopback (release build recommended).
     #[command(after_help = "Example:\n  cargo run --release -- bench")]
-    Bench(crate::bench::BenchArgs),
+    Bench(crate::cmd::bench::BenchArgs),
     /// Turn a packet capture (pcap/pcapng) into a trace directory.
     #[command(
         after_help = "Example:\n  modscope import capture.pcapng -o /tmp/trace && modscope summary /tmp/trace"

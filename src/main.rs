@@ -75,16 +75,16 @@ fn run(command: Command) {
     };
     let result = runtime.block_on(async move {
         match command {
-            Command::Proxy(args) => modscope::commands::proxy(args).await,
-            Command::Run(args) => modscope::run::run(args).await,
-            Command::Ca { action, ca_dir } => modscope::commands::ca(action, ca_dir),
-            Command::Demo(args) => modscope::demo::demo(args).await,
-            Command::Summary(args) => modscope::commands::summary(args),
-            Command::Replay(args) => modscope::commands::replay(args).await,
-            Command::Bench(args) => modscope::bench::bench(args).await,
-            Command::Import(args) => modscope::commands::import(args),
+            Command::Proxy(args) => modscope::cmd::session::proxy(args).await,
+            Command::Run(args) => modscope::cmd::run::run(args).await,
+            Command::Ca { action, ca_dir } => modscope::cmd::session::ca(action, ca_dir),
+            Command::Demo(args) => modscope::cmd::demo::demo(args).await,
+            Command::Summary(args) => modscope::cmd::session::summary(args),
+            Command::Replay(args) => modscope::cmd::session::replay(args).await,
+            Command::Bench(args) => modscope::cmd::bench::bench(args).await,
+            Command::Import(args) => modscope::cmd::session::import(args),
             Command::Verify(args) => modscope::verify::verify(args),
-            Command::Report(args) => modscope::commands::report(args),
+            Command::Report(args) => modscope::cmd::session::report(args),
             Command::Export(args) => modscope::export::export(args).await,
             Command::Completions { .. } | Command::Man => Ok(0),
         }

@@ -10,10 +10,10 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::cli::RunArgs;
 use std::sync::Arc;
 
-use crate::commands::{
+use crate::cmd::demo::Collector;
+use crate::cmd::session::{
     finish_recording, load_replay, miss_recorder, observers, prepare_with_go, print_replay_report,
 };
-use crate::demo::Collector;
 use crate::diagnose::{Evidence, GoEnv, Verdict};
 use crate::net::Authority;
 use crate::proxy::{self, proxy_url};
@@ -60,7 +60,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     .await
     .context("cannot start the proxy")?;
     let url = proxy_url(running.addr);
-    eprint!("{}", crate::commands::admin_lines(&running));
+    eprint!("{}", crate::cmd::session::admin_lines(&running));
 
     let goproxy = std::env::var("GOPROXY").unwrap_or_default();
     let no_proxy = std::env::var("NO_PROXY")
@@ -85,7 +85,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     let bases = goproxy_bases(env.goproxy.as_deref());
     // Findings and retry messages quote GOPROXY ("go moves on to ..."): never with its
     // password.
-    env.goproxy = crate::commands::redact_goproxy(env.goproxy.as_deref(), prepared.redact);
+    env.goproxy = crate::cmd::session::redact_goproxy(env.goproxy.as_deref(), prepared.redact);
     let mut retries_left = args.retry_transient;
     // The child's environment, the same for every attempt.
     let mut child_env: Vec<(&str, String)> = Vec::new();
@@ -99,7 +99,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     // module requests still take the GOPROXY route and only direct/VCS traffic is
     // intercepted.
     if prepared.config.goproxy.is_none() || args.intercept {
-        child_env.extend(crate::commands::child_env(&url, &prepared.bundle));
+        child_env.extend(crate::cmd::session::child_env(&url, &prepared.bundle));
     }
     if let (Some(addr), Some(token)) = (running.admin_addr, &running.admin_token) {
         // A test suite run under modscope reaches the control API through these.
@@ -164,7 +164,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     if report.abandoned > 0 {
         eprintln!(
             "modscope: {} cut at shutdown",
-            crate::commands::plural(report.abandoned, "connection was", "connections were")
+            crate::cmd::session::plural(report.abandoned, "connection was", "connections were")
         );
     }
     if let Some(exporter) = &prepared.otlp {
@@ -198,7 +198,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     if let Some(source) = &replay {
         print_replay_report(source);
     }
-    crate::commands::finish_report(
+    crate::cmd::session::finish_report(
         &prepared,
         args.common.report.as_deref(),
         Some(args.command.join(" ")),

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::ca::CertAuthority;
 use crate::cli::DemoArgs;
-use crate::commands::stderr_color;
+use crate::cmd::session::stderr_color;
 use crate::config::{ConnectTo, ProxyConfig};
 use crate::console::{exchange_line, human_bytes, ConsoleObserver};
 use crate::exchange::Exchange;
@@ -181,9 +181,9 @@ fn report(exchanges: &[Exchange], color: bool, started: Instant) {
         exchanges.iter().filter_map(|e| e.connection_id).collect();
     println!(
         "\n{}, {} downloaded, {}, {} failed, {:.1} s in all",
-        crate::commands::plural(exchanges.len(), "request", "requests"),
+        crate::cmd::session::plural(exchanges.len(), "request", "requests"),
         human_bytes(bytes),
-        crate::commands::plural(
+        crate::cmd::session::plural(
             connections.len(),
             "upstream connection",
             "upstream connections"
