@@ -16,6 +16,7 @@ pub mod gozip;
 pub mod htmlreport;
 pub mod net;
 pub mod otlp;
+pub mod procenv;
 pub mod proxy;
 pub mod recorder;
 pub mod replay;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use modscope::ca::CertAuthority;
-use modscope::cmd::demo::Collector;
+use modscope::cmd::session::Collector;
 use modscope::config::{ConnectTo, ProxyConfig};
 use modscope::exchange::Exchange;
 use modscope::proxy::{self, Observer, RunningProxy};
@@ -147,7 +147,7 @@ fn env_path(var: &str) -> Option<PathBuf> {
 /// Debian's `go` (1.19) when present; `None` (with a printed reason) when absent and not required.
 pub fn go_binary() -> Option<PathBuf> {
     peer(
-        modscope::cmd::demo::which("go"),
+        modscope::procenv::which("go"),
         "go on PATH (apt install golang-go)",
         "MODSCOPE_REQUIRE_GO",
     )
