@@ -378,7 +378,8 @@ impl Writer {
 
     fn end_body(&mut self, id: u64, kind: BodyKind) {
         if let Some(sink) = self.open.remove(&(id, kind)) {
-            match sink.finish() {
+            // A small body stays in memory and is embedded in its entry: no file.
+            match sink.finish_small_in_memory() {
                 Ok(stored) => {
                     self.stored.insert((id, kind), stored);
                 }
@@ -393,13 +394,13 @@ impl Writer {
         kind: BodyKind,
         content_type: Option<&str>,
         content_encoding: Option<&str>,
-    ) -> BodyContent {
+    ) -> (BodyContent, Option<StoredBody>) {
         // A request body the origin never read to the end is stored as far as it went.
         self.end_body(id, kind);
         let Some(stored) = self.stored.remove(&(id, kind)) else {
-            return BodyContent::default();
+            return (BodyContent::default(), None);
         };
-        match stored.content(
+        let content = match stored.content(
             &self.store,
             content_type,
             content_encoding,
@@ -410,11 +411,12 @@ impl Writer {
                 tracing::warn!("body of exchange {id} not embedded: {e}");
                 BodyContent {
                     sha256: Some(stored.sha256.clone()),
-                    file: Some(stored.file.clone()),
+                    file: stored.file.clone(),
                     ..BodyContent::default()
                 }
             }
-        }
+        };
+        (content, Some(stored))
     }
 
     fn entry(&mut self, mut ex: Exchange) {
@@ -426,7 +428,7 @@ impl Writer {
         };
         let request_ct = header(&ex.request.headers, "content-type");
         let request_ce = header(&ex.request.headers, "content-encoding");
-        let request = self.content(
+        let (request, _) = self.content(
             ex.id,
             BodyKind::Request,
             request_ct.as_deref(),
@@ -440,7 +442,7 @@ impl Writer {
             .response
             .as_ref()
             .and_then(|r| header(&r.headers, "content-encoding"));
-        let response = self.content(
+        let (response, response_stored) = self.content(
             ex.id,
             BodyKind::Response,
             response_ct.as_deref(),
@@ -467,7 +469,7 @@ impl Writer {
             &ex.request.url,
             &self.opts.goproxy_bases,
         );
-        self.add_h1(&mut go, &ex, response.file.as_deref());
+        self.add_h1(&mut go, &ex, &response, response_stored.as_ref());
         let entry = build_entry(
             &ex,
             serde_json::to_value(&go).ok(),
@@ -508,9 +510,25 @@ impl Writer {
 impl Writer {
     /// go's `h1:` of a complete 200 `.zip`/`.mod` body, from the stored body file (for
     /// zips a rejection instead when go would refuse the archive).
-    fn add_h1(&self, go: &mut gomod::GoRequest, ex: &Exchange, file: Option<&str>) {
-        let (Some(r), Some(file)) = (ex.response.as_ref(), file) else {
+    fn add_h1(
+        &self,
+        go: &mut gomod::GoRequest,
+        ex: &Exchange,
+        content: &BodyContent,
+        stored: Option<&StoredBody>,
+    ) {
+        let Some(r) = ex.response.as_ref() else {
             return;
+        };
+        let path;
+        let body = match (content.file.as_deref(), stored) {
+            (Some(file), _) => {
+                path = self.opts.dir.join(file);
+                gozip::RecordedBody::File(&path)
+            }
+            // Embedded in the entry: the whole body is its head.
+            (None, Some(s)) if !s.truncated_head => gozip::RecordedBody::Bytes(&s.head),
+            _ => return,
         };
         if r.status != 200 || !r.body.complete || ex.error.is_some() {
             return;
@@ -520,7 +538,7 @@ impl Writer {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("content-encoding"))
             .map(|(_, v)| v.as_str());
-        gozip::hash_recorded_body(go, encoding, &self.opts.dir.join(file));
+        gozip::hash_recorded_body(go, encoding, body);
     }
 }
 
