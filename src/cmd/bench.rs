@@ -11,51 +11,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use serde::Serialize;
 
-use crate::demo::which;
+use crate::cli::{BenchArgs, Measure};
+use crate::procenv::which;
 use crate::proxy::upstream::Sender;
 use crate::testkit::client::{drain, get_request, Alpn, ProxiedClient};
 use crate::testkit::modules::{app_requiring, SyntheticModule};
 use crate::testkit::origin::{Origin, OriginOptions};
-
-/// `modscope bench` options.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
-    /// Small sizes and few repetitions (a smoke run, not a measurement).
-    #[arg(long)]
-    pub quick: bool,
-    /// Print the results as JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Skip the `go mod download` measurement even when go is installed.
-    #[arg(long)]
-    pub no_go: bool,
-    /// Skip the mitmproxy column even when mitmdump is installed.
-    #[arg(long)]
-    pub no_mitm: bool,
-    /// Run only these measures (comma-separated), e.g. to profile one of them.
-    #[arg(long, value_enum, value_delimiter = ',')]
-    pub only: Vec<Measure>,
-    /// Repetitions of each measure (the median is reported); default 3, 1 with --quick.
-    #[arg(long)]
-    pub reps: Option<usize>,
-}
-
-/// A group of measurements `--only` can select.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Measure {
-    /// Large-body downloads over h2 and http/1.1, and the proxy's peak RSS.
-    Throughput,
-    /// Sequential small requests on one connection, and the added latency.
-    Sequential,
-    /// Small requests over many concurrent connections.
-    Concurrent,
-    /// First and cached handshakes to many hosts.
-    Handshake,
-    /// `go mod download` of synthetic modules.
-    Go,
-    /// `modscope run -- go mod download` with `--otlp` aimed at a dead collector, vs without.
-    Otlp,
-}
 
 impl BenchArgs {
     fn wants(&self, m: Measure) -> bool {
