@@ -1,5 +1,6 @@
-//! Small IO adapters: replaying peeked bytes, activity stamps for idle timeouts, and a
-//! common graceful-shutdown hook over hyper's connection types.
+//! Small IO adapters: replaying peeked bytes, activity stamps for idle timeouts, how a
+//! client socket closes (`ConnectionFate`), and a common graceful-shutdown hook over
+//! hyper's connection types.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
