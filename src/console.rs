@@ -150,15 +150,7 @@ pub fn exchange_line(ex: &Exchange, color: bool, redact: bool) -> String {
     line
 }
 
-pub use crate::net::human_bytes;
-
-pub fn human_ms(ms: f64) -> String {
-    if ms >= 1000.0 {
-        format!("{:.2} s", ms / 1000.0)
-    } else {
-        format!("{ms:.1} ms")
-    }
-}
+pub use crate::net::{human_bytes, human_ms};
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::diagnose::{self, zips_to_compare, AuthEnv, Evidence, GoSumFile, Observation};
+use crate::diagnose::{zips_to_compare, AuthEnv, Evidence, GoSumFile, Observation};
 use crate::gomod;
 use crate::gozip;
 use crate::trace::Entry;
@@ -32,7 +32,7 @@ pub fn auth_env_from_process() -> AuthEnv {
     let machines = netrc
         .as_ref()
         .and_then(|p| std::fs::read_to_string(p).ok())
-        .map(|t| diagnose::netrc_machines(&t))
+        .map(|t| crate::gomod::auth::netrc_machines(&t))
         .unwrap_or_default();
     AuthEnv {
         goauth: std::env::var("GOAUTH").ok().filter(|v| !v.is_empty()),

@@ -19,6 +19,8 @@ use modscope::tls::UpstreamTrust;
 
 pub use modscope::testkit::TempDir;
 
+pub mod gorun;
+
 pub const GOPROXY_HOST: &str = "proxy.golang.org";
 
 pub struct Fixture {
