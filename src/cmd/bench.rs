@@ -89,7 +89,12 @@ struct ProxyChild {
 
 impl ProxyChild {
     fn start(work: &Path, origin: &Origin, record: Option<&Path>) -> Result<ProxyChild> {
-        let exe = std::env::current_exe().context("cannot find the modscope executable")?;
+        // MODSCOPE_BENCH_PROXY runs another modscope build as the proxy children, so an
+        // old and a new build are measured by the same harness (before/after tables).
+        let exe = match std::env::var_os("MODSCOPE_BENCH_PROXY") {
+            Some(exe) if !exe.is_empty() => PathBuf::from(exe),
+            _ => std::env::current_exe().context("cannot find the modscope executable")?,
+        };
         let ca_dir = work.join("ca");
         let origin_ca = work.join("origin-ca.pem");
         std::fs::create_dir_all(work)
