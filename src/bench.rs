@@ -11,7 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use serde::Serialize;
 
-use crate::demo::which;
+use crate::tools::which;
 use crate::proxy::upstream::Sender;
 use crate::testkit::client::{drain, get_request, Alpn, ProxiedClient};
 use crate::testkit::modules::{app_requiring, SyntheticModule};

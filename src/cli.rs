@@ -50,6 +50,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  modscope demo\n  modscope demo --no-go                  the built-in client instead of go"
     )]
+    #[cfg(feature = "testkit")]
     Demo(DemoArgs),
     /// Summarize and diagnose a trace (a --record directory, a .har file or a journal).
     #[command(
@@ -63,6 +64,7 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Measure direct vs through-modscope on loopback (release build recommended).
     #[command(after_help = "Example:\n  cargo run --release -- bench")]
+    #[cfg(feature = "testkit")]
     Bench(crate::bench::BenchArgs),
     /// Turn a packet capture (pcap/pcapng) into a trace directory.
     #[command(

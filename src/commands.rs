@@ -33,7 +33,7 @@ pub struct Prepared {
     pub bundle: PathBuf,
     pub recorder: Option<Arc<Recorder>>,
     /// Exchanges kept in memory for `--report` when nothing records this session to disk.
-    pub collector: Option<Arc<crate::demo::Collector>>,
+    pub collector: Option<Arc<crate::proxy::Collector>>,
     /// Hide credentials in everything printed or stored (not `--no-redact`).
     pub redact: bool,
     /// OpenTelemetry export (`--otlp`, `OTEL_EXPORTER_OTLP_*`) and how spans are grouped.
@@ -126,7 +126,7 @@ pub fn prepare_with_go(
         None => None,
     };
     let collector = (common.report.is_some() && recorder.is_none())
-        .then(|| Arc::new(crate::demo::Collector::default()));
+        .then(|| Arc::new(crate::proxy::Collector::default()));
     let otlp = crate::export::start_live(common.otlp.as_deref(), &trust)?;
     Ok(Prepared {
         config,

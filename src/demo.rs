@@ -2,7 +2,7 @@
 //! modules, modscope in front of it, and go (or a built-in client) downloading through it.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -13,26 +13,15 @@ use crate::commands::stderr_color;
 use crate::config::{ConnectTo, ProxyConfig};
 use crate::console::{exchange_line, human_bytes, ConsoleObserver};
 use crate::exchange::Exchange;
-use crate::proxy::{self, Observer};
+use crate::proxy::{self, Collector, Observer};
 use crate::testkit::client::{drain, get_request, Alpn, ProxiedClient};
 use crate::testkit::modules::{app_requiring, default_modules, SyntheticModule};
 use crate::testkit::origin::{Origin, OriginOptions};
 use crate::tls::UpstreamTrust;
+use crate::tools::which;
 
 /// The host name go is told to use; modscope maps it to the loopback origin.
 const DEMO_PROXY_HOST: &str = "proxy.golang.org";
-
-/// Keeps every exchange for the closing report.
-#[derive(Default)]
-pub struct Collector(pub Mutex<Vec<Exchange>>);
-
-impl Observer for Collector {
-    fn on_exchange(&self, ex: &Exchange) {
-        if let Ok(mut list) = self.0.lock() {
-            list.push(ex.clone());
-        }
-    }
-}
 
 pub async fn demo(args: DemoArgs) -> Result<i32> {
     let started = Instant::now();
@@ -228,14 +217,6 @@ fn total_ms(ex: &Exchange) -> f64 {
         .into_iter()
         .flatten()
         .sum()
-}
-
-/// The first executable `name` on PATH.
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
 }
 
 /// go marks module cache files read-only; make them removable.

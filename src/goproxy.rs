@@ -131,7 +131,7 @@ pub fn go_of_command(command: &[String]) -> Option<PathBuf> {
 fn go_env(go: Option<&Path>, vars: &[&str]) -> Option<Vec<String>> {
     let go = go
         .map(Path::to_path_buf)
-        .or_else(|| crate::demo::which("go"))?;
+        .or_else(|| crate::tools::which("go"))?;
     let out = Command::new(&go).arg("env").args(vars).output().ok()?;
     if !out.status.success() {
         tracing::warn!(

@@ -1,5 +1,9 @@
 //! modscope: an intercepting HTTPS proxy that knows how the go command talks to the network.
+//!
+//! The `testkit` feature (default) adds the loopback test kit and what runs on it: the
+//! `demo` and `bench` commands and the HAR 1.2 validator (see Cargo.toml).
 
+#[cfg(feature = "testkit")]
 pub mod bench;
 pub mod ca;
 pub mod capture;
@@ -7,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod console;
+#[cfg(feature = "testkit")]
 pub mod demo;
 pub mod diagnose;
 pub mod exchange;
@@ -23,7 +28,10 @@ pub mod recorder;
 pub mod replay;
 pub mod report;
 pub mod run;
+/// The loopback test kit; the crate's own unit tests use it even without the feature.
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod tools;
 pub mod tls;
 pub mod trace;
 pub mod verify;

@@ -78,9 +78,11 @@ fn run(command: Command) {
             Command::Proxy(args) => modscope::commands::proxy(args).await,
             Command::Run(args) => modscope::run::run(args).await,
             Command::Ca { action, ca_dir } => modscope::commands::ca(action, ca_dir),
+            #[cfg(feature = "testkit")]
             Command::Demo(args) => modscope::demo::demo(args).await,
             Command::Summary(args) => modscope::commands::summary(args),
             Command::Replay(args) => modscope::commands::replay(args).await,
+            #[cfg(feature = "testkit")]
             Command::Bench(args) => modscope::bench::bench(args).await,
             Command::Import(args) => modscope::commands::import(args),
             Command::Verify(args) => modscope::verify::verify(args),

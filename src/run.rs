@@ -13,10 +13,9 @@ use std::sync::Arc;
 use crate::commands::{
     finish_recording, load_replay, miss_recorder, observers, prepare_with_go, print_replay_report,
 };
-use crate::demo::Collector;
 use crate::diagnose::{Evidence, GoEnv, Verdict};
 use crate::net::Authority;
-use crate::proxy::{self, proxy_url};
+use crate::proxy::{self, proxy_url, Collector};
 use crate::report::{entries_from_exchanges, exit_verdict, goproxy_bases, render_full};
 use crate::trace::Unrecorded;
 use crate::verify::{auth_env_from_process, gather, read_go_sum};

@@ -49,6 +49,18 @@ pub trait Observer: Send + Sync + 'static {
     }
 }
 
+/// Keeps every exchange, for a closing report (`run`, `demo`) or a test's assertions.
+#[derive(Default)]
+pub struct Collector(pub Mutex<Vec<Exchange>>);
+
+impl Observer for Collector {
+    fn on_exchange(&self, ex: &Exchange) {
+        if let Ok(mut list) = self.0.lock() {
+            list.push(ex.clone());
+        }
+    }
+}
+
 /// State shared by every connection of one proxy.
 pub struct Shared {
     pub config: ProxyConfig,

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use modscope::ca::CertAuthority;
 use modscope::config::{ConnectTo, ProxyConfig};
-use modscope::demo::Collector;
 use modscope::exchange::Exchange;
-use modscope::proxy::{self, Observer, RunningProxy};
+use modscope::proxy::{self, Collector, Observer, RunningProxy};
 use modscope::testkit::client::ProxiedClient;
 use modscope::testkit::modules::{default_modules, SyntheticModule};
 use modscope::testkit::origin::{Origin, OriginOptions};
@@ -147,7 +146,7 @@ fn env_path(var: &str) -> Option<PathBuf> {
 /// Debian's `go` (1.19) when present; `None` (with a printed reason) when absent and not required.
 pub fn go_binary() -> Option<PathBuf> {
     peer(
-        modscope::demo::which("go"),
+        modscope::tools::which("go"),
         "go on PATH (apt install golang-go)",
         "MODSCOPE_REQUIRE_GO",
     )
