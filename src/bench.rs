@@ -12,7 +12,7 @@ use rustls::pki_types::ServerName;
 use serde::Serialize;
 
 use crate::tools::which;
-use crate::proxy::upstream::Sender;
+use crate::testkit::client::Sender;
 use crate::testkit::client::{drain, get_request, Alpn, ProxiedClient};
 use crate::testkit::modules::{app_requiring, SyntheticModule};
 use crate::testkit::origin::{Origin, OriginOptions};

@@ -10,7 +10,7 @@ use crate::ca::{describe_cert, CaFiles, CertAuthority};
 use crate::cli::{CaAction, CommonArgs, ProxyArgs, ReplayArgs, ReplayOptions, SummaryArgs};
 use crate::config::ProxyConfig;
 use crate::console::{use_color, ConsoleObserver};
-use crate::proxy::replay::ReplaySource;
+use crate::proxy::ReplaySource;
 use crate::proxy::{self, Observer, RunningProxy};
 use crate::recorder::{RecordOptions, Recorder};
 use crate::replay::OnMiss;

@@ -17,10 +17,9 @@ use http_body_util::BodyExt;
 use modscope::ca::CertAuthority;
 use modscope::config::{ConnectTo, ProxyConfig};
 use modscope::exchange::Exchange;
-use modscope::proxy::upstream::Sender;
 use modscope::proxy::{self, Observer};
 use modscope::recorder::{RecordOptions, Recorder};
-use modscope::testkit::client::{drain, get_request, read_whole, Alpn, ProxiedClient};
+use modscope::testkit::client::{drain, get_request, read_whole, Alpn, ProxiedClient, Sender};
 use modscope::testkit::modules::default_modules;
 use modscope::testkit::origin::{pattern_byte, Origin, OriginOptions};
 use modscope::tls::UpstreamTrust;
@@ -328,7 +327,7 @@ async fn a_thousand_concurrent_connections_with_recording() {
             // Clients are gone; give the proxy a moment to notice and free their state. Up
             // to 4 idle upstream connections stay pooled for the next clients, each an fd
             // in the proxy and one in the in-process origin.
-            let pooled = 2 * modscope::proxy::upstream::POOL_PER_TARGET;
+            let pooled = 2 * modscope::proxy::POOL_PER_TARGET;
             let mut fds = open_fds();
             for _ in 0..100 {
                 if fds <= fds_baseline + 2 + pooled {

@@ -12,7 +12,7 @@ use base64::Engine;
 use common::{go_binaries, go_env, map_hosts_to, run_bounded, write_app, Ran, TempDir, MODSCOPE};
 use modscope::ca::CertAuthority;
 use modscope::config::ProxyConfig;
-use modscope::proxy::replay::ReplaySource;
+use modscope::proxy::ReplaySource;
 use modscope::replay::{OnMiss, ReplayTiming};
 use modscope::testkit::client::{Alpn, ProxiedClient};
 use modscope::testkit::modules::{default_modules, SyntheticModule};
