@@ -11,11 +11,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use serde::Serialize;
 
-use crate::tools::which;
-use crate::testkit::client::Sender;
-use crate::testkit::client::{drain, get_request, Alpn, ProxiedClient};
+use crate::testkit::client::{drain, get_request, Alpn, ProxiedClient, Sender};
 use crate::testkit::modules::{app_requiring, SyntheticModule};
 use crate::testkit::origin::{Origin, OriginOptions};
+use crate::tools::which;
 
 /// `modscope bench` options.
 #[derive(Debug, Clone, clap::Args)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{ConfigError, ConnectTo, ProxyConfig, UpstreamProxy};
+use crate::config::{defaults, ConfigError, ConnectTo, ProxyConfig, UpstreamProxy};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -131,7 +131,7 @@ pub struct ReplayArgs {
     /// Trace directory, HAR file (any tool's, with embedded bodies) or journal.jsonl.
     pub trace: PathBuf,
     /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    #[arg(long, default_value_t = defaults::LISTEN, value_name = "ADDR")]
     pub listen: SocketAddr,
     /// Allow listening on a non-loopback address.
     #[arg(long)]
@@ -232,25 +232,25 @@ pub struct CommonArgs {
     #[arg(long)]
     pub embed_bodies: bool,
     /// Most client connections served at once; more wait in the accept queue.
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    #[arg(long, default_value_t = defaults::MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: usize,
     /// Seconds a client may take to send a request head (or a TLS ClientHello).
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    #[arg(long, default_value_t = defaults::HEADER_TIMEOUT_SECS, value_name = "SECS")]
     pub header_timeout: u64,
     /// Seconds without any traffic before a client connection is closed.
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    #[arg(long, default_value_t = defaults::IDLE_TIMEOUT_SECS, value_name = "SECS")]
     pub idle_timeout: u64,
     /// Seconds allowed for DNS and TCP connect upstream together (go's own dial budget
     /// is 30 s; less can fail an origin that go alone would reach).
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    #[arg(long, default_value_t = defaults::CONNECT_TIMEOUT_SECS, value_name = "SECS")]
     pub connect_timeout: u64,
     /// Seconds allowed for the upstream TLS handshake; it also ends when go's own 10 s
     /// handshake budget runs out.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = defaults::TLS_TIMEOUT_SECS, value_name = "SECS")]
     pub tls_timeout: u64,
     /// Seconds without body data from the origin after which a download is recorded as
     /// stalled (cause `body-stalled`); nothing is cut.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = defaults::STALL_AFTER_SECS, value_name = "SECS")]
     pub stall_after: u64,
     /// Fault rules file (TOML, `[[rule]]` tables); see docs/chaos.md.
     #[arg(long, value_name = "FILE")]
@@ -277,7 +277,7 @@ pub struct CommonArgs {
     )]
     pub keylog: Option<PathBuf>,
     /// Seconds in-flight exchanges get to finish after SIGINT/SIGTERM.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = defaults::SHUTDOWN_GRACE_SECS, value_name = "SECS")]
     pub shutdown_grace: u64,
     /// Stand in GOPROXY as a plain-HTTP loopback module proxy in front of the real
     /// entries, so go needs to trust no CA (direct/VCS traffic is then not seen).
@@ -312,7 +312,7 @@ pub struct ExportArgs {
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    #[arg(long, default_value_t = defaults::LISTEN, value_name = "ADDR")]
     pub listen: SocketAddr,
     /// Allow listening on a non-loopback address.
     #[arg(long)]
@@ -519,5 +519,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("needs 4"), "{err}");
+    }
+
+    #[test]
+    fn an_embedded_proxy_starts_with_the_command_line_defaults() {
+        let cli =
+            Cli::try_parse_from(["modscope", "proxy", "--ca-dir", "/ca", "--seed", "1"]).unwrap();
+        let Command::Proxy(p) = cli.command else {
+            panic!("not proxy")
+        };
+        let parsed = p.common.to_config(p.listen, false, false).unwrap();
+        let embedded = ProxyConfig::new(PathBuf::from("/ca"));
+        assert_eq!(format!("{parsed:?}"), format!("{embedded:?}"));
+        assert_eq!(embedded.go_handshake_warning(), None);
     }
 }

@@ -166,6 +166,22 @@ impl UpstreamProxy {
     }
 }
 
+/// The command line's defaults: clap's `default_value_t` and `ProxyConfig::new` both
+/// read them here, so an embedded proxy (the demo, the tests) starts like `modscope proxy`.
+pub mod defaults {
+    use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+    pub const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
+    pub const MAX_CONNECTIONS: usize = 1024;
+    pub const HEADER_TIMEOUT_SECS: u64 = 30;
+    pub const IDLE_TIMEOUT_SECS: u64 = 300;
+    /// go's own budgets: shorter limits would fail origins that go alone reaches.
+    pub const CONNECT_TIMEOUT_SECS: u64 = crate::proxy::upstream::GO_DIAL_BUDGET.as_secs();
+    pub const TLS_TIMEOUT_SECS: u64 = crate::proxy::upstream::GO_TLS_HANDSHAKE_BUDGET.as_secs();
+    pub const STALL_AFTER_SECS: u64 = 10;
+    pub const SHUTDOWN_GRACE_SECS: u64 = 10;
+}
+
 /// Everything the proxy core needs, validated.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -201,24 +217,27 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
-    /// Defaults suitable for tests and embedding: loopback, port 0, quiet.
-    pub fn for_tests(ca_dir: PathBuf) -> Self {
+    /// The command line's defaults with the CA in `ca_dir`. The CA directory has no
+    /// default here: the CLI's comes from the environment (`ca::default_ca_dir`), and an
+    /// embedder that forgot it would sign with the user's own CA. Unlike the CLI, which
+    /// draws a seed from the clock and prints it, the fault seed is fixed (1).
+    pub fn new(ca_dir: PathBuf) -> Self {
         ProxyConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: defaults::LISTEN,
             allow_remote: false,
             ca_dir,
             upstream_ca: Vec::new(),
             connect_to: Vec::new(),
             upstream_proxy: None,
             no_intercept: Vec::new(),
-            max_connections: 1024,
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(120),
-            connect_timeout: Duration::from_secs(30),
-            tls_timeout: Duration::from_secs(10),
-            stall_after: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(5),
-            quiet: true,
+            max_connections: defaults::MAX_CONNECTIONS,
+            header_timeout: Duration::from_secs(defaults::HEADER_TIMEOUT_SECS),
+            idle_timeout: Duration::from_secs(defaults::IDLE_TIMEOUT_SECS),
+            connect_timeout: Duration::from_secs(defaults::CONNECT_TIMEOUT_SECS),
+            tls_timeout: Duration::from_secs(defaults::TLS_TIMEOUT_SECS),
+            stall_after: Duration::from_secs(defaults::STALL_AFTER_SECS),
+            shutdown_grace: Duration::from_secs(defaults::SHUTDOWN_GRACE_SECS),
+            quiet: false,
             color: false,
             fault_rules: Vec::new(),
             fault_seed: 1,
@@ -345,7 +364,8 @@ mod tests {
 
     #[test]
     fn remote_listen_needs_consent() {
-        let mut c = ProxyConfig::for_tests(PathBuf::from("/tmp/x"));
+        let mut c = ProxyConfig::new(PathBuf::from("/tmp/x"));
+        assert!(c.validate().is_ok(), "the defaults listen on loopback");
         c.listen = "0.0.0.0:8080".parse().unwrap();
         assert!(c.validate().is_err());
         c.allow_remote = true;

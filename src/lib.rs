@@ -31,7 +31,7 @@ pub mod run;
 /// The loopback test kit; the crate's own unit tests use it even without the feature.
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
-pub mod tools;
 pub mod tls;
+pub mod tools;
 pub mod trace;
 pub mod verify;

@@ -15,7 +15,7 @@ use common::{
 };
 use http_body_util::BodyExt;
 use modscope::ca::CertAuthority;
-use modscope::config::{ConnectTo, ProxyConfig};
+use modscope::config::ConnectTo;
 use modscope::exchange::Exchange;
 use modscope::proxy::{self, Observer};
 use modscope::recorder::{RecordOptions, Recorder};
@@ -251,7 +251,7 @@ async fn a_thousand_concurrent_connections_with_recording() {
             .unwrap();
         let ca = Arc::new(CertAuthority::load_or_create(&dir.path().join("ca")).unwrap());
         let trust = UpstreamTrust::only(&[origin.ca.cert_der().clone()]).unwrap();
-        let mut config = ProxyConfig::for_tests(dir.path().join("ca"));
+        let mut config = common::test_config(dir.path().join("ca"));
         config.connect_to = vec![ConnectTo::parse(&format!(
             "{GOPROXY_HOST}:443:127.0.0.1:{}",
             origin.addr.port()

@@ -11,7 +11,6 @@ use std::time::Duration;
 use base64::Engine;
 use common::{go_binaries, go_env, map_hosts_to, run_bounded, write_app, Ran, TempDir, MODSCOPE};
 use modscope::ca::CertAuthority;
-use modscope::config::ProxyConfig;
 use modscope::proxy::ReplaySource;
 use modscope::replay::{OnMiss, ReplayTiming};
 use modscope::testkit::client::{Alpn, ProxiedClient};
@@ -259,7 +258,7 @@ async fn replay_proxy(
     let other = CertAuthority::generate("unused").unwrap();
     let trust = UpstreamTrust::only(&[other.cert_der().clone()]).unwrap();
     let running = modscope::proxy::start_with_replay(
-        ProxyConfig::for_tests(dir.join("ca")),
+        common::test_config(dir.join("ca")),
         ca.clone(),
         trust,
         Vec::new(),
