@@ -134,10 +134,23 @@ impl ProxyChild {
             .with_context(|| format!("cannot create {}", work.display()))?;
         std::fs::write(&origin_ca, origin.ca_pem())
             .with_context(|| format!("cannot write {}", origin_ca.display()))?;
-        let mut cmd = Command::new(exe);
+        // MODSCOPE_BENCH_WRAP runs each proxy child under a profiler, e.g.
+        // "valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p": instruction counts
+        // do not drift with the machine's noise the way seconds do.
+        let mut cmd = match std::env::var("MODSCOPE_BENCH_WRAP") {
+            Ok(wrap) if !wrap.trim().is_empty() => {
+                let mut words = wrap.split_whitespace();
+                let mut c = Command::new(words.next().unwrap_or_default());
+                c.args(words).arg(exe);
+                c
+            }
+            _ => Command::new(exe),
+        };
         cmd.args([
             "proxy",
             "--quiet",
+            "--shutdown-grace",
+            "2",
             "--listen",
             "127.0.0.1:0",
             "--max-connections",
@@ -184,6 +197,19 @@ impl ProxyChild {
 
 impl Drop for ProxyChild {
     fn drop(&mut self) {
+        // SIGTERM first, so a profiler wrapping the proxy (MODSCOPE_BENCH_WRAP) writes its
+        // output; SIGKILL if it has not exited within a few seconds.
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill(2) on our own child's pid, with a valid signal number.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
