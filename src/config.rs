@@ -166,6 +166,12 @@ impl UpstreamProxy {
     }
 }
 
+/// go's own budgets for an HTTPS request through a proxy (net/http's DefaultTransport):
+/// the dial (DNS + TCP) may take 30 s, and the TLS handshake 10 s from the moment the
+/// CONNECT is answered.
+pub const GO_DIAL_BUDGET: Duration = Duration::from_secs(30);
+pub const GO_TLS_HANDSHAKE_BUDGET: Duration = Duration::from_secs(10);
+
 /// The command line's defaults: clap's `default_value_t` and `ProxyConfig::new` both
 /// read them here, so an embedded proxy (the demo, the tests) starts like `modscope proxy`.
 pub mod defaults {
@@ -176,8 +182,8 @@ pub mod defaults {
     pub const HEADER_TIMEOUT_SECS: u64 = 30;
     pub const IDLE_TIMEOUT_SECS: u64 = 300;
     /// go's own budgets: shorter limits would fail origins that go alone reaches.
-    pub const CONNECT_TIMEOUT_SECS: u64 = crate::proxy::upstream::GO_DIAL_BUDGET.as_secs();
-    pub const TLS_TIMEOUT_SECS: u64 = crate::proxy::upstream::GO_TLS_HANDSHAKE_BUDGET.as_secs();
+    pub const CONNECT_TIMEOUT_SECS: u64 = super::GO_DIAL_BUDGET.as_secs();
+    pub const TLS_TIMEOUT_SECS: u64 = super::GO_TLS_HANDSHAKE_BUDGET.as_secs();
     pub const STALL_AFTER_SECS: u64 = 10;
     pub const SHUTDOWN_GRACE_SECS: u64 = 10;
 }
@@ -262,8 +268,7 @@ impl ProxyConfig {
     /// dial, 10 s for the TLS handshake): modscope would then fail slow origins that go
     /// alone survives, changing the outcome it is meant to observe.
     pub fn go_handshake_warning(&self) -> Option<String> {
-        let dial = crate::proxy::upstream::GO_DIAL_BUDGET;
-        let tls = crate::proxy::upstream::GO_TLS_HANDSHAKE_BUDGET;
+        let (dial, tls) = (GO_DIAL_BUDGET, GO_TLS_HANDSHAKE_BUDGET);
         (self.connect_timeout < dial || self.tls_timeout < tls).then(|| {
             format!(
                 "--connect-timeout {:?} / --tls-timeout {:?} are shorter than go's own budgets ({dial:?} to dial, {tls:?} for the TLS handshake): a slow origin that go alone reaches can fail through modscope",
