@@ -8,13 +8,30 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{defaults, ConfigError, ConnectTo, ProxyConfig, UpstreamProxy};
 
+/// The top-level help's quick start, led by `demo` where the build has it.
+macro_rules! quick_start {
+    ($($demo:literal)?) => {
+        concat!(
+            "Quick start:\n",
+            $($demo,)?
+            "  modscope run -- go mod download     run go through the proxy and see every request\n  modscope proxy -q                   a long-running proxy; paste the export lines it prints\n                                      into the shell where go runs (see README)"
+        )
+    };
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "modscope",
     version,
-    about = "An intercepting HTTPS proxy that shows, records and explains what the go command does on the network",
-    after_help = "Quick start:\n  modscope demo                       offline demonstration with synthetic modules\n  modscope run -- go mod download     run go through the proxy and see every request\n  modscope proxy -q                   a long-running proxy; paste the export lines it prints\n                                      into the shell where go runs (see README)"
+    about = "An intercepting HTTPS proxy that shows, records and explains what the go command does on the network"
 )]
+#[cfg_attr(
+    feature = "testkit",
+    command(after_help = quick_start!(
+        "  modscope demo                       offline demonstration with synthetic modules\n"
+    ))
+)]
+#[cfg_attr(not(feature = "testkit"), command(after_help = quick_start!()))]
 pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -519,6 +536,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("needs 4"), "{err}");
+    }
+
+    #[test]
+    fn the_quick_start_names_demo_only_where_it_is_built() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_help().to_string();
+        let demo = cfg!(feature = "testkit");
+        assert_eq!(help.contains("modscope demo"), demo, "{help}");
+        assert_eq!(help.contains("  demo "), demo, "{help}");
+        assert!(help.contains("modscope run -- go mod download"), "{help}");
     }
 
     #[test]
