@@ -3,16 +3,12 @@
 //! The `testkit` feature (default) adds the loopback test kit and what runs on it: the
 //! `demo` and `bench` commands and the HAR 1.2 validator (see Cargo.toml).
 
-#[cfg(feature = "testkit")]
-pub mod bench;
 pub mod ca;
 pub mod capture;
 pub mod cli;
-pub mod commands;
+pub mod cmd;
 pub mod config;
 pub mod console;
-#[cfg(feature = "testkit")]
-pub mod demo;
 pub mod diagnose;
 pub mod exchange;
 pub mod export;
@@ -23,15 +19,14 @@ pub mod gozip;
 pub mod htmlreport;
 pub mod net;
 pub mod otlp;
+pub mod procenv;
 pub mod proxy;
 pub mod recorder;
 pub mod replay;
 pub mod report;
-pub mod run;
 /// The loopback test kit; the crate's own unit tests use it even without the feature.
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod tls;
-pub mod tools;
 pub mod trace;
 pub mod verify;

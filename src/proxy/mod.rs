@@ -10,10 +10,13 @@ mod connect;
 mod faults;
 mod forward;
 mod head_timeout;
+mod heads;
 mod intercept;
 mod io;
 mod listener;
+mod pending;
 mod replay;
+mod route;
 pub(crate) mod upstream;
 
 use std::net::SocketAddr;
@@ -53,18 +56,6 @@ pub trait Observer: Send + Sync + 'static {
     /// A capture for one body of exchange `id`, or `None` to not look at the bytes.
     fn capture(&self, _id: u64, _kind: BodyKind) -> Option<Box<dyn BodyCapture>> {
         None
-    }
-}
-
-/// Keeps every exchange, for a closing report (`run`, `demo`) or a test's assertions.
-#[derive(Default)]
-pub struct Collector(pub Mutex<Vec<Exchange>>);
-
-impl Observer for Collector {
-    fn on_exchange(&self, ex: &Exchange) {
-        if let Ok(mut list) = self.0.lock() {
-            list.push(ex.clone());
-        }
     }
 }
 

@@ -8,15 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use modscope::ca::CertAuthority;
+use modscope::cmd::session::Collector;
 use modscope::config::{ConnectTo, ProxyConfig};
 use modscope::exchange::Exchange;
-use modscope::proxy::{self, Collector, Observer, RunningProxy};
+use modscope::proxy::{self, Observer, RunningProxy};
 use modscope::testkit::client::ProxiedClient;
 use modscope::testkit::modules::{default_modules, SyntheticModule};
 use modscope::testkit::origin::{Origin, OriginOptions};
 use modscope::tls::UpstreamTrust;
 
 pub use modscope::testkit::TempDir;
+
+pub mod gorun;
 
 pub const GOPROXY_HOST: &str = "proxy.golang.org";
 
@@ -157,7 +160,7 @@ fn env_path(var: &str) -> Option<PathBuf> {
 /// Debian's `go` (1.19) when present; `None` (with a printed reason) when absent and not required.
 pub fn go_binary() -> Option<PathBuf> {
     peer(
-        modscope::tools::which("go"),
+        modscope::procenv::which("go"),
         "go on PATH (apt install golang-go)",
         "MODSCOPE_REQUIRE_GO",
     )
