@@ -7,16 +7,33 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{ConfigError, ConnectTo, ProxyConfig, UpstreamProxy};
+use crate::config::{defaults, ConfigError, ConnectTo, ProxyConfig, UpstreamProxy};
 use crate::fault::{Rule, RuleFile};
+
+/// The top-level help's quick start, led by `demo` where the build has it.
+macro_rules! quick_start {
+    ($($demo:literal)?) => {
+        concat!(
+            "Quick start:\n",
+            $($demo,)?
+            "  modscope run -- go mod download     run go through the proxy and see every request\n  modscope proxy -q                   a long-running proxy; paste the export lines it prints\n                                      into the shell where go runs (see README)"
+        )
+    };
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "modscope",
     version,
-    about = "An intercepting HTTPS proxy that shows, records and explains what the go command does on the network",
-    after_help = "Quick start:\n  modscope demo                       offline demonstration with synthetic modules\n  modscope run -- go mod download     run go through the proxy and see every request\n  modscope proxy -q                   a long-running proxy; paste the export lines it prints\n                                      into the shell where go runs (see README)"
+    about = "An intercepting HTTPS proxy that shows, records and explains what the go command does on the network"
 )]
+#[cfg_attr(
+    feature = "testkit",
+    command(after_help = quick_start!(
+        "  modscope demo                       offline demonstration with synthetic modules\n"
+    ))
+)]
+#[cfg_attr(not(feature = "testkit"), command(after_help = quick_start!()))]
 pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -52,6 +69,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  modscope demo\n  modscope demo --no-go                  the built-in client instead of go"
     )]
+    #[cfg(feature = "testkit")]
     Demo(DemoArgs),
     /// Summarize and diagnose a trace (a --record directory, a .har file or a journal).
     #[command(
@@ -65,6 +83,7 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Measure direct vs through-modscope on loopback (release build recommended).
     #[command(after_help = "Example:\n  cargo run --release -- bench")]
+    #[cfg(feature = "testkit")]
     Bench(BenchArgs),
     /// Turn a packet capture (pcap/pcapng) into a trace directory.
     #[command(
@@ -131,7 +150,7 @@ pub struct ReplayArgs {
     /// Trace directory, HAR file (any tool's, with embedded bodies) or journal.jsonl.
     pub trace: PathBuf,
     /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    #[arg(long, default_value_t = defaults::LISTEN, value_name = "ADDR")]
     pub listen: SocketAddr,
     /// Allow listening on a non-loopback address.
     #[arg(long)]
@@ -232,25 +251,25 @@ pub struct CommonArgs {
     #[arg(long)]
     pub embed_bodies: bool,
     /// Most client connections served at once; more wait in the accept queue.
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    #[arg(long, default_value_t = defaults::MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: usize,
     /// Seconds a client may take to send a request head (or a TLS ClientHello).
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    #[arg(long, default_value_t = defaults::HEADER_TIMEOUT_SECS, value_name = "SECS")]
     pub header_timeout: u64,
     /// Seconds without any traffic before a client connection is closed.
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    #[arg(long, default_value_t = defaults::IDLE_TIMEOUT_SECS, value_name = "SECS")]
     pub idle_timeout: u64,
     /// Seconds allowed for DNS and TCP connect upstream together (go's own dial budget
     /// is 30 s; less can fail an origin that go alone would reach).
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    #[arg(long, default_value_t = defaults::CONNECT_TIMEOUT_SECS, value_name = "SECS")]
     pub connect_timeout: u64,
     /// Seconds allowed for the upstream TLS handshake; it also ends when go's own 10 s
     /// handshake budget runs out.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = defaults::TLS_TIMEOUT_SECS, value_name = "SECS")]
     pub tls_timeout: u64,
     /// Seconds without body data from the origin after which a download is recorded as
     /// stalled (cause `body-stalled`); nothing is cut.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = defaults::STALL_AFTER_SECS, value_name = "SECS")]
     pub stall_after: u64,
     /// Fault rules file (TOML, `[[rule]]` tables); see docs/chaos.md.
     #[arg(long, value_name = "FILE")]
@@ -277,7 +296,7 @@ pub struct CommonArgs {
     )]
     pub keylog: Option<PathBuf>,
     /// Seconds in-flight exchanges get to finish after SIGINT/SIGTERM.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = defaults::SHUTDOWN_GRACE_SECS, value_name = "SECS")]
     pub shutdown_grace: u64,
     /// Stand in GOPROXY as a plain-HTTP loopback module proxy in front of the real
     /// entries, so go needs to trust no CA (direct/VCS traffic is then not seen).
@@ -312,7 +331,7 @@ pub struct ExportArgs {
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    #[arg(long, default_value_t = defaults::LISTEN, value_name = "ADDR")]
     pub listen: SocketAddr,
     /// Allow listening on a non-loopback address.
     #[arg(long)]
@@ -531,6 +550,28 @@ mod tests {
         };
         assert_eq!(run.command, ["go", "mod", "download"]);
         assert_eq!(run.common.connect_to.len(), 1);
+    }
+
+    #[test]
+    fn the_quick_start_names_demo_only_where_it_is_built() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_help().to_string();
+        let demo = cfg!(feature = "testkit");
+        assert_eq!(help.contains("modscope demo"), demo, "{help}");
+        assert_eq!(help.contains("  demo "), demo, "{help}");
+        assert!(help.contains("modscope run -- go mod download"), "{help}");
+    }
+
+    #[test]
+    fn an_embedded_proxy_starts_with_the_command_line_defaults() {
+        let cli = Cli::try_parse_from(["modscope", "proxy", "--ca-dir", "/ca"]).unwrap();
+        let Command::Proxy(p) = cli.command else {
+            panic!("not proxy")
+        };
+        let parsed = p.common.to_config(p.listen, false, false, None, 1).unwrap();
+        let embedded = ProxyConfig::new(PathBuf::from("/ca"));
+        assert_eq!(format!("{parsed:?}"), format!("{embedded:?}"));
+        assert_eq!(embedded.go_handshake_warning(), None);
     }
 
     #[test]

@@ -166,6 +166,28 @@ impl UpstreamProxy {
     }
 }
 
+/// go's own budgets for an HTTPS request through a proxy (net/http's DefaultTransport):
+/// the dial (DNS + TCP) may take 30 s, and the TLS handshake 10 s from the moment the
+/// CONNECT is answered.
+pub const GO_DIAL_BUDGET: Duration = Duration::from_secs(30);
+pub const GO_TLS_HANDSHAKE_BUDGET: Duration = Duration::from_secs(10);
+
+/// The command line's defaults: clap's `default_value_t` and `ProxyConfig::new` both
+/// read them here, so an embedded proxy (the demo, the tests) starts like `modscope proxy`.
+pub mod defaults {
+    use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+    pub const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
+    pub const MAX_CONNECTIONS: usize = 1024;
+    pub const HEADER_TIMEOUT_SECS: u64 = 30;
+    pub const IDLE_TIMEOUT_SECS: u64 = 300;
+    /// go's own budgets: shorter limits would fail origins that go alone reaches.
+    pub const CONNECT_TIMEOUT_SECS: u64 = super::GO_DIAL_BUDGET.as_secs();
+    pub const TLS_TIMEOUT_SECS: u64 = super::GO_TLS_HANDSHAKE_BUDGET.as_secs();
+    pub const STALL_AFTER_SECS: u64 = 10;
+    pub const SHUTDOWN_GRACE_SECS: u64 = 10;
+}
+
 /// Everything the proxy core needs, validated.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -201,24 +223,27 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
-    /// Defaults suitable for tests and embedding: loopback, port 0, quiet.
-    pub fn for_tests(ca_dir: PathBuf) -> Self {
+    /// The command line's defaults with the CA in `ca_dir`. The CA directory has no
+    /// default here: the CLI's comes from the environment (`ca::default_ca_dir`), and an
+    /// embedder that forgot it would sign with the user's own CA. Unlike the CLI, which
+    /// draws a seed from the clock and prints it, the fault seed is fixed (1).
+    pub fn new(ca_dir: PathBuf) -> Self {
         ProxyConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: defaults::LISTEN,
             allow_remote: false,
             ca_dir,
             upstream_ca: Vec::new(),
             connect_to: Vec::new(),
             upstream_proxy: None,
             no_intercept: Vec::new(),
-            max_connections: 1024,
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(120),
-            connect_timeout: Duration::from_secs(30),
-            tls_timeout: Duration::from_secs(10),
-            stall_after: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(5),
-            quiet: true,
+            max_connections: defaults::MAX_CONNECTIONS,
+            header_timeout: Duration::from_secs(defaults::HEADER_TIMEOUT_SECS),
+            idle_timeout: Duration::from_secs(defaults::IDLE_TIMEOUT_SECS),
+            connect_timeout: Duration::from_secs(defaults::CONNECT_TIMEOUT_SECS),
+            tls_timeout: Duration::from_secs(defaults::TLS_TIMEOUT_SECS),
+            stall_after: Duration::from_secs(defaults::STALL_AFTER_SECS),
+            shutdown_grace: Duration::from_secs(defaults::SHUTDOWN_GRACE_SECS),
+            quiet: false,
             color: false,
             fault_rules: Vec::new(),
             fault_seed: 1,
@@ -243,8 +268,7 @@ impl ProxyConfig {
     /// dial, 10 s for the TLS handshake): modscope would then fail slow origins that go
     /// alone survives, changing the outcome it is meant to observe.
     pub fn go_handshake_warning(&self) -> Option<String> {
-        let dial = crate::proxy::upstream::GO_DIAL_BUDGET;
-        let tls = crate::proxy::upstream::GO_TLS_HANDSHAKE_BUDGET;
+        let (dial, tls) = (GO_DIAL_BUDGET, GO_TLS_HANDSHAKE_BUDGET);
         (self.connect_timeout < dial || self.tls_timeout < tls).then(|| {
             format!(
                 "--connect-timeout {:?} / --tls-timeout {:?} are shorter than go's own budgets ({dial:?} to dial, {tls:?} for the TLS handshake): a slow origin that go alone reaches can fail through modscope",
@@ -345,7 +369,8 @@ mod tests {
 
     #[test]
     fn remote_listen_needs_consent() {
-        let mut c = ProxyConfig::for_tests(PathBuf::from("/tmp/x"));
+        let mut c = ProxyConfig::new(PathBuf::from("/tmp/x"));
+        assert!(c.validate().is_ok(), "the defaults listen on loopback");
         c.listen = "0.0.0.0:8080".parse().unwrap();
         assert!(c.validate().is_err());
         c.allow_remote = true;

@@ -391,8 +391,8 @@ mod tests {
     #[test]
     fn recorded_bodies_are_hashed_as_go_sees_them_after_gzip() {
         use std::io::Write;
-        let dir = std::env::temp_dir().join(format!("modscope-gozip-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = crate::testkit::TempDir::new("gozip-h1");
+        let dir = tmp.path();
         let gzip = |data: &[u8]| {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             enc.write_all(data).unwrap();
@@ -438,13 +438,12 @@ mod tests {
             }
         }
         // The inflated copy of a gzip-encoded zip does not stay behind.
-        let left: Vec<_> = std::fs::read_dir(&dir)
+        let left: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .filter_map(|e| e.ok())
             .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-h1-"))
             .collect();
         assert!(left.is_empty());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

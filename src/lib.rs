@@ -1,4 +1,7 @@
 //! modscope: an intercepting HTTPS proxy that knows how the go command talks to the network.
+//!
+//! The `testkit` feature (default) adds the loopback test kit and what runs on it: the
+//! `demo` and `bench` commands and the HAR 1.2 validator (see Cargo.toml).
 
 pub mod ca;
 pub mod capture;
@@ -21,6 +24,8 @@ pub mod proxy;
 pub mod recorder;
 pub mod replay;
 pub mod report;
+/// The loopback test kit; the crate's own unit tests use it even without the feature.
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod tls;
 pub mod trace;

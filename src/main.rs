@@ -79,9 +79,11 @@ fn run(command: Command) {
             Command::Proxy(args) => cmd::proxy::proxy(args).await,
             Command::Run(args) => cmd::run::run(args).await,
             Command::Ca { action, ca_dir } => cmd::ca::ca(action, ca_dir),
+            #[cfg(feature = "testkit")]
             Command::Demo(args) => cmd::demo::demo(args).await,
             Command::Summary(args) => cmd::summary::summary(args),
             Command::Replay(args) => cmd::replay::replay(args).await,
+            #[cfg(feature = "testkit")]
             Command::Bench(args) => cmd::bench::bench(args).await,
             Command::Import(args) => cmd::import::import(args),
             Command::Verify(args) => cmd::verify::verify(args),

@@ -92,7 +92,7 @@ async fn every_request_level_action_reaches_the_client_and_the_trace() {
             .find(|e| e.request.url.ends_with("/bytes/333"))
             .unwrap();
         assert_eq!(reset.error.as_ref().unwrap().kind, "injected");
-        let stats = fx.proxy.shared.faults.lock().unwrap().stats();
+        let stats = fx.proxy.fault_stats();
         let text = serde_json::to_string(&stats).unwrap();
         assert!(text.contains("rule-1"), "{text}");
     })

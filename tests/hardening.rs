@@ -15,12 +15,11 @@ use common::{
 };
 use http_body_util::BodyExt;
 use modscope::ca::CertAuthority;
-use modscope::config::{ConnectTo, ProxyConfig};
+use modscope::config::ConnectTo;
 use modscope::exchange::Exchange;
-use modscope::proxy::upstream::Sender;
 use modscope::proxy::{self, Observer};
 use modscope::recorder::{RecordOptions, Recorder};
-use modscope::testkit::client::{drain, get_request, read_whole, Alpn, ProxiedClient};
+use modscope::testkit::client::{drain, get_request, read_whole, Alpn, ProxiedClient, Sender};
 use modscope::testkit::modules::default_modules;
 use modscope::testkit::origin::{pattern_byte, Origin, OriginOptions};
 use modscope::tls::UpstreamTrust;
@@ -252,7 +251,7 @@ async fn a_thousand_concurrent_connections_with_recording() {
             .unwrap();
         let ca = Arc::new(CertAuthority::load_or_create(&dir.path().join("ca")).unwrap());
         let trust = UpstreamTrust::only(&[origin.ca.cert_der().clone()]).unwrap();
-        let mut config = ProxyConfig::for_tests(dir.path().join("ca"));
+        let mut config = common::test_config(dir.path().join("ca"));
         config.connect_to = vec![ConnectTo::parse(&format!(
             "{GOPROXY_HOST}:443:127.0.0.1:{}",
             origin.addr.port()
@@ -328,7 +327,7 @@ async fn a_thousand_concurrent_connections_with_recording() {
             // Clients are gone; give the proxy a moment to notice and free their state. Up
             // to 4 idle upstream connections stay pooled for the next clients, each an fd
             // in the proxy and one in the in-process origin.
-            let pooled = 2 * modscope::proxy::upstream::POOL_PER_TARGET;
+            let pooled = 2 * modscope::proxy::POOL_PER_TARGET;
             let mut fds = open_fds();
             for _ in 0..100 {
                 if fds <= fds_baseline + 2 + pooled {

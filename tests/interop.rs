@@ -291,7 +291,7 @@ async fn regenerate_mitmproxy_har() {
 /// no declared size is counted.
 #[test]
 fn missing_body_files_and_size_mismatches_are_found_at_load() {
-    use modscope::proxy::replay::ReplaySource;
+    use modscope::proxy::ReplaySource;
     use modscope::replay::{OnMiss, ReplayTiming};
     let dir = TempDir::new("interop-missing");
     let sha = "ab".repeat(32);

@@ -10,8 +10,7 @@ use base64::Engine;
 use common::gorun::{fresh_cache, go_mod_verify, GoRun};
 use common::{go_binaries, write_app, TempDir};
 use modscope::ca::CertAuthority;
-use modscope::config::ProxyConfig;
-use modscope::proxy::replay::ReplaySource;
+use modscope::proxy::ReplaySource;
 use modscope::replay::{OnMiss, ReplayTiming};
 use modscope::testkit::client::{Alpn, ProxiedClient};
 use modscope::testkit::modules::{default_modules, SyntheticModule};
@@ -172,7 +171,7 @@ async fn replay_proxy(
     let other = CertAuthority::generate("unused").unwrap();
     let trust = UpstreamTrust::only(&[other.cert_der().clone()]).unwrap();
     let running = modscope::proxy::start_with_replay(
-        ProxyConfig::for_tests(dir.join("ca")),
+        common::test_config(dir.join("ca")),
         ca.clone(),
         trust,
         Vec::new(),

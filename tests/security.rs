@@ -295,7 +295,7 @@ async fn tls_server(cert_pem: &str, key_pem: &str) -> std::net::SocketAddr {
 /// end entity); names are still checked.
 #[tokio::test]
 async fn a_self_signed_ca_true_upstream_ca_is_trusted_as_the_server_certificate() {
-    use modscope::config::{ConnectTo, ProxyConfig};
+    use modscope::config::ConnectTo;
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let dir = TempDir::new("selfsigned");
     let mut params = CertificateParams::new(vec!["selfsigned.example".to_string()]).unwrap();
@@ -308,7 +308,7 @@ async fn a_self_signed_ca_true_upstream_ca_is_trusted_as_the_server_certificate(
 
     let ca_dir = dir.path().join("ca");
     let ca = std::sync::Arc::new(modscope::ca::CertAuthority::load_or_create(&ca_dir).unwrap());
-    let mut config = ProxyConfig::for_tests(ca_dir);
+    let mut config = common::test_config(ca_dir);
     for host in ["selfsigned.example", "othername.example"] {
         config
             .connect_to

@@ -13,8 +13,7 @@ use serde::Serialize;
 
 use crate::cli::{BenchArgs, Measure};
 use crate::procenv::which;
-use crate::proxy::upstream::Sender;
-use crate::testkit::client::{drain, get_request, Alpn, ProxiedClient};
+use crate::testkit::client::{drain, get_request, Alpn, ProxiedClient, Sender};
 use crate::testkit::modules::{app_requiring, SyntheticModule};
 use crate::testkit::origin::{Origin, OriginOptions};
 

@@ -46,7 +46,9 @@ async fn demo_in(work: &Path, args: &DemoArgs, started: Instant) -> Result<i32> 
     let ca_dir = work.join("ca");
     let ca = Arc::new(CertAuthority::load_or_create(&ca_dir).context("cannot create the demo CA")?);
     let trust = UpstreamTrust::only(&[origin.ca.cert_der().clone()])?;
-    let mut config = ProxyConfig::for_tests(ca_dir.clone());
+    let mut config = ProxyConfig::new(ca_dir.clone());
+    // Any free port: the demo prints the address and must not collide with a running proxy.
+    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     config.connect_to = vec![ConnectTo::parse(&format!(
         "{DEMO_PROXY_HOST}:443:127.0.0.1:{}",
         origin.addr.port()

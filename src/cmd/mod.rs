@@ -1,10 +1,13 @@
 //! The commands, one file each; `main.rs` parses the command line, calls one, and turns
 //! what it returns into the exit status. The commands that run the proxy (`proxy`,
 //! `replay`, `run`, `demo`) open a [`session::Session`] and differ only in what they do
-//! while it runs; `bench` measures `modscope proxy` child processes.
+//! while it runs; `bench` measures `modscope proxy` child processes. `demo` and `bench`
+//! run on the test kit, so they exist only with the `testkit` feature (default).
 
+#[cfg(feature = "testkit")]
 pub mod bench;
 pub mod ca;
+#[cfg(feature = "testkit")]
 pub mod demo;
 pub mod export;
 pub mod import;

@@ -19,7 +19,7 @@ use crate::diagnose::GoEnv;
 use crate::exchange::Exchange;
 use crate::otlp::{OtlpExporter, OtlpObserver, SpanGrouping};
 use crate::procenv::redact_goproxy;
-use crate::proxy::replay::ReplaySource;
+use crate::proxy::ReplaySource;
 use crate::proxy::{self, Observer, ProxyError, RunningProxy};
 use crate::recorder::{RecordOptions, Recorder};
 use crate::replay::OnMiss;

@@ -57,10 +57,16 @@ pub struct RunningProxy {
     pub admin_token_file: Option<std::path::PathBuf>,
     handle: ProxyHandle,
     task: JoinHandle<ShutdownReport>,
-    pub shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl RunningProxy {
+    /// How often each fault rule matched and fired so far (what the control API reports).
+    pub fn fault_stats(&self) -> crate::fault::FaultStats {
+        let engine = self.shared.faults.lock();
+        engine.unwrap_or_else(|p| p.into_inner()).stats()
+    }
+
     pub fn handle(&self) -> ProxyHandle {
         self.handle.clone()
     }

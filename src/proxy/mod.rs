@@ -1,19 +1,23 @@
 //! The proxy IO shell: the only module that owns sockets and spawns connection tasks.
+//!
+//! Its public face is `start`, the `Observer` hook and the few types they name; the
+//! connection machinery stays inside the crate (the test kit reaches `upstream::Sender`
+//! from within and hands it on as `testkit::client::Sender`).
 
 mod admin;
-pub mod body;
+mod body;
 mod connect;
-pub mod faults;
-pub mod forward;
+mod faults;
+mod forward;
 mod head_timeout;
 mod heads;
 mod intercept;
 mod io;
 mod listener;
 mod pending;
-pub mod replay;
+mod replay;
 mod route;
-pub mod upstream;
+pub(crate) mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +28,9 @@ use http_body_util::combinators::UnsyncBoxBody;
 
 pub use body::{BodyCapture, BodyOutcome};
 pub use listener::{ProxyError, ProxyHandle, RunningProxy};
+pub use replay::ReplaySource;
+/// Idle upstream connections kept per origin (the hardening tests size their load by it).
+pub use upstream::POOL_PER_TARGET;
 
 use crate::ca::CertAuthority;
 use crate::config::ProxyConfig;
@@ -53,7 +60,7 @@ pub trait Observer: Send + Sync + 'static {
 }
 
 /// State shared by every connection of one proxy.
-pub struct Shared {
+pub(crate) struct Shared {
     pub config: ProxyConfig,
     pub ca: Arc<CertAuthority>,
     pub dialer: Dialer,
@@ -76,7 +83,7 @@ pub struct Shared {
 
 /// Counters for the admin API.
 #[derive(Debug, Default)]
-pub struct TrafficStats {
+pub(crate) struct TrafficStats {
     pub exchanges: AtomicU64,
     pub failed: AtomicU64,
     pub bytes_down: AtomicU64,

@@ -135,13 +135,11 @@ impl Sender {
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-/// go's own budgets for an HTTPS request through a proxy (net/http's DefaultTransport):
-/// the dial (DNS + TCP) may take 30 s, and the TLS handshake 10 s from the moment the
-/// CONNECT is answered. modscope dials the origin before answering the CONNECT, inside
-/// go's dial budget, and hands the upstream TLS handshake what is left of go's, so a
-/// slow origin that go alone survives also works through modscope.
-pub const GO_DIAL_BUDGET: Duration = Duration::from_secs(30);
-pub const GO_TLS_HANDSHAKE_BUDGET: Duration = Duration::from_secs(10);
+/// modscope dials the origin before answering the CONNECT, inside go's dial budget, and
+/// hands the upstream TLS handshake what is left of go's, so a slow origin that go alone
+/// survives also works through modscope. (The budgets live in config, whose defaults
+/// and start-up warning follow them.)
+pub(crate) use crate::config::GO_TLS_HANDSHAKE_BUDGET;
 
 /// Time kept back from go's TLS handshake budget to finish the client-side handshake
 /// after the upstream one (a few round trips on loopback).

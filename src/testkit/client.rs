@@ -14,7 +14,9 @@ use rustls::RootCertStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::proxy::upstream::Sender;
+/// The proxy's own upstream sender (h1 or h2), which `connect` returns; named here
+/// because the proxy keeps its connection machinery inside the crate.
+pub use crate::proxy::upstream::Sender;
 use crate::proxy::{BoxError, ProxyBody};
 
 #[derive(Debug, thiserror::Error)]

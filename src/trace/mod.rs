@@ -16,6 +16,8 @@ pub mod reader;
 pub mod spill;
 pub mod tempfiles;
 pub(crate) mod urlparts;
+/// A HAR 1.2 schema check for the tests; not part of the product.
+#[cfg(any(test, feature = "testkit"))]
 pub mod validate;
 
 #[cfg(test)]
@@ -40,6 +42,7 @@ pub use reader::{
     response_plan, LoadProblem, LoadedTrace,
 };
 pub use urlparts::{redact_url_list, redact_userinfo};
+#[cfg(any(test, feature = "testkit"))]
 pub use validate::validate_har_1_2;
 
 /// File names inside a trace directory.

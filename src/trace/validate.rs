@@ -1,7 +1,7 @@
 //! Strict HAR 1.2 checker: required fields, their JSON types and the timing rules.
 //!
-//! The reader is lenient so foreign files load; this is the opposite, for tests and
-//! `modscope` self-checks on traces it wrote. It works on raw JSON so it sees exactly
+//! The reader is lenient so foreign files load; this is the opposite, for the tests of
+//! the traces modscope writes (built with the `testkit` feature only). It works on raw JSON so it sees exactly
 //! what is in the file, not what serde defaults would fill in.
 
 use serde_json::{Map, Value};

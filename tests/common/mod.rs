@@ -53,6 +53,17 @@ impl Default for FixtureOptions {
     }
 }
 
+/// The command line's defaults, on a free loopback port, quiet, and with a drain of 5 s
+/// instead of 10 so a shutdown that meets a stuck connection does not stretch a test.
+/// Tests that need shorter limits (header, idle) set them themselves.
+pub fn test_config(ca_dir: PathBuf) -> ProxyConfig {
+    let mut config = ProxyConfig::new(ca_dir);
+    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.quiet = true;
+    config.shutdown_grace = Duration::from_secs(5);
+    config
+}
+
 impl Fixture {
     pub async fn start() -> Fixture {
         Self::with(FixtureOptions::default()).await
@@ -71,7 +82,7 @@ impl Fixture {
             let other = CertAuthority::generate("unrelated").unwrap();
             UpstreamTrust::only(&[other.cert_der().clone()]).unwrap()
         };
-        let mut config = ProxyConfig::for_tests(dir.path().join("ca"));
+        let mut config = test_config(dir.path().join("ca"));
         config.connect_to = vec![
             ConnectTo::parse(&format!(
                 "{GOPROXY_HOST}:443:127.0.0.1:{}",
