@@ -225,11 +225,30 @@ fn is_gzip(content_encoding: Option<&str>) -> Result<bool, ZipRejection> {
     }
 }
 
+/// Where the wire bytes of a recorded body are: its file in the trace, or in memory (a
+/// small body embedded in its entry).
+#[derive(Debug, Clone, Copy)]
+pub enum RecordedBody<'a> {
+    File(&'a Path),
+    Bytes(&'a [u8]),
+}
+
+impl RecordedBody<'_> {
+    fn reader(&self) -> Result<Box<dyn Read + '_>, ZipRejection> {
+        Ok(match self {
+            RecordedBody::File(path) => Box::new(std::io::BufReader::new(
+                std::fs::File::open(path).map_err(corrupt)?,
+            )),
+            RecordedBody::Bytes(bytes) => Box::new(*bytes),
+        })
+    }
+}
+
 /// The files of a recorded module zip body (`content_encoding` as in
 /// [`body_file_h1`]); a gzip transfer encoding is inflated into a temporary file beside
-/// the body, because a zip needs seeking.
+/// a body file (a zip needs seeking), or into memory for a body that is in memory.
 pub fn recorded_zip_files(
-    path: &Path,
+    body: RecordedBody<'_>,
     content_encoding: Option<&str>,
     module: &str,
     version: &str,
@@ -239,9 +258,19 @@ pub fn recorded_zip_files(
         let file = std::fs::File::open(p).map_err(corrupt)?;
         read_module_zip(std::io::BufReader::new(file), &prefix)
     };
-    if !is_gzip(content_encoding)? {
-        return read(path);
-    }
+    let gzip = is_gzip(content_encoding)?;
+    let path = match body {
+        RecordedBody::Bytes(bytes) if gzip => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(bytes)
+                .read_to_end(&mut out)
+                .map_err(corrupt)?;
+            return read_module_zip(std::io::Cursor::new(out), &prefix);
+        }
+        RecordedBody::Bytes(bytes) => return read_module_zip(std::io::Cursor::new(bytes), &prefix),
+        RecordedBody::File(path) if !gzip => return read(path),
+        RecordedBody::File(path) => path,
+    };
     let tmp = path.with_file_name(format!(
         ".tmp-h1-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("body")
@@ -257,11 +286,11 @@ pub fn recorded_zip_files(
     result
 }
 
-/// go's `h1:` of a recorded `.zip` or `.mod` body file. `content_encoding` is the
+/// go's `h1:` of a recorded `.zip` or `.mod` body. `content_encoding` is the
 /// response's `Content-Encoding`: the recorder stores bytes as they crossed the wire,
 /// while go hashes them after its transport removed a gzip encoding.
 pub fn body_file_h1(
-    path: &Path,
+    body: RecordedBody<'_>,
     content_encoding: Option<&str>,
     file: ModuleFile,
     module: &str,
@@ -269,30 +298,30 @@ pub fn body_file_h1(
 ) -> Result<String, ZipRejection> {
     match file {
         ModuleFile::Mod => {
-            let raw = std::io::BufReader::new(std::fs::File::open(path).map_err(corrupt)?);
+            let raw = body.reader()?;
             let mut reader: Box<dyn Read> = if is_gzip(content_encoding)? {
                 Box::new(flate2::read::GzDecoder::new(raw))
             } else {
-                Box::new(raw)
+                raw
             };
             let mut sha = Sha256::new();
             std::io::copy(&mut reader, &mut sha).map_err(corrupt)?;
             Ok(dirhash::mod_hash1(&sha.finalize().into()))
         }
         ModuleFile::Zip => {
-            let files = recorded_zip_files(path, content_encoding, module, version)?;
+            let files = recorded_zip_files(body, content_encoding, module, version)?;
             dirhash::hash1(files.iter().map(|f| (f.name.as_str(), &f.sha256)))
         }
     }
 }
 
-/// Sets `go.h1` of a complete 200 `.zip`/`.mod` body stored at `path` (or, for a zip go
-/// would refuse, `go.zip_rejected`); other requests are left alone. The one place the
-/// recorder and `verify` (for traces without `_go.h1`) hash recorded bodies.
+/// Sets `go.h1` of a complete 200 `.zip`/`.mod` body (or, for a zip go would refuse,
+/// `go.zip_rejected`); other requests are left alone. The one place the recorder and
+/// `verify` (for traces without `_go.h1`) hash recorded bodies.
 pub fn hash_recorded_body(
     go: &mut crate::gomod::GoRequest,
     content_encoding: Option<&str>,
-    path: &Path,
+    body: RecordedBody<'_>,
 ) {
     let which = match go.file {
         Some(crate::gomod::ProxyFile::Zip) => ModuleFile::Zip,
@@ -302,7 +331,7 @@ pub fn hash_recorded_body(
     let (Some(module), Some(version)) = (go.module.as_deref(), go.version.as_deref()) else {
         return;
     };
-    match body_file_h1(path, content_encoding, which, module, version) {
+    match body_file_h1(body, content_encoding, which, module, version) {
         Ok(h1) => go.h1 = Some(h1),
         Err(e) if which == ModuleFile::Zip => go.zip_rejected = Some(e.to_string()),
         Err(e) => tracing::warn!("no h1 for {module}@{version}.mod: {e}"),
@@ -396,10 +425,16 @@ mod tests {
         for (i, (body, encoding, which, want)) in cases.into_iter().enumerate() {
             let path = dir.join(format!("body-{i}"));
             std::fs::write(&path, body).unwrap();
-            let got = body_file_h1(&path, encoding, which, "example.com/m", "v1.0.0");
-            match want {
-                Ok(h) => assert_eq!(got.as_deref(), Ok(h), "case {i}"),
-                Err(text) => assert!(got.unwrap_err().to_string().contains(text), "case {i}"),
+            // The same answer from a body file and from a body embedded in its entry.
+            for source in [RecordedBody::File(&path), RecordedBody::Bytes(body)] {
+                let got = body_file_h1(source, encoding, which, "example.com/m", "v1.0.0");
+                match want {
+                    Ok(h) => assert_eq!(got.as_deref(), Ok(h), "case {i} {source:?}"),
+                    Err(text) => assert!(
+                        got.unwrap_err().to_string().contains(text),
+                        "case {i} {source:?}"
+                    ),
+                }
             }
         }
         // The inflated copy of a gzip-encoded zip does not stay behind.

@@ -24,8 +24,13 @@ use crate::trace::{
 const IN_FLIGHT_LIMIT: u64 = 8 * 1024 * 1024;
 
 /// Chunks are gathered up to this size per body before they go to the writer thread: one
-/// message (and one thread wake-up) per TLS record costs more CPU than the copy.
+/// message (and one thread wake-up) per TLS record costs more CPU than gathering.
 const BATCH: usize = 64 * 1024;
+
+/// Chunks at least this long are passed on by reference (`Bytes` is reference
+/// counted); shorter ones are copied together, so a few bytes never keep a large
+/// receive buffer alive while they wait for the writer.
+const BY_REFERENCE: usize = 4 * 1024;
 
 /// How to record.
 #[derive(Debug, Clone)]
@@ -42,7 +47,8 @@ pub struct RecordOptions {
 }
 
 enum Msg {
-    Chunk(u64, BodyKind, Bytes),
+    /// Body chunks in order, as they passed through the proxy (small ones gathered).
+    Chunk(u64, BodyKind, Vec<Bytes>),
     BodyEnd(u64, BodyKind),
     Exchange(Box<Exchange>),
     /// An exchange that is not recorded: discard its stored bodies.
@@ -190,7 +196,9 @@ impl Observer for Recorder {
             kind,
             tx,
             gate: self.gate.clone(),
-            batch: bytes::BytesMut::new(),
+            batch: Vec::new(),
+            small: bytes::BytesMut::new(),
+            len: 0,
         }))
     }
 }
@@ -200,20 +208,36 @@ struct Capture {
     kind: BodyKind,
     tx: mpsc::Sender<Msg>,
     gate: Arc<Gate>,
-    batch: bytes::BytesMut,
+    /// Chunks gathered for the next message, in order.
+    batch: Vec<Bytes>,
+    /// Short chunks copied together since the last chunk passed by reference.
+    small: bytes::BytesMut,
+    /// Bytes in `batch` and `small`.
+    len: usize,
 }
 
 impl Capture {
+    fn seal_small(&mut self) {
+        if !self.small.is_empty() {
+            self.batch.push(self.small.split().freeze());
+        }
+    }
+
     /// Hands the gathered bytes to the writer; only sent bytes count against the budget,
     /// so a stream waiting at the gate never holds budget the writer cannot release.
     fn flush(&mut self) {
+        self.seal_small();
         if self.batch.is_empty() {
             return;
         }
-        let data = self.batch.split().freeze();
-        let len = data.len() as u64;
+        let chunks = std::mem::take(&mut self.batch);
+        let len = std::mem::take(&mut self.len) as u64;
         self.gate.in_flight.fetch_add(len, Ordering::AcqRel);
-        if self.tx.send(Msg::Chunk(self.id, self.kind, data)).is_err() {
+        if self
+            .tx
+            .send(Msg::Chunk(self.id, self.kind, chunks))
+            .is_err()
+        {
             self.gate.release(len);
         }
     }
@@ -225,8 +249,14 @@ impl BodyCapture for Capture {
     }
 
     fn chunk(&mut self, data: &Bytes) {
-        self.batch.extend_from_slice(data);
-        if self.batch.len() >= BATCH {
+        if data.len() >= BY_REFERENCE {
+            self.seal_small();
+            self.batch.push(data.clone());
+        } else {
+            self.small.extend_from_slice(data);
+        }
+        self.len += data.len();
+        if self.len >= BATCH {
             self.flush();
         }
     }
@@ -319,9 +349,10 @@ impl Writer {
     fn run(&mut self, rx: mpsc::Receiver<Msg>) {
         while let Ok(msg) = rx.recv() {
             match msg {
-                Msg::Chunk(id, kind, data) => {
-                    self.write_chunk(id, kind, &data);
-                    self.gate.release(data.len() as u64);
+                Msg::Chunk(id, kind, chunks) => {
+                    self.write_chunk(id, kind, &chunks);
+                    let len: usize = chunks.iter().map(Bytes::len).sum();
+                    self.gate.release(len as u64);
                 }
                 Msg::BodyEnd(id, kind) => self.end_body(id, kind),
                 Msg::Exchange(ex) => self.entry(*ex),
@@ -352,7 +383,7 @@ impl Writer {
         }
     }
 
-    fn write_chunk(&mut self, id: u64, kind: BodyKind, data: &[u8]) {
+    fn write_chunk(&mut self, id: u64, kind: BodyKind, chunks: &[Bytes]) {
         if self.lost.contains_key(&(id, kind)) {
             return;
         }
@@ -363,7 +394,7 @@ impl Writer {
                 Err(e) => return self.body_failed(id, kind, &e),
             },
         };
-        if let Err(e) = sink.write(data) {
+        if let Err(e) = sink.write_chunks(chunks) {
             self.body_failed(id, kind, &e);
         }
     }
@@ -378,7 +409,8 @@ impl Writer {
 
     fn end_body(&mut self, id: u64, kind: BodyKind) {
         if let Some(sink) = self.open.remove(&(id, kind)) {
-            match sink.finish() {
+            // A small body stays in memory and is embedded in its entry: no file.
+            match sink.finish_small_in_memory() {
                 Ok(stored) => {
                     self.stored.insert((id, kind), stored);
                 }
@@ -393,13 +425,13 @@ impl Writer {
         kind: BodyKind,
         content_type: Option<&str>,
         content_encoding: Option<&str>,
-    ) -> BodyContent {
+    ) -> (BodyContent, Option<StoredBody>) {
         // A request body the origin never read to the end is stored as far as it went.
         self.end_body(id, kind);
         let Some(stored) = self.stored.remove(&(id, kind)) else {
-            return BodyContent::default();
+            return (BodyContent::default(), None);
         };
-        match stored.content(
+        let content = match stored.content(
             &self.store,
             content_type,
             content_encoding,
@@ -410,11 +442,12 @@ impl Writer {
                 tracing::warn!("body of exchange {id} not embedded: {e}");
                 BodyContent {
                     sha256: Some(stored.sha256.clone()),
-                    file: Some(stored.file.clone()),
+                    file: stored.file.clone(),
                     ..BodyContent::default()
                 }
             }
-        }
+        };
+        (content, Some(stored))
     }
 
     fn entry(&mut self, mut ex: Exchange) {
@@ -426,7 +459,7 @@ impl Writer {
         };
         let request_ct = header(&ex.request.headers, "content-type");
         let request_ce = header(&ex.request.headers, "content-encoding");
-        let request = self.content(
+        let (request, _) = self.content(
             ex.id,
             BodyKind::Request,
             request_ct.as_deref(),
@@ -440,7 +473,7 @@ impl Writer {
             .response
             .as_ref()
             .and_then(|r| header(&r.headers, "content-encoding"));
-        let response = self.content(
+        let (response, response_stored) = self.content(
             ex.id,
             BodyKind::Response,
             response_ct.as_deref(),
@@ -467,7 +500,7 @@ impl Writer {
             &ex.request.url,
             &self.opts.goproxy_bases,
         );
-        self.add_h1(&mut go, &ex, response.file.as_deref());
+        self.add_h1(&mut go, &ex, &response, response_stored.as_ref());
         let entry = build_entry(
             &ex,
             serde_json::to_value(&go).ok(),
@@ -508,9 +541,25 @@ impl Writer {
 impl Writer {
     /// go's `h1:` of a complete 200 `.zip`/`.mod` body, from the stored body file (for
     /// zips a rejection instead when go would refuse the archive).
-    fn add_h1(&self, go: &mut gomod::GoRequest, ex: &Exchange, file: Option<&str>) {
-        let (Some(r), Some(file)) = (ex.response.as_ref(), file) else {
+    fn add_h1(
+        &self,
+        go: &mut gomod::GoRequest,
+        ex: &Exchange,
+        content: &BodyContent,
+        stored: Option<&StoredBody>,
+    ) {
+        let Some(r) = ex.response.as_ref() else {
             return;
+        };
+        let path;
+        let body = match (content.file.as_deref(), stored) {
+            (Some(file), _) => {
+                path = self.opts.dir.join(file);
+                gozip::RecordedBody::File(&path)
+            }
+            // Embedded in the entry: the whole body is its head.
+            (None, Some(s)) if !s.truncated_head => gozip::RecordedBody::Bytes(&s.head),
+            _ => return,
         };
         if r.status != 200 || !r.body.complete || ex.error.is_some() {
             return;
@@ -520,7 +569,7 @@ impl Writer {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("content-encoding"))
             .map(|(_, v)| v.as_str());
-        gozip::hash_recorded_body(go, encoding, &self.opts.dir.join(file));
+        gozip::hash_recorded_body(go, encoding, body);
     }
 }
 

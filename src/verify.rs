@@ -51,20 +51,44 @@ pub fn fill_missing_h1(entries: &mut [Entry], root: &Path) {
         if e.response.status != 200 || e.response.content.complete == Some(false) {
             continue;
         }
-        let (Some(mut go), Some(file)) = (
+        let Some(mut go) =
             e.go.clone()
-                .and_then(|v| serde_json::from_value::<gomod::GoRequest>(v).ok()),
-            e.response.content.file.clone(),
-        ) else {
+                .and_then(|v| serde_json::from_value::<gomod::GoRequest>(v).ok())
+        else {
             continue;
         };
         if go.h1.is_some() || go.zip_rejected.is_some() {
             continue;
         }
+        let Some(body) = RecordedBytes::of(e, root) else {
+            continue;
+        };
         let encoding = content_encoding(e).map(str::to_string);
-        gozip::hash_recorded_body(&mut go, encoding.as_deref(), &root.join(file));
+        gozip::hash_recorded_body(&mut go, encoding.as_deref(), body.source());
         if go.h1.is_some() || go.zip_rejected.is_some() {
             e.go = serde_json::to_value(&go).ok();
+        }
+    }
+}
+
+/// A response body's wire bytes: its file, or the bytes embedded in the entry.
+enum RecordedBytes {
+    File(PathBuf),
+    Embedded(Vec<u8>),
+}
+
+impl RecordedBytes {
+    fn of(e: &Entry, root: &Path) -> Option<RecordedBytes> {
+        match e.response.content.file.as_deref() {
+            Some(file) => Some(RecordedBytes::File(root.join(file))),
+            None => crate::trace::embedded_response(e).map(RecordedBytes::Embedded),
+        }
+    }
+
+    fn source(&self) -> gozip::RecordedBody<'_> {
+        match self {
+            RecordedBytes::File(path) => gozip::RecordedBody::File(path),
+            RecordedBytes::Embedded(bytes) => gozip::RecordedBody::Bytes(bytes),
         }
     }
 }
@@ -101,11 +125,10 @@ pub fn gather(
             ) else {
                 continue;
             };
-            let Some(file) = e.response.content.file.as_deref() else {
+            let Some(body) = RecordedBytes::of(e, root) else {
                 continue;
             };
-            let listing =
-                gozip::recorded_zip_files(&root.join(file), content_encoding(e), m, v).ok();
+            let listing = gozip::recorded_zip_files(body.source(), content_encoding(e), m, v).ok();
             if let Some(listing) = listing {
                 zips.insert(index, listing);
             }

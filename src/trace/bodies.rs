@@ -3,9 +3,12 @@
 //! A body is written to a temp file as it passes, hashed on the way, then renamed to
 //! its hash; identical bodies (the same module zip fetched twice) are kept once. Only
 //! the first [`HEAD_LIMIT`] bytes are held in memory, for embedding small text bodies.
+//! A body of at most [`EMBED_LIMIT`] bytes gets no file until one is asked for: the
+//! recorder embeds such bodies in their entry, because creating, writing and renaming
+//! a file per small body cost more than everything else recording does (#18).
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -19,6 +22,12 @@ use super::BODIES_DIR;
 
 /// Bytes of a body kept in memory, and the largest body embedded as HAR `text`.
 pub const HEAD_LIMIT: usize = 64 * 1024;
+
+/// The largest body that stays in memory instead of getting a file while it streams
+/// (see [`BodySink::finish_small_in_memory`]). At about this size, base64 and JSON
+/// escaping in the journal line cost as much CPU as a file's create/write/rename.
+pub const EMBED_LIMIT: usize = 16 * 1024;
+const _: () = assert!(EMBED_LIMIT <= HEAD_LIMIT, "a body in memory is its head");
 
 /// The `bodies/` directory of one trace directory.
 #[derive(Debug, Clone)]
@@ -35,8 +44,9 @@ pub struct StoredBody {
     /// Lower-case hex SHA-256 of the bytes.
     pub sha256: String,
     pub size: u64,
-    /// Path relative to the trace directory: `bodies/<sha256>`.
-    pub file: String,
+    /// Path relative to the trace directory: `bodies/<sha256>`; `None` while the body
+    /// is held in memory only (then `head` is the whole body, see [`BodyStore::keep`]).
+    pub file: Option<String>,
     /// The first `min(size, HEAD_LIMIT)` bytes.
     pub head: Vec<u8>,
     /// True when the body is longer than `head`.
@@ -77,59 +87,147 @@ impl BodyStore {
         &self.root
     }
 
-    /// Starts a new body; the temp file is created now so a full disk shows early.
+    /// Starts a new body. Its temp file is created once the body outgrows
+    /// [`EMBED_LIMIT`], so a small body costs no file-system call until it is finished.
     pub fn begin(&self) -> io::Result<BodySink> {
-        let tmp = tempfiles::temp_path(&self.bodies, "");
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| with_path(e, &tmp))?;
         Ok(BodySink {
-            out: Some(BufWriter::with_capacity(HEAD_LIMIT, file)),
-            tmp,
+            out: None,
+            tmp: None,
             bodies: self.bodies.clone(),
             hasher: Sha256::new(),
             size: 0,
             head: Vec::new(),
             truncated_head: false,
+            finished: false,
         })
     }
+
+    /// Gives an in-memory body (see [`BodySink::finish_small_in_memory`]) its file,
+    /// `bodies/<sha256>`, via a temp file and a rename; a body already stored is kept
+    /// once. Does nothing for a body that has its file.
+    pub fn keep(&self, body: &mut StoredBody) -> io::Result<()> {
+        Self::keep_in(&self.bodies, body)
+    }
+
+    fn keep_in(bodies: &Path, body: &mut StoredBody) -> io::Result<()> {
+        if body.file.is_some() {
+            return Ok(());
+        }
+        let dest = bodies.join(&body.sha256);
+        if !stored_whole(&dest, body.size) {
+            let tmp = tempfiles::temp_path(bodies, "");
+            let written = File::options()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .and_then(|mut f| f.write_all(&body.head))
+                .and_then(|()| fs::rename(&tmp, &dest));
+            if let Err(e) = written {
+                let _ = fs::remove_file(&tmp);
+                return Err(with_path(e, &dest));
+            }
+        }
+        body.file = Some(format!("{BODIES_DIR}/{}", body.sha256));
+        Ok(())
+    }
+}
+
+/// `Write::write_all_vectored` is not stable yet: writes every byte of `chunks`,
+/// retrying short writes and interruptions.
+fn write_all_vectored<B: AsRef<[u8]>>(out: &mut File, chunks: &[B]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = chunks
+        .iter()
+        .map(|c| io::IoSlice::new(c.as_ref()))
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match out.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Same name means same content, unless an older file was damaged: its size tells.
+fn stored_whole(dest: &Path, size: u64) -> bool {
+    fs::metadata(dest).is_ok_and(|m| m.is_file() && m.len() == size)
 }
 
 /// One body being written. Dropping it unfinished removes the temp file, so a client
 /// abort or a fault never leaves partial files behind.
 #[derive(Debug)]
 pub struct BodySink {
-    /// `None` once finished or aborted.
-    out: Option<BufWriter<File>>,
-    tmp: PathBuf,
+    /// The temp file, once the body outgrew [`EMBED_LIMIT`].
+    out: Option<File>,
+    tmp: Option<PathBuf>,
     bodies: PathBuf,
     hasher: Sha256,
     size: u64,
     head: Vec<u8>,
     truncated_head: bool,
+    finished: bool,
 }
 
 impl BodySink {
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        let Some(out) = self.out.as_mut() else {
+        self.write_chunks(&[data])
+    }
+
+    /// Writes `chunks` in order, to the file with one vectored write where the kernel
+    /// takes them all: the recorder hands over a batch of the chunks that passed
+    /// through the proxy as they are, without copying them into one buffer first.
+    pub fn write_chunks<B: AsRef<[u8]>>(&mut self, chunks: &[B]) -> io::Result<()> {
+        if self.finished {
             return Err(io::Error::other(format!(
                 "{}: body sink already finished",
-                self.tmp.display()
+                self.bodies.display()
             )));
-        };
-        out.write_all(data).map_err(|e| with_path(e, &self.tmp))?;
-        self.hasher.update(data);
-        self.size = self.size.saturating_add(data.len() as u64);
-        let room = HEAD_LIMIT.saturating_sub(self.head.len());
-        let take = room.min(data.len());
-        self.head
-            .extend_from_slice(data.get(..take).unwrap_or_default());
-        if data.len() > take {
-            self.truncated_head = true;
         }
+        let len: usize = chunks.iter().map(|c| c.as_ref().len()).sum();
+        let size = self.size.saturating_add(len as u64);
+        if self.out.is_none() && size > EMBED_LIMIT as u64 {
+            // Outgrew memory: everything so far is `head`; it goes first.
+            let tmp = tempfiles::temp_path(&self.bodies, "");
+            let mut file = File::options()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| with_path(e, &tmp))?;
+            self.tmp = Some(tmp);
+            file.write_all(&self.head).map_err(|e| self.with_tmp(e))?;
+            self.out = Some(file);
+        }
+        if let Some(out) = self.out.as_mut() {
+            // Unbuffered: the recorder hands over batches of 64 KiB, and a buffer would
+            // copy every byte once more on its way to the page cache.
+            if let Err(e) = write_all_vectored(out, chunks) {
+                return Err(self.with_tmp(e));
+            }
+        }
+        for data in chunks {
+            let data = data.as_ref();
+            self.hasher.update(data);
+            let room = HEAD_LIMIT.saturating_sub(self.head.len());
+            let take = room.min(data.len());
+            self.head
+                .extend_from_slice(data.get(..take).unwrap_or_default());
+            if data.len() > take {
+                self.truncated_head = true;
+            }
+        }
+        self.size = size;
         Ok(())
+    }
+
+    fn with_tmp(&self, e: io::Error) -> io::Error {
+        match &self.tmp {
+            Some(tmp) => with_path(e, tmp),
+            None => e,
+        }
     }
 
     /// Bytes written so far.
@@ -141,36 +239,49 @@ impl BodySink {
     ///
     /// No fsync: like the journal, bodies must survive a crash of modscope, not of the
     /// machine, and an fsync per body would dominate the cost of small responses.
-    pub fn finish(mut self) -> io::Result<StoredBody> {
-        let Some(out) = self.out.take() else {
+    pub fn finish(self) -> io::Result<StoredBody> {
+        let bodies = self.bodies.clone();
+        let mut stored = self.finish_small_in_memory()?;
+        BodyStore::keep_in(&bodies, &mut stored)?;
+        Ok(stored)
+    }
+
+    /// Like [`BodySink::finish`], but a body of at most [`EMBED_LIMIT`] bytes stays in
+    /// memory (`file: None`, `head` is the whole body) until [`BodyStore::keep`] is
+    /// called: the recorder embeds it in its entry instead.
+    pub fn finish_small_in_memory(mut self) -> io::Result<StoredBody> {
+        if self.finished {
             return Err(io::Error::other(format!(
                 "{}: body sink already finished",
-                self.tmp.display()
+                self.bodies.display()
             )));
-        };
-        let result = self.finish_inner(out);
+        }
+        self.finished = true;
+        let result = self.finish_inner();
         if result.is_err() {
-            let _ = fs::remove_file(&self.tmp);
+            self.discard();
         }
         result
     }
 
-    fn finish_inner(&mut self, out: BufWriter<File>) -> io::Result<StoredBody> {
-        let file = out
-            .into_inner()
-            .map_err(|e| with_path(e.into_error(), &self.tmp))?;
-        drop(file);
+    fn finish_inner(&mut self) -> io::Result<StoredBody> {
         let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
-        let dest = self.bodies.join(&sha256);
-        // Same name means same content, unless an older file was damaged: its size tells.
-        let already = fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == self.size);
-        if already {
-            fs::remove_file(&self.tmp).map_err(|e| with_path(e, &self.tmp))?;
-        } else {
-            fs::rename(&self.tmp, &dest).map_err(|e| with_path(e, &dest))?;
-        }
+        let file = match (self.out.take(), self.tmp.clone()) {
+            (Some(out), Some(tmp)) => {
+                drop(out);
+                let dest = self.bodies.join(&sha256);
+                if stored_whole(&dest, self.size) {
+                    fs::remove_file(&tmp).map_err(|e| with_path(e, &tmp))?;
+                } else {
+                    fs::rename(&tmp, &dest).map_err(|e| with_path(e, &dest))?;
+                }
+                self.tmp = None;
+                Some(format!("{BODIES_DIR}/{sha256}"))
+            }
+            _ => None,
+        };
         Ok(StoredBody {
-            file: format!("{BODIES_DIR}/{sha256}"),
+            file,
             sha256,
             size: self.size,
             head: std::mem::take(&mut self.head),
@@ -184,8 +295,10 @@ impl BodySink {
     }
 
     fn discard(&mut self) {
-        if self.out.take().is_some() {
-            let _ = fs::remove_file(&self.tmp);
+        self.finished = true;
+        self.out = None;
+        if let Some(tmp) = self.tmp.take() {
+            let _ = fs::remove_file(&tmp);
         }
     }
 }
@@ -221,7 +334,18 @@ impl StoredBody {
         content_encoding: Option<&str>,
         embed: bool,
     ) -> Result<BodyContent, TraceError> {
-        let path = store.root().join(&self.file);
+        let Some(file) = &self.file else {
+            if !super::content::is_encoded(content_encoding) {
+                return Ok(self.embedded(content_type));
+            }
+            // Encoded: HAR `text` holds the decoded body, so the wire bytes need a file.
+            let mut kept = self.clone();
+            store
+                .keep(&mut kept)
+                .map_err(|e| TraceError::io(store.root(), e))?;
+            return kept.content(store, content_type, content_encoding, embed);
+        };
+        let path = store.root().join(file);
         let coding = content_encoding.and_then(Coding::parse);
         let decoded = coding.and_then(|c| {
             let keep = if embed { usize::MAX } else { HEAD_LIMIT + 1 };
@@ -249,11 +373,29 @@ impl StoredBody {
         };
         Ok(BodyContent {
             sha256: Some(self.sha256.clone()),
-            file: Some(self.file.clone()),
+            file: Some(file.clone()),
             text,
             base64,
             decoded_size: decoded.map(|d| d.size),
         })
+    }
+
+    /// A body held in memory (no `Content-Encoding`), embedded whole: as `text` when it
+    /// is text, else as base64. `_sha256` stays, so readers verify it like a file.
+    fn embedded(&self, content_type: Option<&str>) -> BodyContent {
+        let text = looks_like_text(&self.head, content_type)
+            .then(|| String::from_utf8(self.head.clone()).ok())
+            .flatten();
+        let base64 = text
+            .is_none()
+            .then(|| base64::engine::general_purpose::STANDARD.encode(&self.head));
+        BodyContent {
+            sha256: Some(self.sha256.clone()),
+            file: None,
+            text,
+            base64,
+            decoded_size: None,
+        }
     }
 }
 
@@ -508,7 +650,7 @@ mod tests {
         let stored = sink.finish().expect("finish");
         assert_eq!(stored.sha256, hex::encode(Sha256::digest(&data)));
         assert_eq!(stored.size, data.len() as u64);
-        assert_eq!(stored.file, format!("bodies/{}", stored.sha256));
+        assert_eq!(stored.file, Some(format!("bodies/{}", stored.sha256)));
         assert_eq!(stored.head, data[..HEAD_LIMIT]);
         assert!(stored.truncated_head);
         assert_eq!(
@@ -565,12 +707,121 @@ mod tests {
     }
 
     #[test]
+    fn small_bodies_stay_in_memory_until_kept() {
+        let dir = TestDir::new("bodies-small");
+        let store = BodyStore::new(dir.path()).expect("store");
+        let files = || {
+            fs::read_dir(dir.path().join(BODIES_DIR))
+                .expect("ls")
+                .count()
+        };
+        // (body, content type, Content-Encoding, embedded as text, as base64, gets a file)
+        let gz = {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(b"v1.0.0\n").expect("gzip");
+            enc.finish().expect("gzip")
+        };
+        let binary = pseudo_random(EMBED_LIMIT, 5);
+        type Case<'a> = (&'a [u8], Option<&'a str>, Option<&'a str>, bool, bool, bool);
+        let cases: [Case<'_>; 5] = [
+            (b"v1.0.0\n", Some("text/plain"), None, true, false, false),
+            (&binary, Some("application/zip"), None, false, true, false),
+            (&binary, None, Some("identity"), false, true, false),
+            (b"", None, None, true, false, false),
+            // Encoded: `text` is the decoded body, so the wire bytes get their file.
+            (&gz, Some("text/plain"), Some("gzip"), true, false, true),
+        ];
+        for (i, (body, ct, ce, text, base64, file)) in cases.into_iter().enumerate() {
+            let before = files();
+            let mut sink = store.begin().expect("begin");
+            sink.write(body).expect("write");
+            let stored = sink.finish_small_in_memory().expect("finish");
+            assert_eq!(
+                (stored.file.as_deref(), files()),
+                (None, before),
+                "case {i}"
+            );
+            assert_eq!(stored.head, body, "case {i}: the head is the whole body");
+            let c = stored.content(&store, ct, ce, false).expect("content");
+            assert_eq!(
+                c.sha256.as_deref(),
+                Some(stored.sha256.as_str()),
+                "case {i}"
+            );
+            assert_eq!(
+                (c.text.is_some(), c.base64.is_some(), c.file.is_some()),
+                (text, base64, file),
+                "case {i}"
+            );
+            if let Some(b64) = &c.base64 {
+                let decoded = base64::engine::general_purpose::STANDARD.decode(b64);
+                assert_eq!(decoded.expect("base64"), body, "case {i}");
+            }
+            if file {
+                let path = c.file.as_deref().expect("file");
+                assert_eq!(fs::read(dir.path().join(path)).expect("read"), body);
+            }
+        }
+        // `keep` gives an in-memory body its file, once per content.
+        let mut sink = store.begin().expect("begin");
+        sink.write(b"kept").expect("write");
+        let mut stored = sink.finish_small_in_memory().expect("finish");
+        let mut again = stored.clone();
+        store.keep(&mut stored).expect("keep");
+        store.keep(&mut again).expect("keep again");
+        assert_eq!(stored.file, again.file);
+        let sha = stored.sha256.clone();
+        assert_eq!(read_verified(dir.path(), &sha).expect("read"), b"kept");
+        assert!(tmp_files(dir.path()).is_empty());
+        // A body past the limit streams to its file as before.
+        let mut sink = store.begin().expect("begin");
+        sink.write(&binary).expect("write");
+        sink.write(b"!").expect("write");
+        let big = sink.finish_small_in_memory().expect("finish");
+        assert!(big.file.is_some());
+    }
+
+    #[test]
+    fn chunk_batches_store_the_same_bytes_as_single_writes() {
+        let dir = TestDir::new("bodies-chunks");
+        let store = BodyStore::new(dir.path()).expect("store");
+        let data = pseudo_random(3 * EMBED_LIMIT + 17, 9);
+        // Batches that cross the in-memory limit inside a batch, with empty chunks.
+        let cuts = [
+            0,
+            1,
+            100,
+            EMBED_LIMIT - 3,
+            EMBED_LIMIT + 5,
+            2 * EMBED_LIMIT,
+            data.len(),
+        ];
+        let mut sink = store.begin().expect("begin");
+        for pair in cuts.windows(2) {
+            let part = &data[pair[0]..pair[1]];
+            let (a, b) = part.split_at(part.len() / 2);
+            sink.write_chunks(&[a, &[][..], b]).expect("write");
+        }
+        let stored = sink.finish().expect("finish");
+        assert_eq!(stored.sha256, hex::encode(Sha256::digest(&data)));
+        assert_eq!(stored.size, data.len() as u64);
+        assert_eq!(
+            read_verified(dir.path(), &stored.sha256).expect("read"),
+            data
+        );
+        assert_eq!(stored.head, data[..HEAD_LIMIT.min(data.len())]);
+    }
+
+    #[test]
     fn abort_and_drop_remove_temp_files() {
         let dir = TestDir::new("bodies-abort");
         let store = BodyStore::new(dir.path()).expect("store");
         let mut a = store.begin().expect("begin");
         a.write(b"partial").expect("write");
-        let b = store.begin().expect("begin");
+        assert!(tmp_files(dir.path()).is_empty(), "a small body has no file");
+        a.write(&[b'x'; EMBED_LIMIT]).expect("write");
+        let mut b = store.begin().expect("begin");
+        b.write(&[b'y'; EMBED_LIMIT + 1]).expect("write");
         assert_eq!(tmp_files(dir.path()).len(), 2);
         a.abort();
         drop(b);
@@ -727,7 +978,7 @@ mod tests {
             .expect("content");
         assert_eq!(c.text.as_deref(), Some("v1.0.0\n"));
         assert_eq!(c.base64, None);
-        assert_eq!(c.file.as_deref(), Some(text.file.as_str()));
+        assert_eq!(c.file.as_deref(), text.file.as_deref());
 
         let data = pseudo_random(1000, 11);
         let mut s = store.begin().expect("begin");
@@ -786,7 +1037,7 @@ mod tests {
             assert_eq!(c.text.as_deref(), Some(want_text.as_str()), "{coding}");
             assert_eq!(c.decoded_size, Some(plain.len() as u64), "{coding}");
             assert_eq!(
-                fs::read(store.root().join(&stored.file)).expect("file"),
+                fs::read(store.root().join(stored.file.as_deref().expect("a file"))).expect("file"),
                 *wire,
                 "{coding}: the store keeps the wire bytes"
             );

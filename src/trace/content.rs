@@ -101,7 +101,7 @@ impl Coding {
 }
 
 /// Whether a `Content-Encoding` value says the wire bytes are encoded at all.
-fn is_encoded(header: Option<&str>) -> bool {
+pub(crate) fn is_encoded(header: Option<&str>) -> bool {
     header.is_some_and(|h| {
         let h = h.trim();
         !h.is_empty() && !h.eq_ignore_ascii_case("identity")

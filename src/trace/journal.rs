@@ -57,6 +57,11 @@ struct LineLog {
     len: u64,
     /// A fragment may follow `len` (a failed write whose truncation failed too).
     torn: bool,
+    /// Start time, offset and length of every entry line, while every line of the file
+    /// is one this writer appended: `finish` then needs no pass over the journal.
+    index: Option<Vec<(String, u64, usize)>>,
+    /// The `_unrecorded` lines this writer appended, summed.
+    unrecorded: Unrecorded,
 }
 
 impl LineLog {
@@ -138,6 +143,8 @@ impl JournalWriter {
                 file: wrap(file),
                 len,
                 torn: false,
+                index: (len == 0).then(Vec::new),
+                unrecorded: Unrecorded::default(),
             }),
             existing_lines: existing_lines + u64::from(torn),
         })
@@ -159,16 +166,20 @@ impl JournalWriter {
     /// Writes `entry` as one compact JSON line, all or nothing: when the write fails
     /// (a full disk), the journal is left as it was before the call.
     pub fn append(&self, entry: &Entry) -> Result<(), TraceError> {
-        self.append_json(entry)
+        // An entry the reader would skip (a bad URL) is left to the reader's own pass.
+        let key = super::urlparts::problem(&entry.request.url)
+            .is_none()
+            .then(|| entry.started_date_time.clone());
+        self.append_json(entry, Line::Entry(key))
     }
 
     /// Notes in the journal that exchanges were not recorded (see [`Unrecorded`]), so a
     /// later `summary` says the trace has a gap. All or nothing, like [`Self::append`].
     pub fn append_unrecorded(&self, gap: &Unrecorded) -> Result<(), TraceError> {
-        self.append_json(&UnrecordedLine { unrecorded: gap })
+        self.append_json(&UnrecordedLine { unrecorded: gap }, Line::Gap(gap))
     }
 
-    fn append_json(&self, value: &impl Serialize) -> Result<(), TraceError> {
+    fn append_json(&self, value: &impl Serialize, kind: Line<'_>) -> Result<(), TraceError> {
         let mut line = serde_json::to_vec(value).map_err(|source| TraceError::Serialize {
             path: self.path.clone(),
             source,
@@ -178,7 +189,19 @@ impl JournalWriter {
         // write is undone before the lock is released), so a poisoned lock is safe.
         let mut log = self.file.lock().unwrap_or_else(|p| p.into_inner());
         // `File` is unbuffered: once the write returns, the line is in the kernel.
-        log.append(&line).map_err(|e| TraceError::io(&self.path, e))
+        let offset = log.len;
+        log.append(&line)
+            .map_err(|e| TraceError::io(&self.path, e))?;
+        match kind {
+            Line::Entry(Some(started)) => {
+                if let Some(index) = log.index.as_mut() {
+                    index.push((started, offset, line.len()));
+                }
+            }
+            Line::Entry(None) => log.index = None,
+            Line::Gap(gap) => log.unrecorded.add(gap),
+        }
+        Ok(())
     }
 
     /// Flushes the journal to disk (survives power loss, not just a process crash).
@@ -192,10 +215,26 @@ impl JournalWriter {
     /// and position of each line are kept, then entries are re-read one at a time.
     pub fn finish(self, creator_version: &str) -> Result<FinishReport, TraceError> {
         self.sync()?;
-        let mut index: Vec<(String, u64, usize)> = Vec::new();
-        let scan = super::reader::scan_journal(&self.path, |offset, len, entry| {
-            index.push((entry.started_date_time, offset, len));
-        })?;
+        let log = self.file.into_inner().unwrap_or_else(|p| p.into_inner());
+        // Another process appending to the same journal would make the file longer
+        // than the lines this writer knows.
+        let alone = fs::metadata(&self.path).is_ok_and(|m| m.len() == log.len);
+        let (mut index, scan) = match log.index.filter(|_| alone && !log.torn) {
+            Some(index) => (
+                index,
+                super::reader::JournalScan {
+                    problems: Vec::new(),
+                    unrecorded: log.unrecorded,
+                },
+            ),
+            None => {
+                let mut index: Vec<(String, u64, usize)> = Vec::new();
+                let scan = super::reader::scan_journal(&self.path, |offset, len, entry| {
+                    index.push((entry.started_date_time, offset, len));
+                })?;
+                (index, scan)
+            }
+        };
         // Our timestamps are fixed-width UTC, so text order is time order; the offset
         // keeps equal times in journal order.
         index.sort();
@@ -253,15 +292,11 @@ fn write_har_streaming(
                 .seek(SeekFrom::Start(*offset))
                 .and_then(|_| source.read_exact(&mut line))
                 .map_err(|e| TraceError::io(journal, e))?;
-            let entry: Entry =
-                serde_json::from_slice(line.trim_ascii()).map_err(|e| TraceError::Json {
-                    path: journal.to_path_buf(),
-                    line: None,
-                    source: e,
-                })?;
             out.write_all(if i == 0 { b"\n" } else { b",\n" })
                 .map_err(|e| TraceError::io(&tmp, e))?;
-            serde_json::to_writer_pretty(&mut out, &entry).map_err(ser)?;
+            // The line is an entry serde wrote (and the scan or the writer checked):
+            // re-indented as it is, not parsed and serialized once more.
+            write_pretty(line.trim_ascii(), &mut out).map_err(|e| TraceError::io(&tmp, e))?;
         }
         out.write_all(b"\n    ]\n  }\n}\n")
             .map_err(|e| TraceError::io(&tmp, e))?;
@@ -280,6 +315,74 @@ fn write_har_streaming(
         let _ = d.sync_all();
     }
     Ok(dest)
+}
+
+/// What a journal line is, for the writer's own index.
+enum Line<'a> {
+    /// An entry, with its start time when the reader will take it.
+    Entry(Option<String>),
+    Gap(&'a Unrecorded),
+}
+
+/// Writes one JSON value as serde_json's pretty printer does (two-space indent,
+/// `"key": value`, `{}`/`[]` when empty), copying strings and numbers byte for byte;
+/// whitespace between tokens is dropped. A linear pass, no allocation per value.
+fn write_pretty(json: &[u8], out: &mut impl Write) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(json.len() + json.len() / 2);
+    let mut depth = 0usize;
+    let (mut in_string, mut escaped) = (false, false);
+    // An object or array was opened and nothing is in it yet.
+    let mut opened = false;
+    let newline = |buf: &mut Vec<u8>, depth: usize| {
+        buf.push(b'\n');
+        buf.resize(buf.len() + 2 * depth, b' ');
+    };
+    for &b in json {
+        if in_string {
+            buf.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' => {}
+            b'{' | b'[' => {
+                if opened {
+                    newline(&mut buf, depth);
+                }
+                buf.push(b);
+                depth += 1;
+                opened = true;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if !opened {
+                    newline(&mut buf, depth);
+                }
+                buf.push(b);
+                opened = false;
+            }
+            b',' => {
+                buf.push(b',');
+                newline(&mut buf, depth);
+            }
+            b':' => buf.extend_from_slice(b": "),
+            _ => {
+                if opened {
+                    newline(&mut buf, depth);
+                    opened = false;
+                }
+                in_string = b == b'"';
+                buf.push(b);
+            }
+        }
+    }
+    out.write_all(&buf)
 }
 
 fn temp_har_path(dir: &Path) -> PathBuf {
@@ -435,6 +538,76 @@ mod tests {
         ex.id = id;
         ex.started = std::time::UNIX_EPOCH + std::time::Duration::from_micros(started_micros);
         build_entry(&ex, None, &EntryBodies::default(), &BuildOptions::default())
+    }
+
+    #[test]
+    fn pretty_matches_serde_json_pretty_byte_for_byte() {
+        let mut full = serde_json::to_value(entry(7, 1_500_000)).expect("value");
+        full["_x"] = serde_json::json!({
+            "empty": {}, "none": [], "nested": [[], [{}], {"a": [1, 2.5, -3e-7]}],
+            "tricky": "quote \" backslash \\ brackets {[,:]} tab\t newline\n é \u{1}",
+            "keys:with,commas": null, "t": true, "f": false
+        });
+        let values = [
+            full,
+            serde_json::json!({}),
+            serde_json::json!([]),
+            serde_json::json!("just a string"),
+            serde_json::json!([1, [2, [3, {}]], {"k": []}]),
+        ];
+        for v in values {
+            let compact = serde_json::to_vec(&v).expect("compact");
+            let mut got = Vec::new();
+            write_pretty(&compact, &mut got).expect("pretty");
+            let want = serde_json::to_string_pretty(&v).expect("pretty");
+            assert_eq!(String::from_utf8(got).expect("utf8"), want);
+            // Whitespace between tokens (a hand-edited journal) is dropped the same way.
+            let mut from_pretty = Vec::new();
+            write_pretty(want.as_bytes(), &mut from_pretty).expect("pretty");
+            assert_eq!(String::from_utf8(from_pretty).expect("utf8"), want);
+        }
+    }
+
+    #[test]
+    fn finish_from_its_own_index_writes_what_a_journal_scan_writes() {
+        let dir = TestDir::new("journal-index");
+        let (own, scanned) = (dir.path().join("own"), dir.path().join("scanned"));
+        let gap = Unrecorded {
+            exchanges: 2,
+            bodies: 1,
+            reason: "disk full".into(),
+        };
+        for trace in [&own, &scanned] {
+            let j = JournalWriter::open(trace).expect("open");
+            j.append(&entry(1, 3_000_000)).expect("append");
+            j.append_unrecorded(&gap).expect("gap");
+            j.append(&entry(2, 1_000_000)).expect("append");
+            if trace == &scanned {
+                // Reopened: the lines are not this writer's, so `finish` scans them.
+                drop(j);
+                let j = JournalWriter::open(trace).expect("reopen");
+                assert_eq!(j.existing_lines(), 3);
+                let report = j.finish("test").expect("finish");
+                assert_eq!((report.entries, report.unrecorded), (2, gap.clone()));
+            } else {
+                let report = j.finish("test").expect("finish");
+                assert_eq!((report.entries, report.unrecorded), (2, gap.clone()));
+            }
+        }
+        let read = |t: &Path| fs::read_to_string(t.join(HAR_FILE)).expect("har");
+        assert_eq!(read(&own), read(&scanned));
+        let har: serde_json::Value = serde_json::from_str(&read(&own)).expect("json");
+        let ids: Vec<_> = har["log"]["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| e["_id"].clone())
+            .collect();
+        assert_eq!(
+            ids,
+            [serde_json::json!(2), serde_json::json!(1)],
+            "by start time"
+        );
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub mod validate;
 pub(crate) mod testutil;
 
 pub use bodies::{
-    looks_like_text, open_verified, read_verified, BodySink, BodyStore, StoredBody, HEAD_LIMIT,
+    looks_like_text, open_verified, read_verified, BodySink, BodyStore, StoredBody, EMBED_LIMIT,
+    HEAD_LIMIT,
 };
 pub use build::{
     build_entry, format_started, har_timings, BodyContent, BuildOptions, EntryBodies, REDACTED,
@@ -35,8 +36,8 @@ pub use har::{
 };
 pub use journal::{write_har_atomic, FinishReport, JournalWriter, Unrecorded};
 pub use reader::{
-    entry_body, load_trace, request_body, response_body, response_file, response_plan, LoadProblem,
-    LoadedTrace,
+    embedded_response, entry_body, load_trace, request_body, response_body, response_file,
+    response_plan, LoadProblem, LoadedTrace,
 };
 pub use urlparts::{redact_url_list, redact_userinfo};
 pub use validate::validate_har_1_2;

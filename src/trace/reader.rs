@@ -362,6 +362,21 @@ pub fn response_body(trace: &LoadedTrace, entry: &Entry) -> Result<(Vec<u8>, Pla
     Ok((materialise(trace, &r, &plan)?, plan))
 }
 
+/// The wire bytes of a response body held in its entry (`text` or base64, as modscope
+/// embeds small bodies), checked against `_sha256`. `None` for a body stored in a file,
+/// an absent one, or decoded text that no longer is the wire bytes. No file is read.
+pub fn embedded_response(entry: &Entry) -> Option<Vec<u8>> {
+    let r = response_ref(entry);
+    let plan = content::plan(&r.fields()).ok()?;
+    let Source::Text { bytes, .. } = plan.source else {
+        return None;
+    };
+    let matches = r
+        .sha256
+        .is_none_or(|want| hex::encode(Sha256::digest(&bytes)) == want);
+    (!plan.drop_content_encoding && matches).then_some(bytes)
+}
+
 /// How an entry's response body will be rebuilt (no file is read).
 pub fn response_plan(trace: &LoadedTrace, entry: &Entry) -> Result<Plan, TraceError> {
     plan_of(trace, &response_ref(entry))
@@ -427,6 +442,19 @@ struct BodyRef<'a> {
     content_encoding: Option<&'a str>,
 }
 
+impl<'a> BodyRef<'a> {
+    fn fields(&self) -> BodyFields<'a> {
+        BodyFields {
+            text: self.text,
+            encoding: self.encoding,
+            size: self.size,
+            compression: self.compression,
+            stored: self.file.is_some() || self.sha256.is_some(),
+            content_encoding: self.content_encoding,
+        }
+    }
+}
+
 fn resolve_body(trace: &LoadedTrace, r: BodyRef<'_>) -> Result<Vec<u8>, TraceError> {
     let plan = plan_of(trace, &r)?;
     materialise(trace, &r, &plan)
@@ -440,15 +468,7 @@ fn plan_of(trace: &LoadedTrace, r: &BodyRef<'_>) -> Result<Plan, TraceError> {
             reason: format!("_sha256: {reason}"),
         })?;
     }
-    content::plan(&BodyFields {
-        text: r.text,
-        encoding: r.encoding,
-        size: r.size,
-        compression: r.compression,
-        stored: r.file.is_some() || r.sha256.is_some(),
-        content_encoding: r.content_encoding,
-    })
-    .map_err(|e| match e {
+    content::plan(&r.fields()).map_err(|e| match e {
         ContentError::Base64(source) => TraceError::BadBase64 {
             trace: trace.source.clone(),
             source,
