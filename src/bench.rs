@@ -35,7 +35,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_mitm: bool,
     /// Run only these measures (comma-separated), e.g. to profile one of them; `wan` (the
-    /// WAN workload, minutes long) runs only when named here.
+    /// WAN workload, about 10 minutes) runs only when named here.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<Measure>,
     /// Repetitions of each measure (the median is reported); default 3, 1 with --quick.
@@ -59,7 +59,7 @@ pub enum Measure {
     /// `modscope run -- go mod download` with `--otlp` aimed at a dead collector, vs without.
     Otlp,
     /// `go mod download` of 1,000 modules of log-normal sizes from an origin 20 ms away
-    /// (minutes; runs only when named).
+    /// (about 10 minutes; runs only when named).
     Wan,
 }
 
