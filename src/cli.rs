@@ -1,4 +1,5 @@
 //! Command-line definitions (clap) and their translation into validated configuration.
+//! Parsing only: files and the clock are read by the command (see `cmd::session`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{ConfigError, ConnectTo, ProxyConfig, UpstreamProxy};
+use crate::fault::{Rule, RuleFile};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,7 +65,7 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Measure direct vs through-modscope on loopback (release build recommended).
     #[command(after_help = "Example:\n  cargo run --release -- bench")]
-    Bench(crate::bench::BenchArgs),
+    Bench(BenchArgs),
     /// Turn a packet capture (pcap/pcapng) into a trace directory.
     #[command(
         after_help = "Example:\n  modscope import capture.pcapng -o /tmp/trace && modscope summary /tmp/trace"
@@ -342,6 +344,50 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+/// `modscope bench` options.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Small sizes and few repetitions (a smoke run, not a measurement).
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Skip the `go mod download` measurement even when go is installed.
+    #[arg(long)]
+    pub no_go: bool,
+    /// Skip the mitmproxy column even when mitmdump is installed.
+    #[arg(long)]
+    pub no_mitm: bool,
+    /// Run only these measures (comma-separated), e.g. to profile one of them; `wan` (the
+    /// WAN workload, about 10 minutes) runs only when named here.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Measure>,
+    /// Repetitions of each measure (the median is reported); default 3, 1 with --quick.
+    #[arg(long)]
+    pub reps: Option<usize>,
+}
+
+/// A group of measurements `--only` can select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Measure {
+    /// Large-body downloads over h2 and http/1.1, and the proxy's peak RSS.
+    Throughput,
+    /// Sequential small requests on one connection, and the added latency.
+    Sequential,
+    /// Small requests over many concurrent connections.
+    Concurrent,
+    /// First and cached handshakes to many hosts.
+    Handshake,
+    /// `go mod download` of synthetic modules.
+    Go,
+    /// `modscope run -- go mod download` with `--otlp` aimed at a dead collector, vs without.
+    Otlp,
+    /// `go mod download` of 1,000 modules of log-normal sizes from an origin 20 ms away
+    /// (about 10 minutes; runs only when named).
+    Wan,
+}
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Use the built-in client even when go is installed.
@@ -353,12 +399,16 @@ pub struct DemoArgs {
 }
 
 impl CommonArgs {
-    /// A validated proxy configuration listening on `listen`.
+    /// A validated proxy configuration listening on `listen`. `faults_file` is the
+    /// `--faults` file as the command read it; `clock_seed` seeds the faults when neither
+    /// `--seed` nor the file does.
     pub fn to_config(
         &self,
         listen: SocketAddr,
         allow_remote: bool,
         color: bool,
+        faults_file: Option<RuleFile>,
+        clock_seed: u64,
     ) -> Result<ProxyConfig, ConfigError> {
         let connect_to = self
             .connect_to
@@ -370,7 +420,8 @@ impl CommonArgs {
             .as_deref()
             .map(UpstreamProxy::parse)
             .transpose()?;
-        let (fault_rules, file_seed) = self.fault_rules()?;
+        let file_seed = faults_file.as_ref().and_then(|f| f.seed);
+        let fault_rules = self.fault_rules(faults_file)?;
         let config = ProxyConfig {
             listen,
             allow_remote,
@@ -392,7 +443,7 @@ impl CommonArgs {
             quiet: self.quiet,
             color,
             fault_rules,
-            fault_seed: self.seed.or(file_seed).unwrap_or_else(random_seed),
+            fault_seed: self.seed.or(file_seed).unwrap_or(clock_seed),
             goproxy_bases: Vec::new(),
             admin: self.admin,
             keylog: self.keylog.clone().filter(|p| !p.as_os_str().is_empty()),
@@ -404,36 +455,17 @@ impl CommonArgs {
 }
 
 impl CommonArgs {
-    /// Rules from --faults, --profile and --fault, in that order, and the file's seed.
-    pub fn fault_rules(&self) -> Result<(Vec<crate::fault::Rule>, Option<u64>), ConfigError> {
-        let mut rules = Vec::new();
-        let mut seed = None;
-        if let Some(path) = &self.faults {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::FaultsFile {
-                path: path.clone(),
-                source,
-            })?;
-            let file = crate::fault::parse_toml(&text, &path.display().to_string())
-                .map_err(ConfigError::Faults)?;
-            seed = file.seed;
-            rules.extend(file.rules);
-        }
+    /// Rules from the --faults file, --profile and --fault, in that order.
+    pub fn fault_rules(&self, file: Option<RuleFile>) -> Result<Vec<Rule>, ConfigError> {
+        let mut rules = file.map(|f| f.rules).unwrap_or_default();
         for name in &self.profile {
             rules.extend(crate::fault::preset(name).map_err(ConfigError::Faults)?);
         }
         for spec in &self.fault {
             rules.push(crate::fault::parse_spec(spec).map_err(ConfigError::Faults)?);
         }
-        Ok((rules, seed))
+        Ok(rules)
     }
-}
-
-/// A seed from the clock, printed so a run can be reproduced.
-fn random_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64 % 1_000_000_000)
-        .unwrap_or(1)
 }
 
 impl Command {
@@ -513,9 +545,48 @@ mod tests {
         };
         let err = p
             .common
-            .to_config(p.listen, false, false)
+            .to_config(p.listen, false, false, None, 1)
             .unwrap_err()
             .to_string();
         assert!(err.contains("needs 4"), "{err}");
+    }
+
+    #[test]
+    fn seed_comes_from_the_flag_then_the_faults_file_then_the_clock() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["modscope", "proxy"].iter().chain(args)).unwrap();
+            let Command::Proxy(p) = cli.command else {
+                panic!("not proxy")
+            };
+            p.common
+        };
+        let file = || {
+            crate::fault::parse_toml(
+                "seed = 7\n[[rule]]\nname = \"from-file\"\nmatch = { kind = \"zip\" }\nrespond = { status = 502 }\n",
+                "f.toml",
+            )
+            .unwrap()
+        };
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let common = parse(&["--fault", "kind=mod:503"]);
+        let config = common
+            .to_config(listen, false, false, Some(file()), 99)
+            .unwrap();
+        assert_eq!(config.fault_seed, 7);
+        // The file's rules first, then the inline ones.
+        assert_eq!(config.fault_rules.len(), 2);
+        assert_eq!(config.fault_rules[0].name, "from-file");
+        assert_eq!(
+            common
+                .to_config(listen, false, false, None, 99)
+                .unwrap()
+                .fault_seed,
+            99
+        );
+        let seeded = parse(&["--seed", "5"]);
+        let config = seeded
+            .to_config(listen, false, false, Some(file()), 99)
+            .unwrap();
+        assert_eq!(config.fault_seed, 5);
     }
 }

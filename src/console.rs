@@ -1,6 +1,6 @@
 //! Live console output: one concise line per finished exchange, coloured on a terminal.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::exchange::Exchange;
@@ -42,6 +42,21 @@ pub fn is_closed_output_panic(message: &str) -> bool {
 /// Whether to colour output: never with `NO_COLOR`, else when the stream is a terminal.
 pub fn use_color(stream_is_terminal: bool, no_color_env: bool) -> bool {
     stream_is_terminal && !no_color_env
+}
+
+/// Whether to colour what goes to stderr (exchange lines, the closing summary).
+pub fn stderr_color() -> bool {
+    use_color(std::io::stderr().is_terminal(), no_color_env())
+}
+
+/// Whether to colour what goes to stdout (`summary`).
+pub fn stdout_color() -> bool {
+    use_color(std::io::stdout().is_terminal(), no_color_env())
+}
+
+/// `NO_COLOR` set to anything but the empty string (no-color.org).
+fn no_color_env() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 
 /// Prints each exchange to stderr.
@@ -135,15 +150,7 @@ pub fn exchange_line(ex: &Exchange, color: bool, redact: bool) -> String {
     line
 }
 
-pub use crate::net::human_bytes;
-
-pub fn human_ms(ms: f64) -> String {
-    if ms >= 1000.0 {
-        format!("{:.2} s", ms / 1000.0)
-    } else {
-        format!("{ms:.1} ms")
-    }
-}
+pub use crate::net::{human_bytes, human_ms};
 
 #[cfg(test)]
 mod tests {

@@ -120,7 +120,9 @@ pub struct UpstreamTls {
     pub alpn: Option<String>,
     pub verified: bool,
     pub error: Option<String>,
-    pub certificates: Vec<CertFacts>,
+    /// Shared by every exchange of the connection: cloning an exchange (for each
+    /// observer, for the recorder's entry) copied the whole chain's strings each time.
+    pub certificates: std::sync::Arc<[CertFacts]>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -131,7 +131,7 @@ pub fn go_of_command(command: &[String]) -> Option<PathBuf> {
 fn go_env(go: Option<&Path>, vars: &[&str]) -> Option<Vec<String>> {
     let go = go
         .map(Path::to_path_buf)
-        .or_else(|| crate::demo::which("go"))?;
+        .or_else(|| crate::procenv::which("go"))?;
     let out = Command::new(&go).arg("env").args(vars).output().ok()?;
     if !out.status.success() {
         tracing::warn!(
@@ -196,7 +196,7 @@ fn run_goauth(words: &[String], url: &str, notes: &mut Vec<String>) -> Vec<(Stri
 /// The `export` line a shell needs for `--goproxy`, and the optional intercepting lines
 /// for direct/VCS traffic where the CA is trusted.
 pub fn export_lines(goproxy: &str, proxy_url: &str, bundle: &Path) -> String {
-    let intercepting: String = crate::commands::export_lines(proxy_url, bundle)
+    let intercepting: String = crate::procenv::export_lines(proxy_url, bundle)
         .lines()
         .map(|l| format!("# {l}\n"))
         .collect();

@@ -1,13 +1,11 @@
 //! modscope: an intercepting HTTPS proxy that knows how the go command talks to the network.
 
-pub mod bench;
 pub mod ca;
 pub mod capture;
 pub mod cli;
-pub mod commands;
+pub mod cmd;
 pub mod config;
 pub mod console;
-pub mod demo;
 pub mod diagnose;
 pub mod exchange;
 pub mod export;
@@ -18,11 +16,11 @@ pub mod gozip;
 pub mod htmlreport;
 pub mod net;
 pub mod otlp;
+pub mod procenv;
 pub mod proxy;
 pub mod recorder;
 pub mod replay;
 pub mod report;
-pub mod run;
 pub mod testkit;
 pub mod tls;
 pub mod trace;

@@ -2,11 +2,12 @@
 //! chain with a next step, and exit 0 (success), 1 (failure) or the child's code under `run`.
 //! A closed stdout or stderr (`modscope summary T | head`) ends any command with exit 0.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use clap::{CommandFactory, Parser};
 
 use modscope::cli::{Cli, Command};
+use modscope::cmd;
 
 fn main() {
     quiet_on_closed_output();
@@ -75,17 +76,17 @@ fn run(command: Command) {
     };
     let result = runtime.block_on(async move {
         match command {
-            Command::Proxy(args) => modscope::commands::proxy(args).await,
-            Command::Run(args) => modscope::run::run(args).await,
-            Command::Ca { action, ca_dir } => modscope::commands::ca(action, ca_dir),
-            Command::Demo(args) => modscope::demo::demo(args).await,
-            Command::Summary(args) => modscope::commands::summary(args),
-            Command::Replay(args) => modscope::commands::replay(args).await,
-            Command::Bench(args) => modscope::bench::bench(args).await,
-            Command::Import(args) => modscope::commands::import(args),
-            Command::Verify(args) => modscope::verify::verify(args),
-            Command::Report(args) => modscope::commands::report(args),
-            Command::Export(args) => modscope::export::export(args).await,
+            Command::Proxy(args) => cmd::proxy::proxy(args).await,
+            Command::Run(args) => cmd::run::run(args).await,
+            Command::Ca { action, ca_dir } => cmd::ca::ca(action, ca_dir),
+            Command::Demo(args) => cmd::demo::demo(args).await,
+            Command::Summary(args) => cmd::summary::summary(args),
+            Command::Replay(args) => cmd::replay::replay(args).await,
+            Command::Bench(args) => cmd::bench::bench(args).await,
+            Command::Import(args) => cmd::import::import(args),
+            Command::Verify(args) => cmd::verify::verify(args),
+            Command::Report(args) => cmd::report::report(args),
+            Command::Export(args) => cmd::export::export(args).await,
             Command::Completions { .. } | Command::Man => Ok(0),
         }
     });
@@ -110,10 +111,7 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MODSCOPE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let color = modscope::console::use_color(
-        std::io::stderr().is_terminal(),
-        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
-    );
+    let color = modscope::console::stderr_color();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(color)

@@ -47,9 +47,10 @@ pub struct RecordOptions {
 }
 
 enum Msg {
-    /// Body chunks in order, as they passed through the proxy (small ones gathered).
-    Chunk(u64, BodyKind, Vec<Bytes>),
-    BodyEnd(u64, BodyKind),
+    /// Body chunks in order, as they passed through the proxy (small ones gathered);
+    /// `true` when they are the body's last: one message (one wake-up of the writer)
+    /// instead of two for a small body.
+    Chunk(u64, BodyKind, Vec<Bytes>, bool),
     Exchange(Box<Exchange>),
     /// An exchange that is not recorded: discard its stored bodies.
     Forget(u64),
@@ -225,9 +226,9 @@ impl Capture {
 
     /// Hands the gathered bytes to the writer; only sent bytes count against the budget,
     /// so a stream waiting at the gate never holds budget the writer cannot release.
-    fn flush(&mut self) {
+    fn flush(&mut self, last: bool) {
         self.seal_small();
-        if self.batch.is_empty() {
+        if self.batch.is_empty() && !last {
             return;
         }
         let chunks = std::mem::take(&mut self.batch);
@@ -235,7 +236,7 @@ impl Capture {
         self.gate.in_flight.fetch_add(len, Ordering::AcqRel);
         if self
             .tx
-            .send(Msg::Chunk(self.id, self.kind, chunks))
+            .send(Msg::Chunk(self.id, self.kind, chunks, last))
             .is_err()
         {
             self.gate.release(len);
@@ -257,13 +258,12 @@ impl BodyCapture for Capture {
         }
         self.len += data.len();
         if self.len >= BATCH {
-            self.flush();
+            self.flush(false);
         }
     }
 
     fn end(mut self: Box<Self>, _complete: bool) {
-        self.flush();
-        let _ = self.tx.send(Msg::BodyEnd(self.id, self.kind));
+        self.flush(true);
     }
 }
 
@@ -349,12 +349,16 @@ impl Writer {
     fn run(&mut self, rx: mpsc::Receiver<Msg>) {
         while let Ok(msg) = rx.recv() {
             match msg {
-                Msg::Chunk(id, kind, chunks) => {
-                    self.write_chunk(id, kind, &chunks);
-                    let len: usize = chunks.iter().map(Bytes::len).sum();
-                    self.gate.release(len as u64);
+                Msg::Chunk(id, kind, chunks, last) => {
+                    if !chunks.is_empty() {
+                        self.write_chunk(id, kind, &chunks);
+                        let len: usize = chunks.iter().map(Bytes::len).sum();
+                        self.gate.release(len as u64);
+                    }
+                    if last {
+                        self.end_body(id, kind);
+                    }
                 }
-                Msg::BodyEnd(id, kind) => self.end_body(id, kind),
                 Msg::Exchange(ex) => self.entry(*ex),
                 Msg::Forget(id) => {
                     for kind in [BodyKind::Request, BodyKind::Response] {

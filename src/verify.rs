@@ -1,15 +1,12 @@
 //! Gathers forensic evidence from files (go.sum, recorded zips, .netrc `machine` names,
-//! GOAUTH) for diagnosis, and the `modscope verify TRACE [--go-sum FILE]` command that
-//! checks every recorded `.zip`/`.mod` against go.sum and the checksum-database answers.
+//! GOAUTH) for diagnosis; `cmd::verify` is the command built on it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::diagnose::{
-    self, zips_to_compare, AuthEnv, Evidence, GoSumFile, Observation, VerifyStatus,
-};
+use crate::diagnose::{zips_to_compare, AuthEnv, Evidence, GoSumFile, Observation};
 use crate::gomod;
 use crate::gozip;
 use crate::trace::Entry;
@@ -35,7 +32,7 @@ pub fn auth_env_from_process() -> AuthEnv {
     let machines = netrc
         .as_ref()
         .and_then(|p| std::fs::read_to_string(p).ok())
-        .map(|t| diagnose::netrc_machines(&t))
+        .map(|t| crate::gomod::auth::netrc_machines(&t))
         .unwrap_or_default();
     AuthEnv {
         goauth: std::env::var("GOAUTH").ok().filter(|v| !v.is_empty()),
@@ -135,61 +132,4 @@ pub fn gather(
         }
     }
     Evidence { go_sum, zips, auth }
-}
-
-/// `modscope verify`: exit 1 when a recorded `.zip`/`.mod` differs from go.sum, the
-/// checksum database or another host's copy, or is a zip go refuses.
-pub fn verify(args: crate::cli::VerifyArgs) -> Result<i32> {
-    let mut trace = crate::trace::load_trace(&args.trace)
-        .with_context(|| format!("cannot read the trace {}", args.trace.display()))?;
-    for problem in &trace.problems {
-        eprintln!("modscope: skipped: {problem}");
-    }
-    fill_missing_h1(&mut trace.entries, &trace.root);
-    let go_sum = args.go_sum.as_deref().map(read_go_sum).transpose()?;
-    let obs = crate::report::observations(&trace.entries, &[]);
-    let evidence = gather(&trace.entries, &obs, Some(&trace.root), go_sum, None);
-    let rows = diagnose::verify_rows(&obs, evidence.go_sum.as_ref());
-    let findings = diagnose::checksum_findings(&obs, evidence.go_sum.as_ref(), &evidence.zips);
-    if args.json {
-        let doc = serde_json::json!({ "checked": rows, "findings": findings });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
-    } else {
-        for r in &rows {
-            let what = match &r.status {
-                VerifyStatus::Verified(sources) => format!("ok ({})", sources.join(", ")),
-                VerifyStatus::NoRecord => {
-                    "no record to compare (no go.sum line or checksum-database answer)".to_string()
-                }
-                VerifyStatus::Mismatch => "MISMATCH".to_string(),
-                VerifyStatus::Rejected(why) => format!("REJECTED: {why}"),
-            };
-            println!(
-                "#{:<4} {}@{} {:<6} {:<28} {} {what}",
-                r.entry,
-                r.module,
-                r.version,
-                r.file.as_str(),
-                r.host,
-                r.h1.as_deref().unwrap_or("-"),
-            );
-        }
-        for f in &findings {
-            println!(
-                "\nERROR  {}\n  [{}] {}",
-                f.title,
-                f.cause,
-                f.detail.as_deref().unwrap_or("")
-            );
-            println!("  fix: {}", f.advice);
-        }
-        let bad = findings.len();
-        println!(
-            "\n{} checked, {} {}",
-            rows.len(),
-            bad,
-            if bad == 1 { "problem" } else { "problems" }
-        );
-    }
-    Ok(if findings.is_empty() { 0 } else { 1 })
 }

@@ -325,7 +325,7 @@ fn a_file_that_is_not_a_capture_is_refused_by_name() {
 /// a panic when `MODSCOPE_REQUIRE_TSHARK=1`.
 fn tshark_tools() -> Option<(PathBuf, PathBuf)> {
     let required = std::env::var("MODSCOPE_REQUIRE_TSHARK").is_ok_and(|v| v == "1");
-    let found = modscope::demo::which("tshark").zip(modscope::demo::which("dumpcap"));
+    let found = modscope::procenv::which("tshark").zip(modscope::procenv::which("dumpcap"));
     match (found, required) {
         (Some(t), _) => Some(t),
         (None, true) => panic!("MODSCOPE_REQUIRE_TSHARK=1 but tshark or dumpcap is not on PATH"),
@@ -510,8 +510,8 @@ async fn regenerate_tls_captures() {
         eprintln!("SKIPPED: set MODSCOPE_REGENERATE_CAPTURES=1 to rewrite tests/data");
         return;
     }
-    let dumpcap = modscope::demo::which("dumpcap").expect("dumpcap");
-    let go = modscope::demo::which("go").expect("go");
+    let dumpcap = modscope::procenv::which("dumpcap").expect("dumpcap");
+    let go = modscope::procenv::which("go").expect("go");
     for (file, trusted) in [
         ("go-through-modscope.pcapng", true),
         ("tls-untrusted.pcapng", false),

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{go_binaries, go_env, go_version, run_bounded, TempDir, MODSCOPE};
+use common::gorun::GoRun;
+use common::{go_binaries, go_version, run_bounded, TempDir};
 use modscope::testkit::broken::{BrokenOrigin, Misbehave};
 use modscope::testkit::modules::SyntheticModule;
 
@@ -311,28 +312,20 @@ async fn run_row(row: Arc<Row>, go: PathBuf) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let dir = TempDir::new("catalogue");
     let app = common::write_app(dir.path(), std::slice::from_ref(&m));
-    let ca_file = dir.path().join("origin-ca.pem");
-    std::fs::write(&ca_file, origin.ca_pem()).unwrap();
-    let mut cmd = std::process::Command::new(MODSCOPE);
-    go_env(&mut cmd, dir.path(), row.goproxy);
-    cmd.current_dir(&app)
-        .args(["run", "--ca-dir"])
-        .arg(dir.path().join("ca"))
-        .args(&row.extra);
+    let hosts = hosts_of(row.goproxy);
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let mut run = GoRun::new(dir.path(), &app, row.goproxy)
+        .args(&row.extra)
+        .connect_to(origin.addr, &hosts);
     if row.trusted {
-        cmd.arg("--upstream-ca").arg(&ca_file);
+        run = run.upstream_ca(origin.ca_pem());
     }
-    for host in hosts_of(row.goproxy) {
-        cmd.arg("--connect-to")
-            .arg(format!("{host}:443:127.0.0.1:{}", origin.addr.port()));
-    }
-    cmd.arg("--");
-    if row.retry {
-        cmd.args(["bash", "-c", r#""$0" mod download || "$0" mod download"#])
-            .arg(&go);
+    let cmd = if row.retry {
+        let retry = r#""$0" mod download || "$0" mod download"#;
+        run.go(Path::new("bash"), &["-c", retry, go.to_str().unwrap()])
     } else {
-        cmd.arg(&go).args(["mod", "download"]);
-    }
+        run.go(&go, &["mod", "download"])
+    };
     let ran = run_bounded(cmd, LIMIT).await;
     let v = go_version(&go);
     let what = format!("{} [{v}]:\n{}", row.name, ran.stderr);
@@ -491,14 +484,7 @@ async fn dns_failures_are_named_by_what_broke() {
                 let m = module(0);
                 let dir = TempDir::new("catalogue-dns-row");
                 let app = common::write_app(dir.path(), std::slice::from_ref(&m));
-                let mut cmd = std::process::Command::new(MODSCOPE);
-                go_env(&mut cmd, dir.path(), goproxy);
-                cmd.current_dir(&app)
-                    .args(["run", "--ca-dir"])
-                    .arg(dir.path().join("ca"))
-                    .arg("--")
-                    .arg(&go)
-                    .args(["mod", "download"]);
+                let cmd = GoRun::new(dir.path(), &app, goproxy).go(&go, &["mod", "download"]);
                 let ran = run_bounded(resolver.wrap(&cmd), LIMIT).await;
                 let what = format!("{goproxy} [{}]:\n{}", go_version(&go), ran.stderr);
                 if ran.success || !ran.stderr.contains("502 Bad Gateway") {

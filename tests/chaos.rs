@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::gorun::GoRun;
 use common::{
     go_binaries, go_env, go_minor, go_version, run_bounded, write_app, Fixture, FixtureOptions,
     Ran, TempDir, GOPROXY_HOST, MODSCOPE,
@@ -143,6 +144,12 @@ async fn connect_and_tls_level_faults() {
 
 // --- the real go command ---------------------------------------------------------------
 
+/// The names the origin of the go tests answers for.
+const GO_HOSTS: &[&str] = &["proxy.golang.org", "a.example", "b.example"];
+
+/// The default GOPROXY.
+const PROXY: &str = "https://proxy.golang.org";
+
 /// go mod download through `modscope run` with GOPROXY hosts mapped to one origin, with
 /// a chosen go binary (see `go_binaries`).
 async fn go_download_with(
@@ -153,66 +160,47 @@ async fn go_download_with(
 ) -> Ran {
     let dir = TempDir::new("chaos-go");
     let modules = default_modules();
+    let names = GO_HOSTS.iter().map(|h| h.to_string()).collect();
     let origin = Origin::start(
         modules.clone(),
         OriginOptions {
-            names: vec![
-                "proxy.golang.org".into(),
-                "a.example".into(),
-                "b.example".into(),
-            ],
+            names,
             ..OriginOptions::default()
         },
     )
     .await
     .unwrap();
-    let ca_file = dir.path().join("origin-ca.pem");
-    std::fs::write(&ca_file, origin.ca_pem()).unwrap();
     let app = write_app(dir.path(), &modules);
-    let mut cmd = Command::new(MODSCOPE);
-    go_env(&mut cmd, dir.path(), goproxy);
-    if let Some(v) = godebug {
-        cmd.env("GODEBUG", v);
-    }
-    cmd.current_dir(&app).args([
-        "run",
-        "--seed",
-        "1",
-        "--ca-dir",
-        dir.path().join("ca").to_str().unwrap(),
-        "--upstream-ca",
-        ca_file.to_str().unwrap(),
-    ]);
-    for host in ["proxy.golang.org", "a.example", "b.example"] {
-        cmd.args([
-            "--connect-to",
-            &format!("{host}:443:127.0.0.1:{}", origin.addr.port()),
-        ]);
-    }
-    for f in faults {
-        cmd.args(["--fault", f]);
-    }
-    cmd.args(["--", go.to_str().unwrap(), "mod", "download"]);
-    run_bounded(cmd, LIMIT).await
+    GoRun::new(dir.path(), &app, goproxy)
+        .args(["--seed", "1"])
+        .origin(origin.ca_pem(), origin.addr, GO_HOSTS)
+        .faults(faults)
+        .godebug(godebug)
+        .within(LIMIT)
+        .download(go)
+        .await
+}
+
+/// `go_download_with` over go's default protocol (HTTP/2).
+async fn go_download(go: &std::path::Path, goproxy: &str, faults: &[&str]) -> Ran {
+    go_download_with(go, goproxy, faults, None).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn go_falls_back_on_404_but_not_on_502_with_comma() {
     for go in go_binaries() {
-        let ran = go_download_with(
+        let ran = go_download(
             &go,
             "https://a.example,https://b.example",
             &["host=a.example:404"],
-            None,
         )
         .await;
         assert!(ran.success, "404 on a → go uses b:\n{}", ran.stderr);
 
-        let ran = go_download_with(
+        let ran = go_download(
             &go,
             "https://a.example,https://b.example",
             &["host=a.example:502"],
-            None,
         )
         .await;
         assert!(!ran.success);
@@ -230,11 +218,10 @@ async fn go_falls_back_on_404_but_not_on_502_with_comma() {
             ran.stderr
         );
 
-        let ran = go_download_with(
+        let ran = go_download(
             &go,
             "https://a.example|https://b.example",
             &["host=a.example:502"],
-            None,
         )
         .await;
         assert!(
@@ -253,13 +240,7 @@ async fn go_falls_back_on_404_but_not_on_502_with_comma() {
 #[tokio::test(flavor = "multi_thread")]
 async fn go_rejects_a_corrupted_zip() {
     for go in go_binaries() {
-        let ran = go_download_with(
-            &go,
-            "https://proxy.golang.org",
-            &["module=example.com/bigdata,kind=zip:corrupt"],
-            None,
-        )
-        .await;
+        let ran = go_download(&go, PROXY, &["module=example.com/bigdata,kind=zip:corrupt"]).await;
         assert!(!ran.success);
         assert!(
             ran.stderr.contains("example.com/bigdata@v1.0.0") && ran.stderr.contains("checksum"),
@@ -273,7 +254,7 @@ async fn go_rejects_a_corrupted_zip() {
 async fn go_reports_a_reset_mid_zip() {
     for go in go_binaries() {
         let fault = ["module=example.com/bigdata,kind=zip:reset@100KiB"];
-        let h2 = go_download_with(&go, "https://proxy.golang.org", &fault, None).await;
+        let h2 = go_download(&go, PROXY, &fault).await;
         assert!(!h2.success);
         assert!(
             h2.stderr.contains("stream error") || h2.stderr.contains("INTERNAL_ERROR"),
@@ -281,13 +262,7 @@ async fn go_reports_a_reset_mid_zip() {
             h2.stderr
         );
         // Over HTTP/1.1 a reset is a real TCP RST ...
-        let h1 = go_download_with(
-            &go,
-            "https://proxy.golang.org",
-            &fault,
-            Some("http2client=0"),
-        )
-        .await;
+        let h1 = go_download_with(&go, PROXY, &fault, Some("http2client=0")).await;
         assert!(!h1.success);
         assert!(
             h1.stderr.contains("connection reset by peer"),
@@ -296,13 +271,7 @@ async fn go_reports_a_reset_mid_zip() {
         );
         // ... while a connection closed mid-body (stall, then close) is go's unexpected EOF.
         let closed = ["module=example.com/bigdata,kind=zip:stall=1ms@100KiB,then=close"];
-        let h1 = go_download_with(
-            &go,
-            "https://proxy.golang.org",
-            &closed,
-            Some("http2client=0"),
-        )
-        .await;
+        let h1 = go_download_with(&go, PROXY, &closed, Some("http2client=0")).await;
         assert!(!h1.success);
         assert!(
             h1.stderr.contains("unexpected EOF"),
@@ -323,7 +292,7 @@ async fn go_names_the_rst_stream_code_and_chokes_on_a_login_page() {
     for go in &gos {
         let version = go_version(go);
         let fault = ["module=example.com/bigdata,kind=zip:reset@50%,code=INTERNAL_ERROR"];
-        let ran = go_download_with(go, "https://proxy.golang.org", &fault, None).await;
+        let ran = go_download(go, PROXY, &fault).await;
         assert!(!ran.success, "{version}");
         assert!(
             ran.stderr.contains("stream error: stream ID")
@@ -332,7 +301,7 @@ async fn go_names_the_rst_stream_code_and_chokes_on_a_login_page() {
             ran.stderr
         );
         let fault = ["module=example.com/bigdata,kind=zip:reset@50%,code=REFUSED_STREAM"];
-        let ran = go_download_with(go, "https://proxy.golang.org", &fault, None).await;
+        let ran = go_download(go, PROXY, &fault).await;
         assert!(!ran.success, "{version}");
         assert!(
             ran.stderr.contains("; REFUSED_STREAM"),
@@ -341,7 +310,7 @@ async fn go_names_the_rst_stream_code_and_chokes_on_a_login_page() {
         );
 
         let fault = ["module=example.com/bigdata,kind=mod:login"];
-        let ran = go_download_with(go, "https://proxy.golang.org", &fault, None).await;
+        let ran = go_download(go, PROXY, &fault).await;
         assert!(!ran.success, "{version}: a login page is no go.mod");
         // With go.sum present, go 1.19 and 1.27 alike take the page for a poisoned go.mod.
         assert!(
@@ -356,22 +325,10 @@ async fn go_names_the_rst_stream_code_and_chokes_on_a_login_page() {
 #[tokio::test(flavor = "multi_thread")]
 async fn go_reports_a_refused_connect_and_a_stalled_handshake() {
     for go in go_binaries() {
-        let ran = go_download_with(
-            &go,
-            "https://proxy.golang.org",
-            &["host=proxy.golang.org:refuse=403"],
-            None,
-        )
-        .await;
+        let ran = go_download(&go, PROXY, &["host=proxy.golang.org:refuse=403"]).await;
         assert!(!ran.success);
         assert!(ran.stderr.contains("Forbidden"), "{}", ran.stderr);
-        let ran = go_download_with(
-            &go,
-            "https://proxy.golang.org",
-            &["host=proxy.golang.org:tls=12s"],
-            None,
-        )
-        .await;
+        let ran = go_download(&go, PROXY, &["host=proxy.golang.org:tls=12s"]).await;
         assert!(!ran.success);
         assert!(
             ran.stderr.contains("TLS handshake timeout"),
@@ -379,13 +336,7 @@ async fn go_reports_a_refused_connect_and_a_stalled_handshake() {
             ran.stderr
         );
         // An untrusted certificate: go 1.20+ prefixes the x509 text.
-        let ran = go_download_with(
-            &go,
-            "https://proxy.golang.org",
-            &["host=proxy.golang.org:tls=untrusted"],
-            None,
-        )
-        .await;
+        let ran = go_download(&go, PROXY, &["host=proxy.golang.org:tls=untrusted"]).await;
         assert!(!ran.success);
         let x509 = "x509: certificate signed by unknown authority";
         let prefixed = format!("tls: failed to verify certificate: {x509}");

@@ -8,47 +8,35 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
+use common::gorun::{GoRun, GO_LIMIT};
 use common::{
-    go_binaries, go_env, go_new_binary, go_version, map_hosts_to, run_bounded, write_app, Ran,
-    TempDir, MODSCOPE,
+    go_binaries, go_new_binary, go_version, run_bounded, write_app, Ran, TempDir, MODSCOPE,
 };
 use modscope::testkit::modules::{default_modules, SyntheticModule};
 use modscope::testkit::origin::{Origin, OriginOptions};
 use modscope::testkit::sumdb::SumDb;
 use modscope::trace::load_trace;
 
-const LIMIT: Duration = Duration::from_secs(180);
-
-/// `modscope run --record DIR/trace [extra] -- go ARGS` in `app` with GOPROXY=`goproxy`,
-/// each host in `hosts` mapped to `origin`.
-fn modscope_go(
-    dir: &Path,
-    app: &Path,
-    go: &Path,
-    goproxy: &str,
-    origins: &[(&Origin, &[&str])],
-    extra: &[&str],
-    go_args: &[&str],
-) -> Command {
-    let mut cmd = Command::new(MODSCOPE);
-    go_env(&mut cmd, dir, goproxy);
-    cmd.current_dir(app).args([
-        "run",
-        "--ca-dir",
-        dir.join("ca").to_str().unwrap(),
-        "--record",
-        dir.join("trace").to_str().unwrap(),
-    ]);
-    for (i, (origin, hosts)) in origins.iter().enumerate() {
-        // One CA file per origin: map_hosts_to writes origin-ca.pem in the dir it gets.
-        let ca_dir = dir.join(format!("origin-{i}"));
-        std::fs::create_dir_all(&ca_dir).unwrap();
-        map_hosts_to(&mut cmd, &ca_dir, origin, hosts);
+/// `modscope run --record DIR/trace` in `app` with GOPROXY=`goproxy`, each origin's
+/// hosts sent to it.
+fn modscope_go(dir: &Path, app: &Path, goproxy: &str, origins: &[(&Origin, &[&str])]) -> GoRun {
+    let mut run = GoRun::new(dir, app, goproxy).record(&dir.join("trace"));
+    for (origin, hosts) in origins {
+        run = run.origin(origin.ca_pem(), origin.addr, hosts);
     }
-    cmd.args(extra).arg("--").arg(go).args(go_args);
-    cmd
+    run
+}
+
+/// `modscope verify` of the recorded trace against the app's go.sum.
+async fn verify_against_go_sum(dir: &Path, app: &Path) -> Ran {
+    let mut verify = Command::new(MODSCOPE);
+    verify
+        .arg("verify")
+        .arg(dir.join("trace"))
+        .arg("--go-sum")
+        .arg(app.join("go.sum"));
+    run_bounded(verify, GO_LIMIT).await
 }
 
 fn recorded_go(dir: &Path) -> Vec<serde_json::Value> {
@@ -83,19 +71,14 @@ async fn recorded_h1_equals_go_sum_and_go_mod_sum_of_go_mod_download_json() {
         .await
         .unwrap();
         let app = write_app(dir.path(), &modules);
-        let ran = run_bounded(
-            modscope_go(
-                dir.path(),
-                &app,
-                &go,
-                "https://proxy.golang.org",
-                &[(&origin, &["proxy.golang.org"])],
-                &[],
-                &["mod", "download", "-json"],
-            ),
-            LIMIT,
+        let cmd = modscope_go(
+            dir.path(),
+            &app,
+            "https://proxy.golang.org",
+            &[(&origin, &["proxy.golang.org"])],
         )
-        .await;
+        .go(&go, &["mod", "download", "-json"]);
+        let ran = run_bounded(cmd, GO_LIMIT).await;
         assert!(ran.success, "{version}: {}", ran.stderr);
         let recorded = recorded_go(dir.path());
         let mut compared = 0;
@@ -124,13 +107,7 @@ async fn recorded_h1_equals_go_sum_and_go_mod_sum_of_go_mod_download_json() {
             ran.stdout
         );
         // verify agrees: every file matches the app's go.sum.
-        let mut verify = Command::new(MODSCOPE);
-        verify
-            .arg("verify")
-            .arg(dir.path().join("trace"))
-            .arg("--go-sum")
-            .arg(app.join("go.sum"));
-        let v = run_bounded(verify, LIMIT).await;
+        let v = verify_against_go_sum(dir.path(), &app).await;
         assert!(v.success, "{version}: {}{}", v.stdout, v.stderr);
         assert!(!v.stdout.contains("MISMATCH"), "{}", v.stdout);
         assert!(v.stdout.contains("ok (go.sum"), "{}", v.stdout);
@@ -180,19 +157,9 @@ async fn a_retagged_mirror_is_named_with_both_hashes_and_the_files_that_differ()
             (&honest, &["proxy.golang.org"]),
             (&mirror, &["mirror.example"]),
         ];
-        let ran = run_bounded(
-            modscope_go(
-                dir.path(),
-                &app,
-                &go,
-                "https://mirror.example",
-                &origins,
-                &[],
-                &["mod", "download"],
-            ),
-            LIMIT,
-        )
-        .await;
+        let ran = modscope_go(dir.path(), &app, "https://mirror.example", &origins)
+            .download(&go)
+            .await;
         assert!(!ran.success, "{version}: go must refuse the re-tagged zip");
         assert!(
             ran.stderr.contains("SECURITY ERROR"),
@@ -228,28 +195,16 @@ async fn a_retagged_mirror_is_named_with_both_hashes_and_the_files_that_differ()
             ran.stderr
         );
 
-        let mut verify = Command::new(MODSCOPE);
-        verify
-            .arg("verify")
-            .arg(dir.path().join("trace"))
-            .arg("--go-sum")
-            .arg(app.join("go.sum"));
-        let v = run_bounded(verify, LIMIT).await;
+        let v = verify_against_go_sum(dir.path(), &app).await;
         assert_eq!(v.code, Some(1), "{version}: {}{}", v.stdout, v.stderr);
         assert!(v.stdout.contains("MISMATCH"), "{}", v.stdout);
 
         // The honest copy into the same trace (fresh module cache): the two zips are diffed.
-        let mut again = modscope_go(
-            dir.path(),
-            &app,
-            &go,
-            "https://proxy.golang.org",
-            &origins,
-            &["--quiet"],
-            &["mod", "download"],
-        );
-        again.env("GOMODCACHE", dir.path().join("modcache2"));
-        let ran = run_bounded(again, LIMIT).await;
+        let ran = modscope_go(dir.path(), &app, "https://proxy.golang.org", &origins)
+            .args(["--quiet"])
+            .env("GOMODCACHE", dir.path().join("modcache2"))
+            .download(&go)
+            .await;
         assert!(ran.success, "{version}: {}", ran.stderr);
         let mut summary = Command::new(MODSCOPE);
         summary
@@ -257,7 +212,7 @@ async fn a_retagged_mirror_is_named_with_both_hashes_and_the_files_that_differ()
             .arg(dir.path().join("trace"))
             .arg("--go-sum")
             .arg(app.join("go.sum"));
-        let s = run_bounded(summary, LIMIT).await;
+        let s = run_bounded(summary, GO_LIMIT).await;
         let doc: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
         assert_eq!(doc["verdict"], "permanent", "{}", s.stdout);
         let finding = doc["findings"]
@@ -351,28 +306,13 @@ async fn a_refused_credential_is_explained_without_printing_it() {
         let dir = TempDir::new("auth");
         let app = write_app(dir.path(), &modules);
         let netrc = netrc(dir.path(), body);
-        let mut cmd = Command::new(MODSCOPE);
-        go_env(&mut cmd, dir.path(), "https://corp.example:8443");
-        cmd.env("NETRC", &netrc);
+        let mut run = GoRun::new(dir.path(), &app, "https://corp.example:8443")
+            .env("NETRC", &netrc)
+            .origin(origin.ca_pem(), origin.addr, &["corp.example:8443"]);
         if let Some(v) = goauth {
-            cmd.env("GOAUTH", v);
+            run = run.env("GOAUTH", v);
         }
-        let ca = dir.path().join("origin-ca.pem");
-        std::fs::write(&ca, origin.ca_pem()).unwrap();
-        cmd.current_dir(&app)
-            .args(["run", "--ca-dir"])
-            .arg(dir.path().join("ca"))
-            .arg("--upstream-ca")
-            .arg(&ca)
-            .arg("--connect-to")
-            .arg(format!(
-                "corp.example:8443:127.0.0.1:{}",
-                origin.addr.port()
-            ))
-            .arg("--")
-            .arg(&go)
-            .args(["mod", "download"]);
-        let ran: Ran = run_bounded(cmd, LIMIT).await;
+        let ran = run.download(&go).await;
         match cause {
             None => assert!(ran.success, "{body}: {}", ran.stderr),
             Some(cause) => {
@@ -428,18 +368,17 @@ async fn a_toolchain_download_is_recorded_and_verified_against_the_checksum_data
     let app = dir.path().join("app");
     std::fs::create_dir_all(&app).unwrap();
     std::fs::write(app.join("go.mod"), "module example.com/app\n\ngo 1.99.0\n").unwrap();
-    let mut cmd = modscope_go(
+    let hosts: &[&str] = &["proxy.golang.org", "sum.golang.org"];
+    let cmd = modscope_go(
         dir.path(),
         &app,
-        &go,
         "https://proxy.golang.org",
-        &[(&origin, &["proxy.golang.org", "sum.golang.org"])],
-        &[],
-        &["version"],
-    );
-    cmd.env("GOTOOLCHAIN", "auto")
-        .env("GOSUMDB", db.verifier_key());
-    let ran = run_bounded(cmd, LIMIT).await;
+        &[(&origin, hosts)],
+    )
+    .env("GOTOOLCHAIN", "auto")
+    .env("GOSUMDB", db.verifier_key())
+    .go(&go, &["version"]);
+    let ran = run_bounded(cmd, GO_LIMIT).await;
     assert!(
         ran.stdout.contains("fake go1.99.0: version"),
         "go must run the downloaded toolchain:\n{}\n{}",
@@ -454,7 +393,7 @@ async fn a_toolchain_download_is_recorded_and_verified_against_the_checksum_data
     assert_eq!(zip["h1"], fake.zip_hash().as_str());
     let mut verify = Command::new(MODSCOPE);
     verify.arg("verify").arg(dir.path().join("trace"));
-    let v = run_bounded(verify, LIMIT).await;
+    let v = run_bounded(verify, GO_LIMIT).await;
     assert!(v.success, "{}{}", v.stdout, v.stderr);
     assert!(
         v.stdout
@@ -492,18 +431,15 @@ async fn retry_transient_reruns_only_transient_failures() {
             "reset" => format!("name={name},kind=zip,first=1:reset@100"),
             _ => format!("name={name},kind=zip:404"),
         };
-        let ran = run_bounded(
-            modscope_go(
-                dir.path(),
-                &app,
-                &go,
-                "https://proxy.golang.org",
-                &[(&origin, &["proxy.golang.org"])],
-                &["--retry-transient", "2", "--fault", &spec],
-                &["mod", "download"],
-            ),
-            LIMIT,
+        let ran = modscope_go(
+            dir.path(),
+            &app,
+            "https://proxy.golang.org",
+            &[(&origin, &["proxy.golang.org"])],
         )
+        .args(["--retry-transient", "2"])
+        .faults(&[&spec])
+        .download(&go)
         .await;
         assert_eq!(ran.success, succeeds, "{name}: {}", ran.stderr);
         assert!(ran.stderr.contains(want), "{name}: {}", ran.stderr);
@@ -522,24 +458,12 @@ async fn a_private_module_sent_to_the_public_proxy_is_a_leak() {
         let app = write_app(dir.path(), &modules);
         // modscope (and the user) mean example.com/hello to be private, but the go that
         // runs does not see it: a wrapper clears GOPRIVATE, as a CI step might.
-        let mut cmd = Command::new(MODSCOPE);
-        go_env(&mut cmd, dir.path(), "https://proxy.golang.org");
-        cmd.env("GOPRIVATE", "example.com/hello");
-        let ca = dir.path().join("origin-ca.pem");
-        std::fs::write(&ca, origin.ca_pem()).unwrap();
-        cmd.current_dir(&app)
-            .args(["run", "--ca-dir"])
-            .arg(dir.path().join("ca"))
-            .arg("--upstream-ca")
-            .arg(&ca)
-            .arg("--connect-to")
-            .arg(format!(
-                "proxy.golang.org:443:127.0.0.1:{}",
-                origin.addr.port()
-            ))
-            .args(["--", "sh", "-c"])
-            .arg(format!("GOPRIVATE= exec {} mod download", go.display()));
-        let ran = run_bounded(cmd, LIMIT).await;
+        let script = format!("GOPRIVATE= exec {} mod download", go.display());
+        let cmd = GoRun::new(dir.path(), &app, "https://proxy.golang.org")
+            .env("GOPRIVATE", "example.com/hello")
+            .origin(origin.ca_pem(), origin.addr, &["proxy.golang.org"])
+            .go(Path::new("sh"), &["-c", &script]);
+        let ran = run_bounded(cmd, GO_LIMIT).await;
         assert!(ran.success, "{version}: {}", ran.stderr);
         assert!(
             ran.stderr.contains("[private-path-leak]"),

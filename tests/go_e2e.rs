@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::gorun::go_mod_verify;
 use common::{go_binaries, go_env, run_bounded, write_app, TempDir, MODSCOPE};
 use modscope::ca::Validity;
 use modscope::testkit::modules::default_modules;
@@ -78,10 +79,7 @@ async fn go_mod_download_through_modscope_over_h2_and_http11() {
                 );
             }
             // go itself verifies the cache against go.sum.
-            let mut verify = std::process::Command::new(&go);
-            go_env(&mut verify, dir.path(), "off");
-            verify.current_dir(&app).args(["mod", "verify"]);
-            let verified = run_bounded(verify, GO_LIMIT).await;
+            let verified = go_mod_verify(&go, dir.path(), &app).await;
             assert!(
                 verified.success && verified.stdout.contains("all modules verified"),
                 "{}{}",

@@ -10,46 +10,23 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{
-    go_binaries, go_env, go_version, map_hosts_to, run_bounded, write_app, Ran, TempDir, MODSCOPE,
-};
+use common::gorun::GoRun;
+use common::{go_binaries, go_version, run_bounded, write_app, Ran, TempDir, MODSCOPE};
 use modscope::testkit::modules::{app_requiring, default_modules};
 use modscope::testkit::origin::{Origin, OriginOptions};
 use modscope::testkit::sumdb::SumDb;
 use modscope::trace::load_trace;
 
-const LIMIT: Duration = Duration::from_secs(180);
-
-/// `modscope run --goproxy [extra] -- go mod download` in `app`, with GOPROXY=`goproxy`
-/// and a child that trusts no CA at all (SSL_CERT_FILE is an empty file).
-fn goproxy_run(
-    dir: &Path,
-    app: &Path,
-    go: &Path,
-    goproxy: &str,
-    modcache: &str,
-    origin: Option<(&Origin, &[&str])>,
-    extra: &[&str],
-) -> Command {
+/// `modscope run --goproxy` in `app`, with GOPROXY=`goproxy`, the module cache
+/// `modcache` and a child that trusts no CA at all (SSL_CERT_FILE is an empty file).
+fn goproxy_run(dir: &Path, app: &Path, goproxy: &str, modcache: &str) -> GoRun {
     let empty = dir.join("trusts-nothing.pem");
     std::fs::write(&empty, "").unwrap();
-    let mut cmd = Command::new(MODSCOPE);
-    go_env(&mut cmd, dir, goproxy);
-    cmd.env("SSL_CERT_FILE", &empty)
+    GoRun::new(dir, app, goproxy)
+        .env("SSL_CERT_FILE", &empty)
         .env("GOMODCACHE", dir.join(modcache))
-        .env("GOFLAGS", "-mod=mod -modcacherw");
-    cmd.current_dir(app).args([
-        "run",
-        "--goproxy",
-        "--ca-dir",
-        dir.join("ca").to_str().unwrap(),
-    ]);
-    if let Some((origin, hosts)) = origin {
-        map_hosts_to(&mut cmd, dir, origin, hosts);
-    }
-    cmd.args(extra);
-    cmd.args(["--", go.to_str().unwrap(), "mod", "download"]);
-    cmd
+        .env("GOFLAGS", "-mod=mod -modcacherw")
+        .args(["--goproxy"])
 }
 
 /// Every `.zip` under a module cache's download directory, by relative path.
@@ -80,19 +57,10 @@ async fn replay_offline_gives_the_same_zips(
     zips: &BTreeMap<PathBuf, Vec<u8>>,
 ) {
     let version = go_version(go);
-    let rep = run_bounded(
-        goproxy_run(
-            dir,
-            app,
-            go,
-            "https://proxy.golang.org",
-            "modcache-replay",
-            None,
-            &["--replay", trace.to_str().unwrap()],
-        ),
-        LIMIT,
-    )
-    .await;
+    let rep = goproxy_run(dir, app, "https://proxy.golang.org", "modcache-replay")
+        .replay(trace)
+        .download(go)
+        .await;
     assert!(rep.success, "{version}: {}", rep.stderr);
     assert!(rep.stderr.contains("0 misses"), "{version}: {}", rep.stderr);
     let replayed = cached_zips(&dir.join("modcache-replay"));
@@ -129,16 +97,11 @@ async fn go_downloads_through_goproxy_mode_trusting_no_ca_and_replays_offline_by
             .unwrap();
         let app = write_app(dir.path(), &modules);
         let trace = dir.path().join("trace");
-        let cmd = goproxy_run(
-            dir.path(),
-            &app,
-            &go,
-            "https://proxy.golang.org",
-            "modcache-rec",
-            Some((&origin, &["proxy.golang.org"])),
-            &["--record", trace.to_str().unwrap()],
-        );
-        let rec = run_bounded(cmd, LIMIT).await;
+        let rec = goproxy_run(dir.path(), &app, "https://proxy.golang.org", "modcache-rec")
+            .origin(origin.ca_pem(), origin.addr, &["proxy.golang.org"])
+            .record(&trace)
+            .download(&go)
+            .await;
         assert!(rec.success, "{version}: {}", rec.stderr);
         let zips = cached_zips(&dir.path().join("modcache-rec"));
         // The module tree's zips (modules go needs only the go.mod of have none).
@@ -205,16 +168,13 @@ async fn a_trace_recorded_by_the_intercepting_proxy_replays_in_goproxy_mode() {
         let app = write_app(dir.path(), &modules);
         let trace = dir.path().join("trace");
         // Recorded through HTTPS_PROXY with the modscope CA (the ordinary `run`).
-        let mut cmd = Command::new(MODSCOPE);
-        go_env(&mut cmd, dir.path(), "https://proxy.golang.org");
-        cmd.env("GOMODCACHE", dir.path().join("modcache-rec"))
+        let rec = GoRun::new(dir.path(), &app, "https://proxy.golang.org")
+            .env("GOMODCACHE", dir.path().join("modcache-rec"))
             .env("GOFLAGS", "-mod=mod -modcacherw")
-            .current_dir(&app)
-            .args(["run", "--ca-dir", dir.path().join("ca").to_str().unwrap()])
-            .args(["--record", trace.to_str().unwrap()]);
-        map_hosts_to(&mut cmd, dir.path(), &origin, &["proxy.golang.org"]);
-        cmd.args(["--", go.to_str().unwrap(), "mod", "download"]);
-        let rec = run_bounded(cmd, LIMIT).await;
+            .record(&trace)
+            .origin(origin.ca_pem(), origin.addr, &["proxy.golang.org"])
+            .download(&go)
+            .await;
         assert!(rec.success, "{version}: {}", rec.stderr);
         let zips = cached_zips(&dir.path().join("modcache-rec"));
         origin.shutdown();
@@ -295,16 +255,12 @@ async fn fallback_case(go: &Path, goproxy: &str, fault: &str) -> (Ran, Vec<(Stri
         .unwrap();
     let app = write_app(dir.path(), &modules);
     let trace = dir.path().join("trace");
-    let cmd = goproxy_run(
-        dir.path(),
-        &app,
-        go,
-        goproxy,
-        "modcache",
-        Some((&origin, &["a.example", "b.example"])),
-        &["--record", trace.to_str().unwrap(), "--fault", fault],
-    );
-    let ran = run_bounded(cmd, LIMIT).await;
+    let ran = goproxy_run(dir.path(), &app, goproxy, "modcache")
+        .origin(origin.ca_pem(), origin.addr, &["a.example", "b.example"])
+        .record(&trace)
+        .faults(&[fault])
+        .download(go)
+        .await;
     let hosts = load_trace(&trace)
         .unwrap()
         .entries
@@ -400,17 +356,12 @@ async fn the_checksum_database_through_goproxy_mode_is_recorded_and_verified_by_
         std::fs::create_dir_all(&app).unwrap();
         std::fs::write(app.join("go.mod"), app_requiring(&modules).0).unwrap();
         let trace = dir.path().join("trace");
-        let mut cmd = goproxy_run(
-            dir.path(),
-            &app,
-            &go,
-            "https://proxy.golang.org",
-            "modcache",
-            Some((&origin, &["proxy.golang.org"])),
-            &["--record", trace.to_str().unwrap()],
-        );
-        cmd.env("GOSUMDB", db.verifier_key());
-        let ran = run_bounded(cmd, LIMIT).await;
+        let ran = goproxy_run(dir.path(), &app, "https://proxy.golang.org", "modcache")
+            .origin(origin.ca_pem(), origin.addr, &["proxy.golang.org"])
+            .record(&trace)
+            .env("GOSUMDB", db.verifier_key())
+            .download(&go)
+            .await;
         assert!(ran.success, "{version}: {}", ran.stderr);
         let go_sum = std::fs::read_to_string(app.join("go.sum")).unwrap_or_default();
         let truth: String = modules.iter().map(|m| m.go_sum_lines()).collect();
@@ -711,20 +662,15 @@ async fn run_goproxy_says_when_go_went_direct() {
         .await
         .unwrap();
     let app = write_app(dir.path(), &modules);
-    let mut cmd = goproxy_run(
-        dir.path(),
-        &app,
-        &go,
-        "https://a.example,direct",
-        "modcache",
-        Some((&origin, &["a.example"])),
-        &["--fault", "host=a.example:respond=404"],
-    );
-    // go's direct fetch must stay on loopback: its discovery request goes to a closed
-    // loopback port as its proxy (go resolves nothing itself then), and no VCS may run.
-    cmd.env("HTTPS_PROXY", "http://127.0.0.1:9")
-        .env("GOVCS", "*:off");
-    let ran = run_bounded(cmd, LIMIT).await;
+    let ran = goproxy_run(dir.path(), &app, "https://a.example,direct", "modcache")
+        .origin(origin.ca_pem(), origin.addr, &["a.example"])
+        .faults(&["host=a.example:respond=404"])
+        // go's direct fetch must stay on loopback: its discovery request goes to a closed
+        // loopback port as its proxy (go resolves nothing itself then), and no VCS may run.
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("GOVCS", "*:off")
+        .download(&go)
+        .await;
     assert!(!ran.success, "{}", ran.stderr);
     assert!(
         ran.stderr.contains("go fell back to `direct`"),

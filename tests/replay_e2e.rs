@@ -4,12 +4,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
-use common::{go_binaries, go_env, map_hosts_to, run_bounded, write_app, Ran, TempDir, MODSCOPE};
+use common::gorun::{fresh_cache, go_mod_verify, GoRun};
+use common::{go_binaries, write_app, TempDir};
 use modscope::ca::CertAuthority;
 use modscope::config::ProxyConfig;
 use modscope::proxy::replay::ReplaySource;
@@ -20,56 +19,19 @@ use modscope::testkit::origin::{Origin, OriginOptions};
 use modscope::tls::UpstreamTrust;
 use modscope::trace::load_trace;
 
-const LIMIT: Duration = Duration::from_secs(180);
+/// The names the origin answers for.
+const HOSTS: &[&str] = &["proxy.golang.org", "a.example", "b.example"];
 
-/// `modscope run [extra] -- go mod download` in `app`, with hosts mapped to `origin` if any.
-async fn go_through(
-    go: &Path,
-    dir: &Path,
-    app: &Path,
-    goproxy: &str,
-    origin: Option<&Origin>,
-    extra: &[&str],
-    godebug: Option<&str>,
-) -> Ran {
-    let mut cmd = Command::new(MODSCOPE);
-    go_env(&mut cmd, dir, goproxy);
-    cmd.env("GOFLAGS", "-mod=readonly -modcacherw");
-    if let Some(v) = godebug {
-        cmd.env("GODEBUG", v);
-    }
-    cmd.current_dir(app)
-        .args(["run", "--ca-dir", dir.join("ca").to_str().unwrap()]);
-    if let Some(o) = origin {
-        map_hosts_to(
-            &mut cmd,
-            dir,
-            o,
-            &["proxy.golang.org", "a.example", "b.example"],
-        );
-    }
-    cmd.args(extra);
-    cmd.args(["--", go.to_str().unwrap(), "mod", "download"]);
-    run_bounded(cmd, LIMIT).await
+/// `modscope run -- go mod download` in `app` with go.mod read-only.
+fn go_through(dir: &Path, app: &Path, goproxy: &str) -> GoRun {
+    GoRun::new(dir, app, goproxy).env("GOFLAGS", "-mod=readonly -modcacherw")
 }
 
 fn origin_opts() -> OriginOptions {
     OriginOptions {
-        names: vec![
-            "proxy.golang.org".into(),
-            "a.example".into(),
-            "b.example".into(),
-        ],
+        names: HOSTS.iter().map(|h| h.to_string()).collect(),
         ..OriginOptions::default()
     }
-}
-
-fn fresh_cache(dir: &Path) {
-    let _ = Command::new("chmod")
-        .args(["-R", "u+w"])
-        .arg(dir.join("modcache"))
-        .status();
-    let _ = std::fs::remove_dir_all(dir.join("modcache"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -81,36 +43,24 @@ async fn go_downloads_offline_from_a_recording_over_h2_and_http11() {
             let app = write_app(dir.path(), &modules);
             let trace = dir.path().join("trace");
             let origin = Origin::start(modules.clone(), origin_opts()).await.unwrap();
-            let rec = go_through(
-                &go,
-                dir.path(),
-                &app,
-                "https://proxy.golang.org",
-                Some(&origin),
-                &["--record", trace.to_str().unwrap()],
-                godebug,
-            )
-            .await;
+            let rec = go_through(dir.path(), &app, "https://proxy.golang.org")
+                .origin(origin.ca_pem(), origin.addr, HOSTS)
+                .record(&trace)
+                .godebug(godebug)
+                .download(&go)
+                .await;
             assert!(rec.success, "{}", rec.stderr);
             origin.shutdown();
             drop(origin);
             fresh_cache(dir.path());
-            let rep = go_through(
-                &go,
-                dir.path(),
-                &app,
-                "https://proxy.golang.org",
-                None,
-                &["--replay", trace.to_str().unwrap()],
-                godebug,
-            )
-            .await;
+            let rep = go_through(dir.path(), &app, "https://proxy.golang.org")
+                .replay(&trace)
+                .godebug(godebug)
+                .download(&go)
+                .await;
             assert!(rep.success, "{godebug:?}\n{}", rep.stderr);
             assert!(rep.stderr.contains("0 misses"), "{}", rep.stderr);
-            let mut verify = Command::new(&go);
-            go_env(&mut verify, dir.path(), "off");
-            verify.current_dir(&app).args(["mod", "verify"]);
-            let v = run_bounded(verify, LIMIT).await;
+            let v = go_mod_verify(&go, dir.path(), &app).await;
             assert!(
                 v.success && v.stdout.contains("all modules verified"),
                 "{}{}",
@@ -130,30 +80,19 @@ async fn misses_answer_404_so_go_falls_back_and_record_fills_the_gap() {
         let trace = dir.path().join("trace");
         let origin = Origin::start(modules.clone(), origin_opts()).await.unwrap();
         // Recorded against b only.
-        let rec = go_through(
-            &go,
-            dir.path(),
-            &app,
-            "https://b.example",
-            Some(&origin),
-            &["--record", trace.to_str().unwrap()],
-            None,
-        )
-        .await;
+        let rec = go_through(dir.path(), &app, "https://b.example")
+            .origin(origin.ca_pem(), origin.addr, HOSTS)
+            .record(&trace)
+            .download(&go)
+            .await;
         assert!(rec.success, "{}", rec.stderr);
 
         // a is not in the trace: 404 with modscope's text, then go falls back to b.
         fresh_cache(dir.path());
-        let rep = go_through(
-            &go,
-            dir.path(),
-            &app,
-            "https://a.example,https://b.example",
-            None,
-            &["--replay", trace.to_str().unwrap()],
-            None,
-        )
-        .await;
+        let rep = go_through(dir.path(), &app, "https://a.example,https://b.example")
+            .replay(&trace)
+            .download(&go)
+            .await;
         assert!(rep.success, "{}", rep.stderr);
         assert!(
             rep.stderr.contains("miss: GET https://a.example:443/"),
@@ -163,16 +102,10 @@ async fn misses_answer_404_so_go_falls_back_and_record_fills_the_gap() {
 
         // Only a: go fails and shows why.
         fresh_cache(dir.path());
-        let rep = go_through(
-            &go,
-            dir.path(),
-            &app,
-            "https://a.example",
-            None,
-            &["--replay", trace.to_str().unwrap()],
-            None,
-        )
-        .await;
+        let rep = go_through(dir.path(), &app, "https://a.example")
+            .replay(&trace)
+            .download(&go)
+            .await;
         assert!(!rep.success);
         assert!(
             rep.stderr.contains("404 Not Found")
@@ -185,50 +118,30 @@ async fn misses_answer_404_so_go_falls_back_and_record_fills_the_gap() {
 
         // --on-miss record appends a's answers; a second replay serves them offline.
         fresh_cache(dir.path());
-        let rep = go_through(
-            &go,
-            dir.path(),
-            &app,
-            "https://a.example",
-            Some(&origin),
-            &["--replay", trace.to_str().unwrap(), "--on-miss", "record"],
-            None,
-        )
-        .await;
+        let rep = go_through(dir.path(), &app, "https://a.example")
+            .origin(origin.ca_pem(), origin.addr, HOSTS)
+            .replay(&trace)
+            .args(["--on-miss", "record"])
+            .download(&go)
+            .await;
         assert!(rep.success, "{}", rep.stderr);
         origin.shutdown();
         drop(origin);
         fresh_cache(dir.path());
-        let rep = go_through(
-            &go,
-            dir.path(),
-            &app,
-            "https://a.example",
-            None,
-            &["--replay", trace.to_str().unwrap()],
-            None,
-        )
-        .await;
+        let rep = go_through(dir.path(), &app, "https://a.example")
+            .replay(&trace)
+            .download(&go)
+            .await;
         assert!(rep.success, "{}", rep.stderr);
         assert!(rep.stderr.contains("0 misses"), "{}", rep.stderr);
 
         // Faults compose with replay.
         fresh_cache(dir.path());
-        let rep = go_through(
-            &go,
-            dir.path(),
-            &app,
-            "https://a.example",
-            None,
-            &[
-                "--replay",
-                trace.to_str().unwrap(),
-                "--fault",
-                "module=example.com/hello,kind=zip:502",
-            ],
-            None,
-        )
-        .await;
+        let rep = go_through(dir.path(), &app, "https://a.example")
+            .replay(&trace)
+            .faults(&["module=example.com/hello,kind=zip:502"])
+            .download(&go)
+            .await;
         assert!(!rep.success);
         assert!(
             rep.stderr.contains("502 Bad Gateway")

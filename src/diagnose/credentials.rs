@@ -63,39 +63,6 @@ pub struct CredentialFacts {
     pub likely_cause: LikelyCause,
 }
 
-/// The `machine` names of a .netrc text; logins, passwords and macros are skipped unread.
-pub fn netrc_machines(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        let mut tokens = line.split_whitespace();
-        while let Some(tok) = tokens.next() {
-            match tok {
-                "machine" => {
-                    if let Some(name) = tokens.next() {
-                        out.push(name.to_string());
-                    }
-                }
-                // A macro body runs to the next blank line and may hold anything.
-                "macdef" => {
-                    for body in lines.by_ref() {
-                        if body.trim().is_empty() {
-                            break;
-                        }
-                    }
-                    break;
-                }
-                // Values of these keywords are skipped without being kept.
-                "login" | "password" | "account" => {
-                    tokens.next();
-                }
-                _ => {}
-            }
-        }
-    }
-    out
-}
-
 /// Analyses one refused request. `auth` is `None` when the environment is unknown.
 pub fn analyse(o: &Observation, auth: Option<&AuthEnv>) -> CredentialFacts {
     let parsed = gourl::parse(&o.url);
@@ -222,14 +189,6 @@ pub fn explain(mut f: Finding, o: &Observation, auth: Option<&AuthEnv>) -> Findi
 mod tests {
     use super::*;
     use crate::gomod::classify;
-
-    #[test]
-    fn netrc_machine_names_only() {
-        let text = "machine a.example login u password secret1\n\
-                    machine b.example:8443\n  login u\n  password machine\n\
-                    macdef init\nmachine evil\n\ndefault login x password y\n";
-        assert_eq!(netrc_machines(text), ["a.example", "b.example:8443"]);
-    }
 
     fn refused(url: &str, authorization: Option<&str>) -> Observation {
         Observation {

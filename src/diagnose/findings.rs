@@ -1324,6 +1324,9 @@ pub(super) fn plural(n: usize, word: &str) -> String {
     }
 }
 
+/// Seconds with one decimal, whatever the size: a finding's sentence states its threshold
+/// in seconds (`over 10.0 s`, `max 12.0 s`), and the values it compares read in the same
+/// unit, which `net::human_ms`'s switch to milliseconds would break.
 fn secs(ms: f64) -> String {
     format!("{:.1} s", ms / 1000.0)
 }

@@ -27,7 +27,7 @@ pub use checksums::{
     checksum_findings, verify_rows, zips_to_compare, ChecksumFacts, FileDiff, Source, VerifyRow,
     VerifyStatus,
 };
-pub use credentials::{netrc_machines, AuthEnv, CredentialFacts};
+pub use credentials::{AuthEnv, CredentialFacts};
 pub use findings::{diagnose, diagnose_with};
 pub use forensics::{diagnose_all, Evidence, GoSumFile};
 pub use render::render_text;

@@ -3,12 +3,20 @@
 //!
 //! Pure: the caller reads the files and runs the commands.
 
-/// One complete `machine` entry of a `.netrc` file.
+/// One `machine` entry of a `.netrc` file. `login` and `password` are empty when the
+/// file does not give them (cmd/go then skips the entry, see [`parse_netrc`]).
 #[derive(Clone, PartialEq, Eq)]
 pub struct NetrcLine {
     pub machine: String,
     pub login: String,
     pub password: String,
+}
+
+impl NetrcLine {
+    /// Whether go would use the entry: it has a login and a password.
+    pub fn is_complete(&self) -> bool {
+        !self.login.is_empty() && !self.password.is_empty()
+    }
 }
 
 impl std::fmt::Debug for NetrcLine {
@@ -21,12 +29,27 @@ impl std::fmt::Debug for NetrcLine {
     }
 }
 
-/// Parses `.netrc` as cmd/go does: whitespace-separated `keyword value` pairs on each
-/// line, an entry kept once it has machine, login and password, `macdef` skipping to the
-/// next empty line, and a line-leading `default` ending the file.
+/// The entries go would use: the complete ones of [`netrc_entries`].
 pub fn parse_netrc(text: &str) -> Vec<NetrcLine> {
-    let mut out = Vec::new();
-    let (mut machine, mut login, mut password) = (String::new(), String::new(), String::new());
+    let mut lines = netrc_entries(text);
+    lines.retain(NetrcLine::is_complete);
+    lines
+}
+
+/// The `machine` names of a `.netrc` text, in file order, whether or not their entry is
+/// complete; for explaining a refused request without keeping any secret.
+pub fn netrc_machines(text: &str) -> Vec<String> {
+    netrc_entries(text).into_iter().map(|l| l.machine).collect()
+}
+
+/// Every `machine` entry of `.netrc`, read as cmd/go reads the file: whitespace-separated
+/// `keyword value` pairs on each line; `login` and `password` fill the current machine
+/// until it has both (later ones are ignored until the next `machine`), `macdef` skips
+/// to the next empty line, and a `default` left over at a line's end ends the file.
+pub fn netrc_entries(text: &str) -> Vec<NetrcLine> {
+    let mut out: Vec<NetrcLine> = Vec::new();
+    // The entry still being filled: from its `machine` until it is complete.
+    let mut open = false;
     let mut in_macro = false;
     for line in text.split('\n') {
         if in_macro {
@@ -38,23 +61,23 @@ pub fn parse_netrc(text: &str) -> Vec<NetrcLine> {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let mut i = 0;
         while i + 1 < fields.len() {
-            match fields[i] {
-                "machine" => {
-                    machine = fields[i + 1].to_string();
-                    login.clear();
-                    password.clear();
+            let value = fields[i + 1].to_string();
+            match (fields[i], out.last_mut().filter(|_| open)) {
+                ("machine", _) => {
+                    out.push(NetrcLine {
+                        machine: value,
+                        login: String::new(),
+                        password: String::new(),
+                    });
+                    open = true;
                 }
-                "login" => login = fields[i + 1].to_string(),
-                "password" => password = fields[i + 1].to_string(),
-                "macdef" => in_macro = true,
+                ("login", Some(entry)) => entry.login = value,
+                ("password", Some(entry)) => entry.password = value,
+                ("macdef", _) => in_macro = true,
                 _ => {}
             }
-            if !machine.is_empty() && !login.is_empty() && !password.is_empty() {
-                out.push(NetrcLine {
-                    machine: std::mem::take(&mut machine),
-                    login: std::mem::take(&mut login),
-                    password: std::mem::take(&mut password),
-                });
+            if out.last().is_some_and(NetrcLine::is_complete) {
+                open = false;
             }
             i += 2;
         }
@@ -170,6 +193,34 @@ mod tests {
             );
         }
         assert!(!format!("{lines:?}").contains("s3cret"));
+        // The diagnosis's view: every machine go's reading gets to, complete or not.
+        assert_eq!(
+            netrc_machines(text),
+            ["corp.example", "corp.example:8443", "half.example"]
+        );
+    }
+
+    #[test]
+    fn netrc_machine_names_only() {
+        let text = "machine a.example login u password secret1\n\
+                    machine b.example:8443\n  login u\n  password machine\n\
+                    macdef init\nmachine evil\n\ndefault login x password y\n";
+        assert_eq!(netrc_machines(text), ["a.example", "b.example:8443"]);
+        // A login or password after an entry is complete does not reopen it, and
+        // values before any machine belong to none.
+        let text = "login early password early\n\
+                    machine m login a password p login late\nmachine n password q\n";
+        let entries = netrc_entries(text);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(
+            (entries[0].login.as_str(), entries[0].password.as_str()),
+            ("a", "p")
+        );
+        assert_eq!(
+            (entries[1].login.as_str(), entries[1].password.as_str()),
+            ("", "q")
+        );
+        assert_eq!(parse_netrc(text).len(), 1);
     }
 
     #[test]

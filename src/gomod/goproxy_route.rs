@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::goenv::{parse_goproxy, Fallback, ProxyEntry, ProxyTarget};
 use super::url::percent_decode;
+use crate::net::{Authority, AuthorityError};
 
 /// Why a GOPROXY value cannot be served in `--goproxy` mode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -279,14 +280,11 @@ fn parse_entry(url: &str) -> Result<GoproxyRoute, GoproxyRouteError> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
-    let (userinfo, hostport) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority),
+    let (userinfo, host, port) = match Authority::parse(authority) {
+        Ok(a) if a.port != Some(0) => (a.userinfo, a.host, a.port),
+        Err(AuthorityError::NoHost) => return Err(bad("the host is empty")),
+        _ => return Err(bad("malformed host:port")),
     };
-    let (host, port) = split_host_port(hostport).ok_or_else(|| bad("malformed host:port"))?;
-    if host.is_empty() {
-        return Err(bad("the host is empty"));
-    }
     if host.parse::<IpAddr>().is_err()
         && !host
             .bytes()
@@ -321,27 +319,6 @@ fn parse_entry(url: &str) -> Result<GoproxyRoute, GoproxyRouteError> {
         userinfo,
         upstream_headers: Vec::new(),
     })
-}
-
-/// `host[:port]` with optional IPv6 brackets; `None` when malformed.
-fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (h, after) = rest.split_once(']')?;
-        match after {
-            "" => (h, None),
-            p => (h, Some(p.strip_prefix(':')?)),
-        }
-    } else {
-        match s.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (s, None),
-        }
-    };
-    let port = match port {
-        None | Some("") => None,
-        Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p != 0)?),
-    };
-    Some((host, port))
 }
 
 /// A readable single path segment: the host, `_PORT` for a non-default port, and the
@@ -538,6 +515,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("hunter2"), "{err}");
+        // Why an authority is refused (net::Authority splits it).
+        for (bad, why) in [
+            ("https://", "the host is empty"),
+            ("https://u@", "the host is empty"),
+            ("https://:8443/go", "the host is empty"),
+            ("https://host:0/", "malformed host:port"),
+            ("https://host:99999/", "malformed host:port"),
+            ("https://[::1]x/", "malformed host:port"),
+            ("https://[zz]/", "malformed host:port"),
+        ] {
+            let err = plan_goproxy(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let routes = plan_goproxy("https://u:p@[::1]:8443/go").unwrap();
+        let route = &routes.routes()[0];
+        assert_eq!((route.host.as_str(), route.port), ("::1", 8443));
+        assert_eq!(route.base, "https://[::1]:8443/go");
     }
 
     #[test]

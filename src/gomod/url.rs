@@ -1,4 +1,9 @@
 //! Just enough absolute-URL parsing for classification, tolerant of any input.
+//!
+//! Tolerant on purpose, unlike `net::Authority`, which refuses what is not a valid
+//! authority: classification and the diagnosis read every recorded URL, including ones a
+//! broken client or another tool wrote, and keep what they can (`host:junk` still has a
+//! host). The default ports come from `net`.
 
 /// The pieces of `scheme://[userinfo@]host[:port]/path?query#fragment`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,14 +51,9 @@ pub(crate) fn host_of(authority: &str) -> &str {
 }
 
 pub(crate) fn canonical_authority(scheme: &str, authority: &str) -> String {
-    let default = match scheme {
-        "https" => Some(":443"),
-        "http" => Some(":80"),
-        _ => None,
-    };
-    match default {
+    match crate::net::default_port(scheme) {
         Some(port) => authority
-            .strip_suffix(port)
+            .strip_suffix(&format!(":{port}"))
             .unwrap_or(authority)
             .to_string(),
         None => authority.to_string(),

@@ -623,9 +623,9 @@ fn explain(
     let mut parts = vec![format!(
         "slowest: {} {} ({} {}{cause})",
         row.k,
-        fmt_duration(row.d),
+        crate::net::human_ms(row.d),
         phase,
-        fmt_duration(ms.max(0.0))
+        crate::net::human_ms(ms.max(0.0))
     )];
     if cause.is_empty() {
         if let Some(f) = members.iter().find_map(|&r| rows[r].f.as_deref()) {
@@ -656,14 +656,6 @@ fn status_word(status: u16) -> String {
     match status {
         0 => "no response".to_string(),
         s => s.to_string(),
-    }
-}
-
-fn fmt_duration(ms: f64) -> String {
-    if ms >= 1000.0 {
-        format!("{:.1} s", ms / 1000.0)
-    } else {
-        format!("{ms:.0} ms")
     }
 }
 

@@ -11,6 +11,21 @@ pub fn default_port(scheme: &str) -> Option<u16> {
     }
 }
 
+/// Why an authority does not parse. The texts name the `host[:port]` part.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthorityError {
+    #[error("no host")]
+    NoHost,
+    #[error("unclosed IPv6 literal in {0:?}")]
+    UnclosedIpv6(String),
+    #[error("invalid IPv6 literal in {0:?}")]
+    InvalidIpv6(String),
+    #[error("junk after IPv6 literal in {0:?}")]
+    JunkAfterIpv6(String),
+    #[error("invalid port {0:?}")]
+    InvalidPort(String),
+}
+
 /// A parsed authority. `host` has no brackets (`::1`, not `[::1]`); see
 /// [`Authority::host_for_url`] for the written form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,26 +39,26 @@ pub struct Authority<'a> {
 impl<'a> Authority<'a> {
     /// Splits `[userinfo@]host[:port]`, refusing an unclosed or junk-followed IPv6
     /// literal, an empty host and a port that is not a number.
-    pub fn parse(text: &'a str) -> Result<Authority<'a>, String> {
+    pub fn parse(text: &'a str) -> Result<Authority<'a>, AuthorityError> {
         let (userinfo, hostport) = match text.rfind('@') {
             Some(at) => (Some(&text[..at]), &text[at + 1..]),
             None => (None, text),
         };
         let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
             let Some((inside, after)) = v6.split_once(']') else {
-                return Err(format!("unclosed IPv6 literal in {hostport:?}"));
+                return Err(AuthorityError::UnclosedIpv6(hostport.to_string()));
             };
             if inside.is_empty()
                 || !inside
                     .chars()
                     .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
             {
-                return Err(format!("invalid IPv6 literal in {hostport:?}"));
+                return Err(AuthorityError::InvalidIpv6(hostport.to_string()));
             }
             match after {
                 "" => (inside, None),
                 p if p.starts_with(':') => (inside, Some(&p[1..])),
-                _ => return Err(format!("junk after IPv6 literal in {hostport:?}")),
+                _ => return Err(AuthorityError::JunkAfterIpv6(hostport.to_string())),
             }
         } else {
             match hostport.rsplit_once(':') {
@@ -52,14 +67,14 @@ impl<'a> Authority<'a> {
             }
         };
         if host.is_empty() {
-            return Err("no host".to_string());
+            return Err(AuthorityError::NoHost);
         }
         // An empty port ("host:") is legal per RFC 3986 and means the default.
         let port = match port.filter(|p| !p.is_empty()) {
             None => None,
             Some(p) => Some(
                 p.parse::<u16>()
-                    .map_err(|_| format!("invalid port {p:?}"))?,
+                    .map_err(|_| AuthorityError::InvalidPort(p.to_string()))?,
             ),
         };
         Ok(Authority {
@@ -76,7 +91,8 @@ impl<'a> Authority<'a> {
             .split_once("://")
             .ok_or_else(|| format!("{url:?} is not an absolute URL"))?;
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        Ok((scheme, Authority::parse(&rest[..end])?))
+        let authority = Authority::parse(&rest[..end]).map_err(|e| e.to_string())?;
+        Ok((scheme, authority))
     }
 
     /// The port, or the scheme's default when none was written.

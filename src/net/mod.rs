@@ -1,11 +1,11 @@
 //! Network text helpers shared by every module that reads a URL, an authority or a
-//! host name: one [`Authority`] parser, one host glob, canonical reason phrases and one
-//! human byte count. Pure: strings in, values out.
+//! host name: one [`Authority`] parser, one host glob, canonical reason phrases, and one
+//! human byte count and duration. Pure: strings in, values out.
 
 mod authority;
 mod glob;
 
-pub use authority::{default_port, Authority};
+pub use authority::{default_port, Authority, AuthorityError};
 pub use glob::{glob_match, host_match, module_match};
 
 /// The canonical reason phrase of a status (`Bad Gateway`), or "" for a code without
@@ -32,6 +32,15 @@ pub fn human_bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
+/// A duration in milliseconds for people: `12.3 ms`, `1.50 s`.
+pub fn human_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +56,7 @@ mod tests {
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(3 << 20), "3.0 MiB");
         assert_eq!(human_bytes(u64::MAX), "16777216.0 TiB");
+        assert_eq!(human_ms(12.34), "12.3 ms");
+        assert_eq!(human_ms(1500.0), "1.50 s");
     }
 }

@@ -16,12 +16,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
-use super::forward::{
-    self, fault_facts, publish_connection_event, reject_oversized_head, text_response, ConnCtx,
-    ConnMode, MAX_HEAD_BYTES,
-};
+use super::forward::{self, ConnCtx, ConnMode};
 use super::head_timeout::CountReads;
-use super::io::{drive, Activity, ActivityClock, Rewind, RESET_ON_CLOSE};
+use super::heads::{reject_oversized_head, text_response, MAX_HEAD_BYTES};
+use super::io::{drive, Activity, ActivityClock, ConnectionFate, Rewind};
+use super::pending::{fault_facts, publish_connection_event};
 use super::upstream::{
     ConnTimings, Predial, Target, UpstreamError, UpstreamSlot, CLIENT_HANDSHAKE_MARGIN,
     GO_TLS_HANDSHAKE_BUDGET,
@@ -52,10 +51,11 @@ pub async fn serve_client(
     stop: watch::Receiver<bool>,
 ) {
     let clock = ActivityClock::new();
-    let reset = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let io = Activity::new(tcp, clock.clone(), reset.clone());
+    // Injected resets on this connection's HTTP/1.1 requests end the socket with an RST.
+    let fate = ConnectionFate::default();
+    let io = Activity::new(tcp, clock.clone(), fate.clone());
     let idle = shared.config.idle_timeout;
-    let lifecycle = RESET_ON_CLOSE.scope(reset, client_lifecycle(shared, io, peer, stop));
+    let lifecycle = client_lifecycle(shared, io, peer, fate, stop);
     tokio::select! {
         _ = lifecycle => {}
         _ = clock.idle(idle) => tracing::debug!("{peer}: closing after {idle:?} without traffic"),
@@ -67,6 +67,7 @@ async fn client_lifecycle(
     shared: Arc<Shared>,
     io: Activity,
     peer: SocketAddr,
+    fate: ConnectionFate,
     stop: watch::Receiver<bool>,
 ) {
     let tunnel: Arc<Mutex<Option<Tunnel>>> = Arc::new(Mutex::new(None));
@@ -77,6 +78,7 @@ async fn client_lifecycle(
         mode: ConnMode::ForwardProxy,
         slot: UpstreamSlot::default(),
         alpn: Vec::new(),
+        fate: Some(fate.clone()),
     });
     let service = {
         let tunnel = tunnel.clone();
@@ -98,7 +100,7 @@ async fn client_lifecycle(
         Some(Tunnel::Inspect(target, upgrade, predial)) => match upgrade.await {
             Ok(upgraded) => {
                 let tunnel = TokioIo::new(upgraded);
-                inspect_tunnel(shared, tunnel, target, predial, peer, stop).await
+                inspect_tunnel(shared, tunnel, target, predial, peer, fate, stop).await
             }
             Err(e) => tracing::debug!("{peer}: CONNECT upgrade failed: {e}"),
         },
@@ -304,6 +306,7 @@ async fn inspect_tunnel<S>(
     target: Target,
     predial: Option<Box<Result<Predial, UpstreamError>>>,
     peer: SocketAddr,
+    fate: ConnectionFate,
     stop: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -342,13 +345,13 @@ async fn inspect_tunnel<S>(
             predial,
             tls_deadline,
         };
-        intercept::serve_tls(shared, stream, target, upstream, peer, stop).await;
+        intercept::serve_tls(shared, stream, target, upstream, peer, fate, stop).await;
     } else {
         let target = Target {
             tls: false,
             ..target
         };
-        serve_plain_tunnel(shared, stream, target, peer, stop).await;
+        serve_plain_tunnel(shared, stream, target, peer, fate, stop).await;
     }
 }
 
@@ -357,6 +360,7 @@ async fn serve_plain_tunnel<S>(
     stream: S,
     target: Target,
     peer: SocketAddr,
+    fate: ConnectionFate,
     stop: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -368,6 +372,7 @@ async fn serve_plain_tunnel<S>(
         mode: ConnMode::PlainTunnel { target },
         slot: UpstreamSlot::default(),
         alpn: Vec::new(),
+        fate: Some(fate),
     });
     let service = service_fn(move |req| forward::handle(req, ctx.clone()));
     // Each head within --header-timeout of its first byte (the first one of the start);

@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use super::io::{reset_client, ConnectionFate};
 use super::BoxError;
 use crate::fault::{bandwidth_chunk_size, bandwidth_delay, corrupt_in_place, cut_within, StallEnd};
 pub use crate::fault::{BodyFaults, FaultPlan};
@@ -40,6 +41,8 @@ pin_project! {
         // Delivered on the poll after the bytes that precede a reset.
         pending_error: Option<BoxError>,
         done: bool,
+        // Where an injected reset is sent (HTTP/1.1 only, see `ConnectionFate`).
+        fate: Option<ConnectionFate>,
     }
 }
 
@@ -61,7 +64,14 @@ impl<B> FaultBody<B> {
             after_sleep: AfterSleep::Continue,
             pending_error: None,
             done: false,
+            fate: None,
         }
+    }
+
+    /// Resets the client's TCP connection where the faults reset or end a stall so.
+    pub fn with_fate(mut self, fate: Option<ConnectionFate>) -> Self {
+        self.fate = fate;
+        self
     }
 }
 
@@ -94,14 +104,14 @@ where
                 if let AfterSleep::Fail(end) = *this.after_sleep {
                     *this.done = true;
                     if end == StallEnd::Reset {
-                        super::io::request_tcp_reset();
+                        reset_client(this.fate.as_ref());
                     }
                     return Poll::Ready(Some(Err(stall_error(end))));
                 }
             }
             if let Some(e) = this.pending_error.take() {
                 *this.done = true;
-                super::io::request_tcp_reset();
+                reset_client(this.fate.as_ref());
                 return Poll::Ready(Some(Err(e)));
             }
             if *this.done {

@@ -1,29 +1,35 @@
-//! Per-request forwarding: resolve the target, stream the request up and the response down
-//! through body taps, and turn what happened into one `Exchange` for the observers.
+//! Per-request forwarding, top-down: resolve the target and URL, take the request-phase
+//! fault decisions, let the pure `route` say who answers, and run that one executor
+//! (injected answer, failure before the head, recorded entry, replay miss, or the origin
+//! through body taps); each ends in one `Exchange` for the observers (see `pending.rs`).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use http::request::Parts;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::body::{BodyOutcome, TapBody};
+use super::body::TapBody;
 use super::faults::{stall, BodyFaults, FaultBody, FaultPlan};
-use super::io::request_tcp_reset;
+use super::heads::{
+    header_pairs, reject_oversized_head, strip_hop_by_hop, text_response, version_name,
+};
+use super::io::{reset_client, ConnectionFate};
+use super::pending::{fault_facts, Pending, Timing};
 use super::replay::{body as replay_body, miss_text, pacing, response_head, ReplaySource};
-use super::upstream::{send_via_slot, ConnInfo, SendError, Target, UpstreamError, UpstreamSlot};
+use super::route::{route, HeadFault, Route};
+use super::upstream::{send_via_slot, SendError, Sent, Target, UpstreamSlot};
 use super::BoxError;
 use super::{BodyKind, ProxyBody, Shared};
-use crate::exchange::{
-    BodyFacts, BodyStall, ClientTls, ErrorKind, Exchange, ExchangeError, ExchangeRequest,
-    FailPhase, FaultFacts, PhaseTimes, ResponseFacts, TlsFacts,
-};
-use crate::fault::{trace_summary, Decision, Phase, RequestFacts, StallEnd};
+use crate::exchange::{BodyFacts, ClientTls, ErrorKind, ExchangeRequest, FailPhase, ResponseFacts};
+use crate::fault::{Decision, Phase, RequestFacts, StallEnd};
+use crate::replay::OnMiss;
 use crate::trace::Entry;
 
 /// What kind of client connection a request arrived on.
@@ -50,6 +56,9 @@ pub struct ConnCtx {
     pub slot: UpstreamSlot,
     /// ALPN to offer when the upstream connection has to be redialled.
     pub alpn: Vec<Vec<u8>>,
+    /// How the client's TCP connection ends, for injected resets on HTTP/1.1. `None` on
+    /// HTTP/2: hyper resets the stream (RST_STREAM) and the connection lives on.
+    pub fate: Option<ConnectionFate>,
 }
 
 impl Drop for ConnCtx {
@@ -69,35 +78,106 @@ impl Drop for ConnCtx {
     }
 }
 
-/// Serves one request; never fails (failures become 4xx/5xx answers and trace entries).
+/// Serves one request; never fails (failures become 4xx/5xx answers and trace entries),
+/// except to make hyper drop the stream or connection for an injected failure.
 pub async fn handle(
     mut req: Request<Incoming>,
     ctx: Arc<ConnCtx>,
 ) -> Result<Response<ProxyBody>, BoxError> {
-    let started_wall = SystemTime::now();
-    let started = Instant::now();
+    let (started_wall, started) = (SystemTime::now(), Instant::now());
     if let Some(answer) = reject_oversized_head(&req) {
         return Ok(answer);
     }
-    // `--goproxy`: an origin-form request on a route prefix goes to the real entry.
-    let hop = goproxy_hop(&mut req, &ctx);
-    let resolved = match &hop {
-        Some(hop) => Ok((hop.target.clone(), hop.url.clone())),
-        None => resolve_target(&req, &ctx.mode),
-    };
-    let (target, url) = match resolved {
-        Ok(t) => t,
+    let dest = match resolve(&mut req, &ctx) {
+        Ok(dest) => dest,
         Err(message) => return Ok(text_response(StatusCode::BAD_REQUEST, &message)),
     };
     let id = ctx.shared.next_exchange_id();
     let (parts, body) = req.into_parts();
+    let request = exchange_request(&parts, &dest);
+    let facts = request_facts(&request, &dest, &ctx.shared.config.goproxy_bases);
+    let decisions = ctx.shared.decide(Phase::Request, &facts);
+    let mut plan = FaultPlan::default();
+    plan.add(&decisions);
+    let pending = Pending {
+        shared: ctx.shared.clone(),
+        id,
+        started_wall,
+        started,
+        request,
+        client_tls: match &ctx.mode {
+            ConnMode::Intercepted { client_tls, .. } => Some(client_tls.clone()),
+            _ => None,
+        },
+        request_outcome: Default::default(),
+        fault: fault_facts(&decisions),
+        client_connection: ctx.client_connection,
+    };
+    if !plan.latency.is_zero() {
+        tokio::time::sleep(plan.latency).await;
+    }
+    let replay = ctx.shared.replay.as_deref().map(|r| (r, r.on_miss));
+    let (method, url) = (&pending.request.method, &pending.request.url);
+    match route(&plan, replay, |r| r.lookup(method, url)) {
+        Route::Inject((status, headers, text)) => {
+            Ok(pending.answer_injected(status, &headers, &text))
+        }
+        Route::Fail(fault) => fail_before_head(pending, fault, ctx.fate.as_ref()).await,
+        Route::Replay(source, entry) => {
+            serve_replayed(pending, source, entry, plan, facts, ctx.fate.clone()).await
+        }
+        Route::Miss(source, on_miss) => Ok(answer_miss(pending, source, on_miss)),
+        Route::Upstream => {
+            let up = Outbound { dest, parts, body };
+            let faults = Faults {
+                plan,
+                decisions,
+                facts,
+            };
+            forward_upstream(&ctx, pending, up, faults).await
+        }
+    }
+}
+
+/// Where a request goes: the dialled target, the absolute URL, and for a `--goproxy`
+/// hop the credentials modscope adds upstream.
+struct Destination {
+    target: Target,
+    url: Uri,
+    via_goproxy: bool,
+    credentials: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The destination of a request: a `--goproxy` route for an origin-form request on a
+/// route prefix, else the connection's target (or the absolute URL, as a forward proxy).
+fn resolve(req: &mut Request<Incoming>, ctx: &ConnCtx) -> Result<Destination, String> {
+    if let Some(hop) = goproxy_hop(req, ctx) {
+        return Ok(Destination {
+            target: hop.target,
+            url: hop.url,
+            via_goproxy: true,
+            credentials: hop.credentials,
+        });
+    }
+    let (target, url) = resolve_target(req, &ctx.mode)?;
+    Ok(Destination {
+        target,
+        url,
+        via_goproxy: false,
+        credentials: Vec::new(),
+    })
+}
+
+/// The request as the trace shows it.
+fn exchange_request(parts: &Parts, dest: &Destination) -> ExchangeRequest {
     let mut headers = header_pairs(&parts.headers);
     // HTTP/2 carries the name in `:authority`, not in a header: keep a name that differs
     // from the dialled one visible in the trace, as HTTP/1.1's Host header is.
     if let Some(named) = parts.uri.authority() {
-        let default = if target.tls { ":443" } else { ":80" };
+        let default = if dest.target.tls { ":443" } else { ":80" };
         let bare = |a: &str| a.strip_suffix(default).unwrap_or(a).to_ascii_lowercase();
-        let dialled = url
+        let dialled = dest
+            .url
             .authority()
             .map(|a| bare(a.as_str()))
             .unwrap_or_default();
@@ -105,248 +185,81 @@ pub async fn handle(
             headers.push((":authority".to_string(), named.to_string()));
         }
     }
-    let via_goproxy = hop.is_some();
-    let upstream_credentials = hop.map(|h| h.credentials).unwrap_or_default();
-    for (name, _) in &upstream_credentials {
+    for (name, _) in &dest.credentials {
         // Credentials modscope adds upstream are never recorded, whatever --no-redact says.
         headers.push((
             name.as_str().to_string(),
             crate::trace::REDACTED.to_string(),
         ));
     }
-    let request_facts = ExchangeRequest {
+    ExchangeRequest {
         method: parts.method.to_string(),
-        url: url.to_string(),
+        url: dest.url.to_string(),
         http_version: version_name(parts.version),
         headers,
         body: BodyFacts::default(),
-    };
-    let client_tls = match &ctx.mode {
-        ConnMode::Intercepted { client_tls, .. } => Some(client_tls.clone()),
-        _ => None,
-    };
-    let go = crate::gomod::classify(
-        &request_facts.method,
-        &request_facts.url,
-        &ctx.shared.config.goproxy_bases,
-    );
-    let mut facts = RequestFacts {
-        host: target.host.clone(),
-        port: target.port,
-        method: request_facts.method.clone(),
-        path: url.path().to_string(),
+    }
+}
+
+/// What the fault rules match a request on.
+fn request_facts(
+    request: &ExchangeRequest,
+    dest: &Destination,
+    goproxy_bases: &[String],
+) -> RequestFacts {
+    let go = crate::gomod::classify(&request.method, &request.url, goproxy_bases);
+    RequestFacts {
+        host: dest.target.host.clone(),
+        port: dest.target.port,
+        method: request.method.clone(),
+        path: dest.url.path().to_string(),
         go_kind: Some(go.effective_kind()),
         module: go.module.clone(),
         version: go.version.clone(),
         status: None,
         content_length: None,
-    };
-    let mut decisions = ctx.shared.decide(Phase::Request, &facts);
-    let mut plan = FaultPlan::default();
-    plan.add(&decisions);
-    let mut pending = Pending {
-        shared: ctx.shared.clone(),
-        id,
-        started_wall,
-        started,
-        request: request_facts,
-        client_tls,
-        request_outcome: Arc::new(Mutex::new(None)),
-        fault: fault_facts(&decisions),
-        client_connection: ctx.client_connection,
-    };
-    if !plan.latency.is_zero() {
-        tokio::time::sleep(plan.latency).await;
     }
-    if let Some((status, headers, text)) = plan.respond.take() {
-        return Ok(pending.answer_injected(status, &headers, &text));
-    }
-    if let Some((wait, end)) = plan.stall_head {
-        stall(wait).await;
-        if end == StallEnd::Reset {
-            request_tcp_reset();
-        }
-        let message =
-            format!("{:?} after an injected stall before the response head", end).to_lowercase();
-        pending.fail_injected(FailPhase::Response, &message);
-        return Err(message.into());
-    }
-    if plan.reset_head {
-        request_tcp_reset();
-        pending.fail_injected(
-            FailPhase::Response,
-            "injected reset before the response head",
-        );
-        return Err("modscope: injected reset".into());
-    }
+}
 
-    if let Some(replay) = ctx.shared.replay.clone() {
-        if let Some(entry) = replay.lookup(&pending.request.method, &pending.request.url) {
-            return serve_replayed(pending, &replay, entry, plan, facts).await;
+/// Fails the exchange before any response head, as an injected fault says. The error
+/// makes hyper drop the request: the HTTP/1.1 connection (reset when asked) or the
+/// HTTP/2 stream.
+async fn fail_before_head(
+    pending: Pending,
+    fault: HeadFault,
+    fate: Option<&ConnectionFate>,
+) -> Result<Response<ProxyBody>, BoxError> {
+    match fault {
+        HeadFault::Stall(wait, end) => {
+            stall(wait).await;
+            if end == StallEnd::Reset {
+                reset_client(fate);
+            }
+            let message = format!("{:?} after an injected stall before the response head", end)
+                .to_lowercase();
+            pending.fail_injected(FailPhase::Response, &message);
+            Err(message.into())
         }
-        if !replay.on_miss.uses_network() {
-            let (status, text) = miss_text(
-                replay.on_miss,
-                &pending.request.method,
-                &pending.request.url,
-                &replay.trace.source,
+        HeadFault::Reset => {
+            reset_client(fate);
+            pending.fail_injected(
+                FailPhase::Response,
+                "injected reset before the response head",
             );
-            return Ok(pending.answer_injected(status.as_u16(), &[], &text));
+            Err("modscope: injected reset".into())
         }
     }
-    let req_outcome = pending.request_outcome.clone();
-    let req_capture = ctx.shared.capture(id, BodyKind::Request);
-    let up_body = TapBody::new(
-        body,
-        Box::new(move |o| {
-            if let Ok(mut slot) = req_outcome.lock() {
-                *slot = Some(o);
-            }
-        }),
-    )
-    .with_capture(req_capture);
-    let up_body = match plan.up_bytes_per_sec {
-        Some(bps) => FaultBody::new(
-            up_body,
-            BodyFaults {
-                bytes_per_sec: Some(bps),
-                ..BodyFaults::default()
-            },
-        )
-        .boxed_unsync(),
-        None => up_body.boxed_unsync(),
-    };
+}
 
-    let mut up_headers = parts.headers.clone();
-    strip_hop_by_hop(&mut up_headers);
-    for (name, value) in upstream_credentials {
-        up_headers.insert(name, value);
-    }
-    // The client already got (or will get) its 100 Continue from us; the origin must not
-    // send another interim answer.
-    up_headers.remove(http::header::EXPECT);
-    // A bodiless idempotent request can be sent again if a reused connection turns out
-    // to have been closed by the origin while idle, as net/http does.
-    let retryable = matches!(
-        parts.method,
-        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
-    ) && up_body.is_end_stream();
-    let retry_headers = retryable.then(|| up_headers.clone());
-    let mut up_req = Request::new(up_body);
-    *up_req.method_mut() = parts.method.clone();
-    *up_req.uri_mut() = url.clone();
-    *up_req.headers_mut() = up_headers;
-
-    // go would offer h2 and http/1.1 to its proxy itself; intercepted connections offer
-    // what the client offered.
-    let alpn: &[Vec<u8>] = if via_goproxy {
-        &ctx.shared.goproxy_alpn
-    } else {
-        &ctx.alpn
-    };
-    let pool = via_goproxy.then_some(&ctx.shared.pool);
-    let sent_at = Instant::now();
-    let mut sent = send_via_slot(&ctx.slot, &ctx.shared.dialer, pool, &target, alpn, up_req).await;
-    if let (Err(SendError::Request(err, _)), Some(headers)) = (&sent, retry_headers) {
-        if err.is_canceled() || err.is_incomplete_message() || err.is_closed() {
-            tracing::debug!(
-                "{}: reused upstream connection was closed ({err}); retrying once",
-                target.authority()
-            );
-            let mut again = Request::new(
-                http_body_util::Empty::<Bytes>::new()
-                    .map_err(|never| match never {})
-                    .boxed_unsync(),
-            );
-            *again.method_mut() = parts.method.clone();
-            *again.uri_mut() = url.clone();
-            *again.headers_mut() = headers;
-            sent = send_via_slot(&ctx.slot, &ctx.shared.dialer, pool, &target, alpn, again).await;
-        }
-    }
-    let head_at = Instant::now();
-    match sent {
-        Err(SendError::Connect(err)) => {
-            let answer = text_response(StatusCode::BAD_GATEWAY, &err.to_string());
-            pending.fail_connect(&err, head_at);
-            Ok(answer)
-        }
-        Err(SendError::Request(err, info)) => {
-            let message = super::body::error_chain(&err);
-            let kind = request_error_kind(&err);
-            let text = format!(
-                "modscope: request to {} failed before a response arrived: {message}",
-                target.authority()
-            );
-            pending.fail_request(&info, kind, &message, sent_at, head_at);
-            Ok(text_response(StatusCode::BAD_GATEWAY, &text))
-        }
-        Ok(sent) => {
-            let (mut head, body) = sent.response.into_parts();
-            facts.status = Some(head.status.as_u16());
-            facts.content_length = head
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
-            let late = ctx.shared.decide(Phase::Response, &facts);
-            if !late.is_empty() {
-                plan.add(&late);
-                decisions.extend(late);
-                pending.fault = fault_facts(&decisions);
-            }
-            if let Some((status, headers, text)) = plan.respond.take() {
-                // The origin's answer is discarded in favour of the injected one.
-                return Ok(pending.answer_injected(status, &headers, &text));
-            }
-            let response_facts = ResponseFacts {
-                status: head.status.as_u16(),
-                http_version: version_name(head.version),
-                headers: header_pairs(&head.headers),
-                trailers: Vec::new(),
-                body: BodyFacts::default(),
-            };
-            strip_hop_by_hop(&mut head.headers);
-            let timing = Timing {
-                // Time before sending (an injected latency, mostly) is time go waited:
-                // counted as blocked so the entry's `time` covers it and waterfalls show it.
-                blocked: sent.waited + sent_at.saturating_duration_since(started),
-                sent_at: sent_at + sent.waited + sent.dialed,
-                head_at,
-            };
-            let info = sent.info.clone();
-            let fresh = sent.fresh;
-            let resp_capture = ctx.shared.capture(id, BodyKind::Response);
-            let body = if plan.body.is_empty() {
-                body.map_err(BoxError::from).boxed_unsync()
-            } else {
-                if plan.body.shortens() {
-                    // A clean early end needs framing without the original length.
-                    head.headers.remove(http::header::CONTENT_LENGTH);
-                }
-                FaultBody::new(body, plan.body.clone()).boxed_unsync()
-            };
-            let expected = facts.content_length;
-            let label = format!("{} {}", pending.request.method, pending.request.url);
-            let body = TapBody::new(
-                body,
-                Box::new(move |outcome| {
-                    pending.finish(
-                        response_facts,
-                        outcome,
-                        Some(&info),
-                        fresh,
-                        timing,
-                        expected,
-                    );
-                }),
-            )
-            .watch_stalls(ctx.shared.config.stall_after, label)
-            .with_capture(resp_capture)
-            .boxed_unsync();
-            Ok(Response::from_parts(head, body))
-        }
-    }
+/// Answers a request the trace does not have while replay runs offline (404 or 502).
+fn answer_miss(pending: Pending, replay: &ReplaySource, on_miss: OnMiss) -> Response<ProxyBody> {
+    let (status, text) = miss_text(
+        on_miss,
+        &pending.request.method,
+        &pending.request.url,
+        &replay.trace.source,
+    );
+    pending.answer_injected(status.as_u16(), &[], &text)
 }
 
 /// Answers from a recorded entry: its status, headers and verified body, recorded
@@ -357,6 +270,7 @@ async fn serve_replayed(
     entry: &Entry,
     mut plan: FaultPlan,
     mut facts: RequestFacts,
+    fate: Option<ConnectionFate>,
 ) -> Result<Response<ProxyBody>, BoxError> {
     if entry.response.status == 0 {
         let (wait, _) = pacing(replay.timing, entry, 0);
@@ -423,7 +337,9 @@ async fn serve_replayed(
     let body = if plan.body.is_empty() {
         body
     } else {
-        FaultBody::new(body, plan.body.clone()).boxed_unsync()
+        FaultBody::new(body, plan.body.clone())
+            .with_fate(fate)
+            .boxed_unsync()
     };
     let response_facts = ResponseFacts {
         status: head.status.as_u16(),
@@ -448,290 +364,228 @@ async fn serve_replayed(
     Ok(Response::from_parts(head, body))
 }
 
-#[derive(Clone, Copy)]
-struct Timing {
-    blocked: Duration,
+/// A request on its way to the origin.
+struct Outbound {
+    dest: Destination,
+    parts: Parts,
+    body: Incoming,
+}
+
+/// The faults of one exchange so far, carried to its response phase: the rules see the
+/// status and length there, and may add decisions.
+struct Faults {
+    plan: FaultPlan,
+    decisions: Vec<Decision>,
+    facts: RequestFacts,
+}
+
+/// Forwards to the origin through the connection's upstream slot and streams the answer
+/// back (`relay_response`), or answers 502 saying what failed before a response head.
+async fn forward_upstream(
+    ctx: &ConnCtx,
+    pending: Pending,
+    up: Outbound,
+    faults: Faults,
+) -> Result<Response<ProxyBody>, BoxError> {
+    let Outbound { dest, parts, body } = up;
+    let body = upload_body(ctx, &pending, body, faults.plan.up_bytes_per_sec);
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    for (name, value) in dest.credentials.iter().cloned() {
+        headers.insert(name, value);
+    }
+    // The client already got (or will get) its 100 Continue from us; the origin must not
+    // send another interim answer.
+    headers.remove(http::header::EXPECT);
+    // A bodiless idempotent request can be sent again if a reused connection turns out
+    // to have been closed by the origin while idle, as net/http does.
+    let retryable = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
+        && body.is_end_stream();
+    let retry_headers = retryable.then(|| headers.clone());
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = dest.url.clone();
+    *req.headers_mut() = headers;
+
+    let sent_at = Instant::now();
+    let sent = send_upstream(ctx, &dest, &parts.method, req, retry_headers).await;
+    let head_at = Instant::now();
+    match sent {
+        Err(SendError::Connect(err)) => {
+            let answer = text_response(StatusCode::BAD_GATEWAY, &err.to_string());
+            pending.fail_connect(&err, head_at);
+            Ok(answer)
+        }
+        Err(SendError::Request(err, info)) => {
+            let message = super::body::error_chain(&err);
+            let kind = request_error_kind(&err);
+            let text = format!(
+                "modscope: request to {} failed before a response arrived: {message}",
+                dest.target.authority()
+            );
+            pending.fail_request(&info, kind, &message, sent_at, head_at);
+            Ok(text_response(StatusCode::BAD_GATEWAY, &text))
+        }
+        Ok(sent) => Ok(relay_response(ctx, pending, sent, faults, sent_at, head_at)),
+    }
+}
+
+/// The request body going up: tapped for the trace and the recorder, paced when an
+/// upload bandwidth fault applies.
+fn upload_body(
+    ctx: &ConnCtx,
+    pending: &Pending,
+    body: Incoming,
+    up_bytes_per_sec: Option<u64>,
+) -> ProxyBody {
+    let outcome = pending.request_outcome.clone();
+    let capture = ctx.shared.capture(pending.id, BodyKind::Request);
+    let tapped = TapBody::new(
+        body,
+        Box::new(move |o| {
+            if let Ok(mut slot) = outcome.lock() {
+                *slot = Some(o);
+            }
+        }),
+    )
+    .with_capture(capture);
+    match up_bytes_per_sec {
+        Some(bps) => FaultBody::new(
+            tapped,
+            BodyFaults {
+                bytes_per_sec: Some(bps),
+                ..BodyFaults::default()
+            },
+        )
+        .boxed_unsync(),
+        None => tapped.boxed_unsync(),
+    }
+}
+
+/// Sends through the connection's upstream slot. A request that may be repeated
+/// (`retry_headers`) is sent once more when a reused connection turns out to have been
+/// closed by the origin while idle.
+async fn send_upstream(
+    ctx: &ConnCtx,
+    dest: &Destination,
+    method: &Method,
+    req: Request<ProxyBody>,
+    retry_headers: Option<HeaderMap>,
+) -> Result<Sent, SendError> {
+    // go would offer h2 and http/1.1 to its proxy itself; intercepted connections offer
+    // what the client offered.
+    let alpn: &[Vec<u8>] = if dest.via_goproxy {
+        &ctx.shared.goproxy_alpn
+    } else {
+        &ctx.alpn
+    };
+    let pool = dest.via_goproxy.then_some(&ctx.shared.pool);
+    let (slot, dialer, target) = (&ctx.slot, &ctx.shared.dialer, &dest.target);
+    let sent = send_via_slot(slot, dialer, pool, target, alpn, req).await;
+    let headers = match (&sent, retry_headers) {
+        (Err(SendError::Request(err, _)), Some(headers))
+            if err.is_canceled() || err.is_incomplete_message() || err.is_closed() =>
+        {
+            tracing::debug!(
+                "{}: reused upstream connection was closed ({err}); retrying once",
+                target.authority()
+            );
+            headers
+        }
+        _ => return sent,
+    };
+    let mut again = Request::new(
+        http_body_util::Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *again.method_mut() = method.clone();
+    *again.uri_mut() = dest.url.clone();
+    *again.headers_mut() = headers;
+    send_via_slot(slot, dialer, pool, target, alpn, again).await
+}
+
+/// Streams the origin's response down: response-phase faults first (an injected answer
+/// replaces the origin's), then the body through the fault shaper and a tap that
+/// publishes the exchange when it ends.
+fn relay_response(
+    ctx: &ConnCtx,
+    mut pending: Pending,
+    sent: Sent,
+    faults: Faults,
     sent_at: Instant,
     head_at: Instant,
-}
-
-/// Everything known about an exchange before its response body ends.
-struct Pending {
-    shared: Arc<Shared>,
-    id: u64,
-    started_wall: SystemTime,
-    started: Instant,
-    request: ExchangeRequest,
-    client_tls: Option<ClientTls>,
-    request_outcome: Arc<Mutex<Option<BodyOutcome>>>,
-    fault: Option<FaultFacts>,
-    client_connection: u64,
-}
-
-impl Pending {
-    fn request_body(&self) -> (BodyFacts, Option<Instant>) {
-        let outcome = self.request_outcome.lock().ok().and_then(|o| o.clone());
-        match outcome {
-            Some(o) => (
-                BodyFacts {
-                    size: o.bytes,
-                    sha256: None,
-                    complete: o.complete,
-                },
-                Some(o.ended),
-            ),
-            None => (BodyFacts::default(), None),
-        }
+) -> Response<ProxyBody> {
+    let Faults {
+        mut plan,
+        mut decisions,
+        mut facts,
+    } = faults;
+    let (mut head, body) = sent.response.into_parts();
+    facts.status = Some(head.status.as_u16());
+    facts.content_length = head
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let late = ctx.shared.decide(Phase::Response, &facts);
+    if !late.is_empty() {
+        plan.add(&late);
+        decisions.extend(late);
+        pending.fault = fault_facts(&decisions);
     }
-
-    fn base(self, info: Option<&ConnInfo>, fresh: bool) -> (Exchange, Arc<Shared>) {
-        let (body, _) = self.request_body();
-        let mut request = self.request;
-        request.body = body;
-        let conn_timings = info
-            .filter(|_| fresh)
-            .map(|i| i.timings)
-            .unwrap_or_default();
-        let tls = TlsFacts {
-            client: self.client_tls,
-            upstream: info.and_then(|i| i.tls.clone()),
-        };
-        let has_tls = tls.client.is_some() || tls.upstream.is_some();
-        let ex = Exchange {
-            id: self.id,
-            started: self.started_wall,
-            request,
-            response: None,
-            timings: PhaseTimes {
-                blocked: None,
-                dns: conn_timings.dns.map(ms),
-                tcp: conn_timings.tcp.map(ms),
-                tls: conn_timings.tls.map(ms),
-                send: None,
-                wait: None,
-                receive: None,
-            },
-            connection_id: info.map(|i| i.id),
-            server_ip: info.and_then(|i| i.server_ip).map(|ip| ip.to_string()),
-            tls: has_tls.then_some(tls),
-            stall: None,
-            error: None,
-            fault: self.fault,
-            client_connection: Some(self.client_connection),
-        };
-        (ex, self.shared)
+    if let Some((status, headers, text)) = plan.respond.take() {
+        // The origin's answer is discarded in favour of the injected one.
+        return pending.answer_injected(status, &headers, &text);
     }
-
-    /// Answers with an injected response instead of forwarding, and records it.
-    fn answer_injected(
-        self,
-        status: u16,
-        headers: &[(String, String)],
-        text: &str,
-    ) -> Response<ProxyBody> {
-        let mut resp = text_response(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-            text,
-        );
-        for (k, v) in headers {
-            if let (Ok(k), Ok(v)) = (
-                HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_str(v),
-            ) {
-                resp.headers_mut().insert(k, v);
-            }
-        }
-        let started = self.started;
-        let (mut ex, shared) = self.base(None, false);
-        let size = text.trim_end().len() as u64 + 1;
-        ex.timings.wait = Some(ms(started.elapsed()));
-        ex.timings.send = Some(0.0);
-        ex.timings.receive = Some(0.0);
-        ex.response = Some(ResponseFacts {
-            status,
-            http_version: ex.request.http_version.clone(),
-            headers: header_pairs(resp.headers()),
-            trailers: Vec::new(),
-            body: BodyFacts {
-                size,
-                sha256: None,
-                complete: true,
-            },
-        });
-        shared.publish(ex);
-        resp
-    }
-
-    fn fail_injected(self, phase: FailPhase, message: &str) {
-        self.fail_locally(phase, ErrorKind::Injected, message);
-    }
-
-    fn fail_locally(self, phase: FailPhase, kind: ErrorKind, message: &str) {
-        let started = self.started;
-        let (mut ex, shared) = self.base(None, false);
-        ex.timings.wait = Some(ms(started.elapsed()));
-        ex.error = Some(ExchangeError::new(phase, kind, message));
-        shared.publish(ex);
-    }
-
-    fn fail_connect(self, err: &UpstreamError, at: Instant) {
-        let started = self.started;
-        let client_tls = self.client_tls.clone();
-        let (mut ex, shared) = self.base(None, false);
-        ex.timings.dns = err.timings.dns.map(ms);
-        ex.timings.tcp = err.timings.tcp.map(ms);
-        ex.timings.tls = err.timings.tls.map(ms);
-        let phases: Duration = [err.timings.dns, err.timings.tcp, err.timings.tls]
-            .into_iter()
-            .flatten()
-            .sum();
-        // Whatever is not a named phase was spent waiting for the failed connection.
-        ex.timings.blocked = Some(ms(at
-            .saturating_duration_since(started)
-            .saturating_sub(phases)));
-        ex.server_ip = err.server_ip.map(|ip| ip.to_string());
-        ex.tls = Some(TlsFacts {
-            client: client_tls,
-            upstream: err.tls.clone(),
-        });
-        ex.error = Some(ExchangeError::new(
-            err.phase.clone(),
-            err.kind.clone(),
-            format!("{}: {}", err.what, err.message),
-        ));
-        shared.publish(ex);
-    }
-
-    fn fail_request(
-        self,
-        info: &ConnInfo,
-        kind: ErrorKind,
-        message: &str,
-        sent_at: Instant,
-        at: Instant,
-    ) {
-        let (mut ex, shared) = self.base(Some(info), false);
-        ex.timings.send = Some(0.0);
-        ex.timings.wait = Some(ms(at.saturating_duration_since(sent_at)));
-        ex.error = Some(ExchangeError::new(FailPhase::Response, kind, message));
-        shared.publish(ex);
-    }
-
-    fn finish(
-        self,
-        mut response: ResponseFacts,
-        outcome: BodyOutcome,
-        info: Option<&ConnInfo>,
-        fresh: bool,
-        timing: Timing,
-        expected: Option<u64>,
-    ) {
-        let (_, request_ended) = self.request_body();
-        let (mut ex, shared) = self.base(info, fresh);
-        let send_end = request_ended
-            .unwrap_or(timing.sent_at)
-            .clamp(timing.sent_at, timing.head_at);
-        ex.timings.blocked = Some(ms(timing.blocked));
-        ex.timings.send = Some(ms(send_end.saturating_duration_since(timing.sent_at)));
-        ex.timings.wait = Some(ms(timing.head_at.saturating_duration_since(send_end)));
-        ex.timings.receive = Some(ms(outcome.ended.saturating_duration_since(timing.head_at)));
-        response.body = BodyFacts {
-            size: outcome.bytes,
-            sha256: None,
-            complete: outcome.complete,
-        };
-        ex.stall = outcome.stall.map(|s| BodyStall {
-            longest_ms: ms(s.longest),
-            at_bytes: s.at_bytes,
-            expected_bytes: expected,
-            resumed: s.resumed,
-        });
-        if let Some(trailers) = &outcome.trailers {
-            response.trailers = header_pairs(trailers);
-        }
-        let injected = ex.fault.is_some();
-        if !outcome.complete {
-            ex.error = Some(match &outcome.error {
-                Some(message) => ExchangeError::new(
-                    FailPhase::Body,
-                    if injected {
-                        ErrorKind::Injected
-                    } else {
-                        ErrorKind::UpstreamReset
-                    },
-                    format!(
-                        "the response body failed after {} bytes: {message}",
-                        outcome.bytes
-                    ),
-                ),
-                None => ExchangeError::new(
-                    FailPhase::Body,
-                    ErrorKind::ClientAbort,
-                    format!("the client stopped reading after {} bytes", outcome.bytes),
-                ),
-            });
-        }
-        ex.response = Some(response);
-        shared.publish(ex);
-    }
-}
-
-/// Records a CONNECT- or TLS-level event that never became an HTTP exchange (so the trace
-/// and the summary still show it), as a `CONNECT https://host:port/` entry.
-pub fn publish_connection_event(
-    shared: &Shared,
-    target: &Target,
-    status: Option<u16>,
-    error: Option<ExchangeError>,
-    fault: Option<FaultFacts>,
-) {
-    let ex = Exchange {
-        id: shared.next_exchange_id(),
-        started: SystemTime::now(),
-        request: ExchangeRequest {
-            method: "CONNECT".into(),
-            url: format!("https://{}/", target.authority()),
-            http_version: "HTTP/1.1".into(),
-            headers: Vec::new(),
-            body: BodyFacts {
-                complete: true,
-                ..BodyFacts::default()
-            },
-        },
-        response: status.map(|status| ResponseFacts {
-            status,
-            http_version: "HTTP/1.1".into(),
-            headers: Vec::new(),
-            trailers: Vec::new(),
-            body: BodyFacts {
-                complete: true,
-                ..BodyFacts::default()
-            },
-        }),
-        timings: PhaseTimes {
-            send: Some(0.0),
-            wait: Some(0.0),
-            receive: Some(0.0),
-            ..PhaseTimes::default()
-        },
-        connection_id: None,
-        server_ip: None,
-        tls: None,
-        error,
-        fault,
-        stall: None,
-        client_connection: None,
+    let response_facts = ResponseFacts {
+        status: head.status.as_u16(),
+        http_version: version_name(head.version),
+        headers: header_pairs(&head.headers),
+        trailers: Vec::new(),
+        body: BodyFacts::default(),
     };
-    shared.publish(ex);
-}
-
-/// The `_fault` note for a set of decisions.
-pub fn fault_facts(decisions: &[Decision]) -> Option<FaultFacts> {
-    trace_summary(decisions).map(|(rule, action)| FaultFacts { rule, action })
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    strip_hop_by_hop(&mut head.headers);
+    let timing = Timing {
+        // Time before sending (an injected latency, mostly) is time go waited:
+        // counted as blocked so the entry's `time` covers it and waterfalls show it.
+        blocked: sent.waited + sent_at.saturating_duration_since(pending.started),
+        sent_at: sent_at + sent.waited + sent.dialed,
+        head_at,
+    };
+    let info = sent.info.clone();
+    let fresh = sent.fresh;
+    let resp_capture = ctx.shared.capture(pending.id, BodyKind::Response);
+    let body = if plan.body.is_empty() {
+        body.map_err(BoxError::from).boxed_unsync()
+    } else {
+        if plan.body.shortens() {
+            // A clean early end needs framing without the original length.
+            head.headers.remove(http::header::CONTENT_LENGTH);
+        }
+        FaultBody::new(body, plan.body.clone())
+            .with_fate(ctx.fate.clone())
+            .boxed_unsync()
+    };
+    let expected = facts.content_length;
+    let label = format!("{} {}", pending.request.method, pending.request.url);
+    let body = TapBody::new(
+        body,
+        Box::new(move |outcome| {
+            pending.finish(
+                response_facts,
+                outcome,
+                Some(&info),
+                fresh,
+                timing,
+                expected,
+            );
+        }),
+    )
+    .watch_stalls(ctx.shared.config.stall_after, label)
+    .with_capture(resp_capture)
+    .boxed_unsync();
+    Response::from_parts(head, body)
 }
 
 fn request_error_kind(err: &hyper::Error) -> ErrorKind {
@@ -744,29 +598,6 @@ fn request_error_kind(err: &hyper::Error) -> ErrorKind {
     } else {
         ErrorKind::UpstreamReset
     }
-}
-
-/// Largest request head (URI plus headers) modscope forwards.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-
-/// hyper bounds its read buffer, not the head itself (a head that arrives in one read can
-/// exceed it), so the limit is enforced here as well.
-pub fn reject_oversized_head<B>(req: &Request<B>) -> Option<Response<ProxyBody>> {
-    let size: usize = req.uri().to_string().len()
-        + req
-            .headers()
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum::<usize>();
-    (size > MAX_HEAD_BYTES).then(|| {
-        tracing::warn!("refused a request head of {size} bytes (limit {MAX_HEAD_BYTES})");
-        text_response(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            &format!(
-                "modscope: request head of {size} bytes exceeds the {MAX_HEAD_BYTES}-byte limit"
-            ),
-        )
-    })
 }
 
 /// Where a `--goproxy` route sends a request, and the credentials to add upstream.
@@ -861,109 +692,5 @@ fn resolve_target(req: &Request<Incoming>, mode: &ConnMode) -> Result<(Target, U
                 )),
             }
         }
-    }
-}
-
-/// Connection-level headers that must not travel past a proxy (RFC 9110 §7.6.1).
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in [
-        "connection",
-        "proxy-connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "transfer-encoding",
-        "upgrade",
-    ] {
-        headers.remove(name);
-    }
-    let keep_trailers = headers
-        .get(http::header::TE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-        });
-    headers.remove(http::header::TE);
-    if keep_trailers {
-        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
-    }
-}
-
-fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
-}
-
-pub fn version_name(v: Version) -> String {
-    match v {
-        Version::HTTP_09 => "HTTP/0.9",
-        Version::HTTP_10 => "HTTP/1.0",
-        Version::HTTP_11 => "HTTP/1.1",
-        Version::HTTP_2 => "HTTP/2",
-        Version::HTTP_3 => "HTTP/3",
-        _ => "HTTP/?",
-    }
-    .to_string()
-}
-
-/// A short `text/plain` answer; go prints such bodies as "server response".
-pub fn text_response(status: StatusCode, text: &str) -> Response<ProxyBody> {
-    let mut body = text.trim_end().to_string();
-    body.push('\n');
-    let mut resp = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp.headers_mut().insert(
-        HeaderName::from_static("x-modscope"),
-        HeaderValue::from_static("1"),
-    );
-    resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_by_hop_headers_are_removed() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "connection",
-            HeaderValue::from_static("keep-alive, x-secret"),
-        );
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
-        h.insert("te", HeaderValue::from_static("gzip, trailers"));
-        h.insert("accept", HeaderValue::from_static("*/*"));
-        strip_hop_by_hop(&mut h);
-        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["accept", "te"]);
-        assert_eq!(h["te"], "trailers");
     }
 }

@@ -12,9 +12,11 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 use tokio_rustls::LazyConfigAcceptor;
 
-use super::forward::{self, fault_facts, publish_connection_event, ConnCtx, ConnMode};
+use super::forward::{self, ConnCtx, ConnMode};
 use super::head_timeout::{CountReads, H2HeadWatch};
 use super::io::drive;
+use super::io::ConnectionFate;
+use super::pending::{fault_facts, publish_connection_event};
 use super::upstream::{Predial, Target, UpstreamError, UpstreamSlot, ALPN_H2, ALPN_HTTP11};
 use super::Shared;
 use crate::ca::Validity;
@@ -36,6 +38,7 @@ pub async fn serve_tls<S>(
     target: Target,
     upstream: Upstream,
     peer: SocketAddr,
+    fate: ConnectionFate,
     stop: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -88,6 +91,7 @@ pub async fn serve_tls<S>(
             start,
             target,
             peer,
+            fate,
             stop,
             sni,
             offered,
@@ -136,6 +140,7 @@ pub async fn serve_tls<S>(
         start,
         target,
         peer,
+        fate,
         stop,
         sni,
         offered,
@@ -153,6 +158,7 @@ async fn finish_handshake<S>(
     start: tokio_rustls::StartHandshake<S>,
     target: Target,
     peer: SocketAddr,
+    fate: ConnectionFate,
     stop: watch::Receiver<bool>,
     sni: Option<String>,
     offered: Vec<Vec<u8>>,
@@ -223,6 +229,7 @@ async fn finish_handshake<S>(
         version: state.protocol_version().map(version_name),
         cipher: state.negotiated_cipher_suite().map(cipher_name),
     };
+    let h2 = negotiated.as_deref() == Some(ALPN_H2);
     let ctx = Arc::new(ConnCtx {
         shared: shared.clone(),
         client_addr: peer,
@@ -230,10 +237,12 @@ async fn finish_handshake<S>(
         mode: ConnMode::Intercepted { target, client_tls },
         slot,
         alpn: upstream_alpn,
+        // hyper runs each HTTP/2 stream on a task of its own and resets it alone.
+        fate: (!h2).then_some(fate),
     });
     let service = service_fn(move |req| forward::handle(req, ctx.clone()));
     let head_timeout = shared.config.header_timeout;
-    let result = if negotiated.as_deref() == Some(ALPN_H2) {
+    let result = if h2 {
         let (io, deadline) = H2HeadWatch::new(tls, head_timeout);
         let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -255,7 +264,7 @@ async fn finish_handshake<S>(
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(head_timer)
             .header_read_timeout(head_timeout)
-            .max_buf_size(super::forward::MAX_HEAD_BYTES)
+            .max_buf_size(super::heads::MAX_HEAD_BYTES)
             .serve_connection(TokioIo::new(io), service);
         drive(conn, stop).await
     };

@@ -1,5 +1,6 @@
-//! Small IO adapters: replaying peeked bytes, activity stamps for idle timeouts, and a
-//! common graceful-shutdown hook over hyper's connection types.
+//! Small IO adapters: replaying peeked bytes, activity stamps for idle timeouts, how a
+//! client socket closes (`ConnectionFate`), and a common graceful-shutdown hook over
+//! hyper's connection types.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -125,39 +126,52 @@ impl ActivityClock {
     }
 }
 
-tokio::task_local! {
-    /// Set by an injected `reset` on an HTTP/1.1 connection: the client socket is then
-    /// closed with an RST (SO_LINGER 0) instead of a FIN, as a network reset would.
-    pub static RESET_ON_CLOSE: Arc<AtomicBool>;
-}
-
-/// Asks for the current client connection to end with a TCP reset (HTTP/1.1 only: an
-/// HTTP/2 stream error is reset with RST_STREAM by hyper, on a task of its own).
-pub fn request_tcp_reset() {
-    let _ = RESET_ON_CLOSE.try_with(|flag| flag.store(true, Ordering::Relaxed));
-}
-
-/// The client socket: stamps an `ActivityClock` on every successful read or write, and
-/// closes with an RST when `RESET_ON_CLOSE` was set for its connection.
-pub struct Activity {
-    inner: tokio::net::TcpStream,
-    clock: ActivityClock,
+/// How a client's TCP connection ends: with a FIN, or with an RST (SO_LINGER 0) as a
+/// network reset would, once an injected `reset` asked for it. Made with the client
+/// socket (`Activity` reads it when dropped) and handed to the HTTP/1.1 request handlers
+/// of that connection in `ConnCtx::fate`; an HTTP/2 stream is reset by hyper with
+/// RST_STREAM instead, so HTTP/2 handlers get none.
+#[derive(Clone, Default)]
+pub struct ConnectionFate {
     reset: Arc<AtomicBool>,
 }
 
+impl ConnectionFate {
+    /// Ends the connection with a TCP reset when its socket closes.
+    pub fn reset_on_close(&self) {
+        self.reset.store(true, Ordering::Relaxed);
+    }
+
+    fn resets(&self) -> bool {
+        self.reset.load(Ordering::Relaxed)
+    }
+}
+
+/// Asks for the client connection to end with a TCP reset, where it can (`fate` is
+/// `None` on HTTP/2).
+pub fn reset_client(fate: Option<&ConnectionFate>) {
+    if let Some(fate) = fate {
+        fate.reset_on_close();
+    }
+}
+
+/// The client socket: stamps an `ActivityClock` on every successful read or write, and
+/// closes with an RST when its `ConnectionFate` says so.
+pub struct Activity {
+    inner: tokio::net::TcpStream,
+    clock: ActivityClock,
+    fate: ConnectionFate,
+}
+
 impl Activity {
-    pub fn new(inner: tokio::net::TcpStream, clock: ActivityClock, reset: Arc<AtomicBool>) -> Self {
-        Activity {
-            inner,
-            clock,
-            reset,
-        }
+    pub fn new(inner: tokio::net::TcpStream, clock: ActivityClock, fate: ConnectionFate) -> Self {
+        Activity { inner, clock, fate }
     }
 }
 
 impl Drop for Activity {
     fn drop(&mut self) {
-        if self.reset.load(Ordering::Relaxed) {
+        if self.fate.resets() {
             // tokio deprecates SO_LINGER because a positive linger blocks the dropping
             // thread; a zero linger never waits, it just makes close() send an RST.
             #[allow(deprecated)]

@@ -6,10 +6,13 @@ mod connect;
 pub mod faults;
 pub mod forward;
 mod head_timeout;
+mod heads;
 mod intercept;
 mod io;
 mod listener;
+mod pending;
 pub mod replay;
+mod route;
 pub mod upstream;
 
 use std::net::SocketAddr;

@@ -482,7 +482,7 @@ impl Dialer {
                         .map(|p| String::from_utf8_lossy(p).into_owned()),
                     verified: true,
                     error: None,
-                    certificates: chain,
+                    certificates: chain.into(),
                 };
                 Ok((stream, facts, negotiated))
             }
@@ -491,7 +491,7 @@ impl Dialer {
                 let facts = UpstreamTls {
                     verified: false,
                     error: Some(message.clone()),
-                    certificates: chain,
+                    certificates: chain.into(),
                     ..UpstreamTls::default()
                 };
                 Err(fail(kind, message, timings, Some(facts)))

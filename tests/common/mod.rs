@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use modscope::ca::CertAuthority;
+use modscope::cmd::session::Collector;
 use modscope::config::{ConnectTo, ProxyConfig};
-use modscope::demo::Collector;
 use modscope::exchange::Exchange;
 use modscope::proxy::{self, Observer, RunningProxy};
 use modscope::testkit::client::ProxiedClient;
@@ -18,6 +18,8 @@ use modscope::testkit::origin::{Origin, OriginOptions};
 use modscope::tls::UpstreamTrust;
 
 pub use modscope::testkit::TempDir;
+
+pub mod gorun;
 
 pub const GOPROXY_HOST: &str = "proxy.golang.org";
 
@@ -147,7 +149,7 @@ fn env_path(var: &str) -> Option<PathBuf> {
 /// Debian's `go` (1.19) when present; `None` (with a printed reason) when absent and not required.
 pub fn go_binary() -> Option<PathBuf> {
     peer(
-        modscope::demo::which("go"),
+        modscope::procenv::which("go"),
         "go on PATH (apt install golang-go)",
         "MODSCOPE_REQUIRE_GO",
     )

@@ -212,7 +212,7 @@ fn tls_facts() -> impl Strategy<Value = Option<TlsFacts>> {
                     alpn: cipher,
                     verified,
                     error,
-                    certificates,
+                    certificates: certificates.into(),
                 },
             ),
     );

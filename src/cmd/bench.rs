@@ -11,57 +11,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use serde::Serialize;
 
-use crate::demo::which;
+use crate::cli::{BenchArgs, Measure};
+use crate::procenv::which;
 use crate::proxy::upstream::Sender;
 use crate::testkit::client::{drain, get_request, Alpn, ProxiedClient};
 use crate::testkit::modules::{app_requiring, SyntheticModule};
 use crate::testkit::origin::{Origin, OriginOptions};
 
 mod wan;
-
-/// `modscope bench` options.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
-    /// Small sizes and few repetitions (a smoke run, not a measurement).
-    #[arg(long)]
-    pub quick: bool,
-    /// Print the results as JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Skip the `go mod download` measurement even when go is installed.
-    #[arg(long)]
-    pub no_go: bool,
-    /// Skip the mitmproxy column even when mitmdump is installed.
-    #[arg(long)]
-    pub no_mitm: bool,
-    /// Run only these measures (comma-separated), e.g. to profile one of them; `wan` (the
-    /// WAN workload, about 10 minutes) runs only when named here.
-    #[arg(long, value_enum, value_delimiter = ',')]
-    pub only: Vec<Measure>,
-    /// Repetitions of each measure (the median is reported); default 3, 1 with --quick.
-    #[arg(long)]
-    pub reps: Option<usize>,
-}
-
-/// A group of measurements `--only` can select.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Measure {
-    /// Large-body downloads over h2 and http/1.1, and the proxy's peak RSS.
-    Throughput,
-    /// Sequential small requests on one connection, and the added latency.
-    Sequential,
-    /// Small requests over many concurrent connections.
-    Concurrent,
-    /// First and cached handshakes to many hosts.
-    Handshake,
-    /// `go mod download` of synthetic modules.
-    Go,
-    /// `modscope run -- go mod download` with `--otlp` aimed at a dead collector, vs without.
-    Otlp,
-    /// `go mod download` of 1,000 modules of log-normal sizes from an origin 20 ms away
-    /// (about 10 minutes; runs only when named).
-    Wan,
-}
 
 impl BenchArgs {
     fn wants(&self, m: Measure) -> bool {
@@ -135,7 +92,12 @@ struct ProxyChild {
 
 impl ProxyChild {
     fn start(work: &Path, origin: &Origin, record: Option<&Path>) -> Result<ProxyChild> {
-        let exe = std::env::current_exe().context("cannot find the modscope executable")?;
+        // MODSCOPE_BENCH_PROXY runs another modscope build as the proxy children, so an
+        // old and a new build are measured by the same harness (before/after tables).
+        let exe = match std::env::var_os("MODSCOPE_BENCH_PROXY") {
+            Some(exe) if !exe.is_empty() => PathBuf::from(exe),
+            _ => std::env::current_exe().context("cannot find the modscope executable")?,
+        };
         let ca_dir = work.join("ca");
         let origin_ca = work.join("origin-ca.pem");
         std::fs::create_dir_all(work)
@@ -285,6 +247,21 @@ impl Drop for MitmChild {
     }
 }
 
+/// CPU seconds the live threads of process `pid` have run so far, from each thread's
+/// `schedstat` (nanoseconds), where `/proc/<pid>/stat` counts 10 ms ticks: too coarse
+/// for the microseconds recording adds to one small request.
+fn thread_cpu_seconds(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let ns: u64 = tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1e9
+}
+
 /// User plus system CPU seconds used so far by a process (`self` or a pid).
 fn cpu_seconds(pid: &str) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -407,6 +384,8 @@ struct CpuMeter {
     pid: Option<u32>,
     bench: f64,
     proxy: f64,
+    /// The proxy's own threads, precisely (see [`thread_cpu_seconds`]).
+    proxy_threads: f64,
 }
 
 impl CpuMeter {
@@ -416,7 +395,14 @@ impl CpuMeter {
             pid,
             bench: cpu_seconds("self"),
             proxy: pid.map_or(0.0, |p| cpu_seconds(&p.to_string())),
+            proxy_threads: pid.map_or(0.0, thread_cpu_seconds),
         }
+    }
+
+    /// CPU seconds of the proxy process alone since `start`.
+    fn proxy_used(&self) -> f64 {
+        self.pid
+            .map_or(0.0, |p| thread_cpu_seconds(p) - self.proxy_threads)
     }
 
     /// CPU seconds of both processes since `start`.
@@ -433,12 +419,14 @@ impl CpuMeter {
 struct Measured {
     value: f64,
     cpu_per_rep: f64,
+    /// Of which the proxy process's own.
+    proxy_cpu_per_rep: f64,
 }
 
 /// MiB/s of one large download, median of `reps`.
 async fn throughput(via: &Via<'_>, alpn: Alpn, size: u64, reps: usize) -> Result<Measured> {
     let mut rates = Vec::new();
-    let mut cpu = 0.0;
+    let (mut cpu, mut proxy_cpu) = (0.0, 0.0);
     for _ in 0..reps {
         let mut s = via.connect("proxy.golang.org", alpn).await?;
         let meter = CpuMeter::start(via);
@@ -446,16 +434,18 @@ async fn throughput(via: &Via<'_>, alpn: Alpn, size: u64, reps: usize) -> Result
         let n = get(&mut s, &format!("https://proxy.golang.org/bytes/{size}")).await?;
         rates.push(n as f64 / (1 << 20) as f64 / started.elapsed().as_secs_f64());
         cpu += meter.used();
+        proxy_cpu += meter.proxy_used();
     }
     Ok(Measured {
         value: median(rates),
         cpu_per_rep: cpu / reps as f64,
+        proxy_cpu_per_rep: proxy_cpu / reps as f64,
     })
 }
 
 /// Per-request latencies (ms) of `n` sequential small GETs on one keep-alive connection,
-/// and the CPU microseconds each request cost (both processes).
-async fn sequential(via: &Via<'_>, n: usize) -> Result<(Vec<f64>, f64)> {
+/// the CPU microseconds each request cost (both processes) and of those the proxy's.
+async fn sequential(via: &Via<'_>, n: usize) -> Result<(Vec<f64>, f64, f64)> {
     let mut s = via.connect("proxy.golang.org", Alpn::H1).await?;
     get(&mut s, "https://proxy.golang.org/bytes/100").await?;
     let mut lat = Vec::with_capacity(n);
@@ -466,7 +456,7 @@ async fn sequential(via: &Via<'_>, n: usize) -> Result<(Vec<f64>, f64)> {
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let cpu_us = meter.used() * 1e6 / n as f64;
-    Ok((lat, cpu_us))
+    Ok((lat, cpu_us, meter.proxy_used() * 1e6 / n as f64))
 }
 
 /// Requests per second over `conns` concurrent keep-alive connections.
@@ -681,20 +671,31 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
     if let Some(go) = which("go").filter(|_| !args.no_go && args.wants(Measure::Go)) {
         eprintln!("bench: go mod download of {} modules ...", plan.go_modules);
         // One go run lasts a fraction of a second, so scheduling noise is large: take the
-        // median of at least five.
-        let reps = plan.reps.max(if args.quick { 1 } else { 5 });
+        // median of at least seven.
+        let reps = plan.reps.max(if args.quick { 1 } else { 7 });
         let (dt, mt, rt) = go_lanes(&go, work, &modules, &origin, [&plain, &recording], reps)?;
-        let (dm, mm) = (median(dt), median(mt));
+        let (dm, mm, rm) = (median(dt), median(mt), median(rt));
         rows.push(Row {
             name: format!("go mod download, {} modules", plan.go_modules),
             unit: "s".into(),
             direct: Some(dm),
             modscope: mm,
-            modscope_recording: Some(median(rt)),
+            modscope_recording: Some(rm),
             mitmproxy: None,
             ratio: Some(mm / dm),
             target: "<= 1.3x direct".into(),
             met: Some(mm / dm <= 1.3),
+        });
+        rows.push(Row {
+            name: "  go mod download: + record vs modscope".into(),
+            unit: "s".into(),
+            direct: None,
+            modscope: mm,
+            modscope_recording: Some(rm),
+            mitmproxy: None,
+            ratio: Some(rm / mm),
+            target: "<= 1.10x".into(),
+            met: Some(rm / mm <= 1.10),
         });
     }
     if let Some(go) = which("go").filter(|_| !args.no_go && args.wants(Measure::Otlp)) {
@@ -817,6 +818,19 @@ async fn throughput_rows(l: &Lanes<'_>, plan: &Plan) -> Result<Vec<Row>> {
             target: "explains the ratio (see docs)".into(),
             met: None,
         });
+        let gib = plan.body as f64 / (1u64 << 30) as f64;
+        let (plain_gib, rec_gib) = (through.proxy_cpu_per_rep / gib, rec.proxy_cpu_per_rep / gib);
+        rows.push(Row {
+            name: format!("  proxy CPU per GiB, {label}"),
+            unit: "s".into(),
+            direct: None,
+            modscope: plain_gib,
+            modscope_recording: Some(rec_gib),
+            mitmproxy: mitm_run.as_ref().map(|r| r.proxy_cpu_per_rep / gib),
+            ratio: Some(rec_gib - plain_gib),
+            target: "recording adds <= 0.5 CPU-s/GiB".into(),
+            met: Some(rec_gib - plain_gib <= 0.5),
+        });
     }
     let rss = r.pid().and_then(peak_rss_mib).unwrap_or(0.0);
     rows.push(Row {
@@ -838,15 +852,15 @@ async fn sequential_rows(l: &Lanes<'_>, plan: &Plan) -> Result<Vec<Row>> {
     let (d, m, r, x) = (&l.direct, &l.plain, &l.recording, l.mitm.as_ref());
     let mut rows = Vec::new();
     eprintln!("bench: {} sequential small requests ...", plan.sequential);
-    let (dl, dcpu) = sequential(d, plan.sequential).await?;
-    let (ml, mcpu) = sequential(m, plan.sequential).await?;
-    let (rl, rcpu) = sequential(r, plan.sequential).await?;
-    let (xl, xcpu) = match &x {
+    let (dl, dcpu, _) = sequential(d, plan.sequential).await?;
+    let (ml, mcpu, mproxy) = sequential(m, plan.sequential).await?;
+    let (rl, rcpu, rproxy) = sequential(r, plan.sequential).await?;
+    let (xl, xcpu, xproxy) = match &x {
         Some(x) => {
-            let (l, c) = sequential(x, plan.sequential).await?;
-            (Some(l), Some(c))
+            let (l, c, p) = sequential(x, plan.sequential).await?;
+            (Some(l), Some(c), Some(p))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let (dsum, msum): (f64, f64) = (dl.iter().sum(), ml.iter().sum());
     rows.push(Row {
@@ -870,6 +884,17 @@ async fn sequential_rows(l: &Lanes<'_>, plan: &Plan) -> Result<Vec<Row>> {
         ratio: Some(mcpu / dcpu),
         target: "explains the ratio (see docs)".into(),
         met: None,
+    });
+    rows.push(Row {
+        name: "  proxy CPU per sequential request".into(),
+        unit: "us".into(),
+        direct: None,
+        modscope: mproxy,
+        modscope_recording: Some(rproxy),
+        mitmproxy: xproxy,
+        ratio: Some(rproxy - mproxy),
+        target: "recording adds <= 15 us".into(),
+        met: Some(rproxy - mproxy <= 15.0),
     });
     let (d50, d99) = (percentile(dl.clone(), 0.5), percentile(dl, 0.99));
     let (m50, m99) = (percentile(ml.clone(), 0.5), percentile(ml, 0.99));

@@ -7,67 +7,47 @@ use anyhow::{Context, Result};
 use tokio::process::Command;
 use tokio::signal::unix::{signal, SignalKind};
 
+use super::session::{admin_lines, Closing, Opening, Session};
 use crate::cli::RunArgs;
-use std::sync::Arc;
-
-use crate::commands::{
-    finish_recording, load_replay, miss_recorder, observers, prepare_with_go, print_replay_report,
-};
-use crate::demo::Collector;
+use crate::console::plural;
 use crate::diagnose::{Evidence, GoEnv, Verdict};
 use crate::net::Authority;
-use crate::proxy::{self, proxy_url};
+use crate::procenv::{self, redact_goproxy};
+use crate::proxy::proxy_url;
 use crate::report::{entries_from_exchanges, exit_verdict, goproxy_bases, render_full};
 use crate::trace::Unrecorded;
 use crate::verify::{auth_env_from_process, gather, read_go_sum};
 
 pub async fn run(args: RunArgs) -> Result<i32> {
-    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let replay = match &args.replay {
-        Some(path) => Some(load_replay(path, &args.replay_options)?),
-        None => None,
-    };
     let go = crate::goproxy::go_of_command(&args.command);
-    let mut prepared = prepare_with_go(&args.common, listen, false, go.as_deref())?;
-    if let Some(path) = &args.replay {
-        if let Some(r) = miss_recorder(path, &args.replay_options, &args.common)? {
-            prepared.recorder = Some(r);
-        }
-    }
+    let mut session = Session::open(
+        &args.common,
+        Opening {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            allow_remote: false,
+            go: go.as_deref(),
+            replay: args.replay.as_deref().map(|p| (p, &args.replay_options)),
+        },
+    )?;
     let (run_ctx, root_id) = crate::export::run_context();
-    prepared.otlp_grouping = crate::otlp::SpanGrouping::Run(crate::otlp::SpanContext {
+    session.otlp_grouping = crate::otlp::SpanGrouping::Run(crate::otlp::SpanContext {
         parent: Some(root_id),
         ..run_ctx
     });
     let run_started = std::time::SystemTime::now();
-    // `--report` may already collect (see `prepare`); one collector serves both.
-    let mut watchers = observers(&prepared);
-    let collector = match &prepared.collector {
-        Some(c) => c.clone(),
-        None => {
-            let c = Arc::new(Collector::default());
-            watchers.push(c.clone());
-            c
-        }
-    };
-    let running = proxy::start_with_replay(
-        prepared.config.clone(),
-        prepared.ca.clone(),
-        prepared.trust.clone(),
-        watchers,
-        replay.clone(),
-    )
-    .await
-    .context("cannot start the proxy")?;
+    // The verdict, retries and closing summary read every exchange; `--report` may
+    // already collect (see `Session::open`): one collector serves both.
+    let collector = session.collect();
+    let running = session.start().await.context("cannot start the proxy")?;
     let url = proxy_url(running.addr);
-    eprint!("{}", crate::commands::admin_lines(&running));
+    eprint!("{}", admin_lines(&running));
 
     let goproxy = std::env::var("GOPROXY").unwrap_or_default();
     let no_proxy = std::env::var("NO_PROXY")
         .or_else(|_| std::env::var("no_proxy"))
         .unwrap_or_default();
     // In --goproxy mode go reaches modscope on loopback, which NO_PROXY cannot bypass.
-    let bypassed = match prepared.config.goproxy {
+    let bypassed = match session.config.goproxy {
         Some(_) => Vec::new(),
         None => bypassed_goproxy_hosts(&goproxy, &no_proxy),
     };
@@ -78,18 +58,18 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     }
 
     let mut env = go_env_from_process();
-    if let Some(routes) = &prepared.config.goproxy {
+    if let Some(routes) = &session.config.goproxy {
         // The list go really used (it may come from `go env -w`), not the rewrite.
         env.goproxy = Some(routes.original.clone()).filter(|v| !v.is_empty());
     }
     let bases = goproxy_bases(env.goproxy.as_deref());
     // Findings and retry messages quote GOPROXY ("go moves on to ..."): never with its
     // password.
-    env.goproxy = crate::commands::redact_goproxy(env.goproxy.as_deref(), prepared.redact);
+    env.goproxy = redact_goproxy(env.goproxy.as_deref(), session.redact);
     let mut retries_left = args.retry_transient;
     // The child's environment, the same for every attempt.
     let mut child_env: Vec<(&str, String)> = Vec::new();
-    if let Some(routes) = &prepared.config.goproxy {
+    if let Some(routes) = &session.config.goproxy {
         // Plain HTTP on loopback: go needs no proxy variables and no CA for these.
         let value = routes.rewritten(running.addr)?;
         eprintln!("modscope: GOPROXY={value}");
@@ -98,8 +78,8 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     // go never sends loopback URLs through HTTPS_PROXY, so with --goproxy --intercept
     // module requests still take the GOPROXY route and only direct/VCS traffic is
     // intercepted.
-    if prepared.config.goproxy.is_none() || args.intercept {
-        child_env.extend(crate::commands::child_env(&url, &prepared.bundle));
+    if session.config.goproxy.is_none() || args.intercept {
+        child_env.extend(procenv::child_env(&url, &session.bundle));
     }
     if let (Some(addr), Some(token)) = (running.admin_addr, &running.admin_token) {
         // A test suite run under modscope reaches the control API through these.
@@ -164,11 +144,11 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     if report.abandoned > 0 {
         eprintln!(
             "modscope: {} cut at shutdown",
-            crate::commands::plural(report.abandoned, "connection was", "connections were")
+            plural(report.abandoned, "connection was", "connections were")
         );
     }
-    if let Some(exporter) = &prepared.otlp {
-        let exchanges = collector.0.lock().map(|l| l.clone()).unwrap_or_default();
+    let run_span = session.otlp.as_ref().map(|_| {
+        let exchanges = collector.exchanges();
         // The run's verdict (ok/transient/permanent) from what went over the wire.
         let verdict = render_full(
             &entries_from_exchanges(&exchanges, &bases),
@@ -191,23 +171,19 @@ pub async fn run(args: RunArgs) -> Result<i32> {
                 .filter(|e| e.error.is_some() || e.response.is_none())
                 .count(),
         };
-        exporter.submit(crate::otlp::run_span(&facts, &run_ctx, root_id));
-        crate::export::finish_live(exporter, args.common.quiet).await;
-    }
-    finish_recording(prepared.recorder.as_ref())?;
-    if let Some(source) = &replay {
-        print_replay_report(source);
-    }
-    crate::commands::finish_report(
-        &prepared,
-        args.common.report.as_deref(),
-        Some(args.command.join(" ")),
-        Some(&go_env_from_process()),
-    )?;
+        crate::otlp::run_span(&facts, &run_ctx, root_id)
+    });
+    session
+        .finish(Closing {
+            run_span,
+            command: Some(args.command.join(" ")),
+            go_env: Some(&go_env_from_process()),
+        })
+        .await?;
     if !args.common.quiet {
-        let exchanges = collector.0.lock().map(|l| l.clone()).unwrap_or_default();
+        let exchanges = collector.exchanges();
         // A recorded trace carries the bodies' h1 hashes; the collector's copies do not.
-        let recorded = prepared
+        let recorded = session
             .recorder
             .as_ref()
             .and_then(|r| crate::trace::load_trace(r.dir()).ok());
@@ -234,7 +210,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             Some(&env),
             &evidence,
             false,
-            prepared.config.color,
+            session.config.color,
         );
         eprintln!("\n{}", rendered.text);
         // A forensic finding (a checksum, a credential) already names the cause.
@@ -251,11 +227,11 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         {
             eprintln!("modscope: {verdict}");
             // A go.sum hint only makes sense for go.
-            if prepared.recorder.is_none() && child_is_go(&args.command) {
+            if session.recorder.is_none() && child_is_go(&args.command) {
                 eprintln!("modscope: rerun with --record DIR to have modscope hash every .zip/.mod and name the one that differs from go.sum");
             }
         }
-        if let Some(routes) = &prepared.config.goproxy {
+        if let Some(routes) = &session.config.goproxy {
             let private = env.goprivate.is_some() || env.gonoproxy.is_some();
             if let Some(note) = crate::goproxy::direct_note(routes, &exchanges, private) {
                 eprintln!("modscope: note: {note}");

@@ -1,19 +1,20 @@
 //! `modscope demo`: a self-contained, offline tour. A loopback GOPROXY serving synthetic
 //! modules, modscope in front of it, and go (or a built-in client) downloading through it.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use super::session::Session;
 use crate::ca::CertAuthority;
 use crate::cli::DemoArgs;
-use crate::commands::stderr_color;
 use crate::config::{ConnectTo, ProxyConfig};
-use crate::console::{exchange_line, human_bytes, ConsoleObserver};
+use crate::console::{exchange_line, human_bytes, plural, stderr_color};
 use crate::exchange::Exchange;
-use crate::proxy::{self, Observer};
+use crate::procenv::which;
+use crate::proxy;
 use crate::testkit::client::{drain, get_request, Alpn, ProxiedClient};
 use crate::testkit::modules::{app_requiring, default_modules, SyntheticModule};
 use crate::testkit::origin::{Origin, OriginOptions};
@@ -21,18 +22,6 @@ use crate::tls::UpstreamTrust;
 
 /// The host name go is told to use; modscope maps it to the loopback origin.
 const DEMO_PROXY_HOST: &str = "proxy.golang.org";
-
-/// Keeps every exchange for the closing report.
-#[derive(Default)]
-pub struct Collector(pub Mutex<Vec<Exchange>>);
-
-impl Observer for Collector {
-    fn on_exchange(&self, ex: &Exchange) {
-        if let Ok(mut list) = self.0.lock() {
-            list.push(ex.clone());
-        }
-    }
-}
 
 pub async fn demo(args: DemoArgs) -> Result<i32> {
     let started = Instant::now();
@@ -62,9 +51,15 @@ async fn demo_in(work: &Path, args: &DemoArgs, started: Instant) -> Result<i32> 
         "{DEMO_PROXY_HOST}:443:127.0.0.1:{}",
         origin.addr.port()
     ))?];
-    let collector = Arc::new(Collector::default());
-    let console: Arc<dyn Observer> = Arc::new(ConsoleObserver::new(color, true));
-    let running = proxy::start(config, ca.clone(), trust, vec![console, collector.clone()]).await?;
+    // Every exchange printed as it ends (credentials hidden), and kept for the closing lines.
+    config.quiet = false;
+    config.color = color;
+    // go trusts only the demo CA: its one origin is behind modscope.
+    let bundle = work.join("bundle.pem");
+    std::fs::write(&bundle, ca.cert_pem())?;
+    let mut session = Session::local(config, ca.clone(), trust, bundle);
+    let collector = session.collect();
+    let running = session.start().await?;
     let url = proxy::proxy_url(running.addr);
 
     println!("modscope demo");
@@ -80,7 +75,7 @@ async fn demo_in(work: &Path, args: &DemoArgs, started: Instant) -> Result<i32> 
                 "  client             {} mod download (through the proxy)\n",
                 go.display()
             );
-            run_go(go, work, &ca, &url, &modules).await
+            run_go(go, work, &session.bundle, &url, &modules).await
         }
         None => {
             println!(
@@ -91,7 +86,7 @@ async fn demo_in(work: &Path, args: &DemoArgs, started: Instant) -> Result<i32> 
         }
     };
     running.shutdown().await;
-    let exchanges = collector.0.lock().map(|l| l.clone()).unwrap_or_default();
+    let exchanges = collector.exchanges();
     report(&exchanges, color, started);
     outcome?;
     Ok(0)
@@ -100,7 +95,7 @@ async fn demo_in(work: &Path, args: &DemoArgs, started: Instant) -> Result<i32> 
 async fn run_go(
     go: &Path,
     work: &Path,
-    ca: &CertAuthority,
+    bundle: &Path,
     url: &str,
     modules: &[SyntheticModule],
 ) -> Result<()> {
@@ -109,8 +104,6 @@ async fn run_go(
     let (go_mod, go_sum) = app_requiring(modules);
     std::fs::write(app.join("go.mod"), go_mod)?;
     std::fs::write(app.join("go.sum"), go_sum)?;
-    let bundle = work.join("bundle.pem");
-    std::fs::write(&bundle, ca.cert_pem())?;
     let status = tokio::process::Command::new(go)
         .args(["mod", "download", "-x"])
         .current_dir(&app)
@@ -125,7 +118,7 @@ async fn run_go(
         .env("GOSUMDB", "off")
         .env("GOTOOLCHAIN", "local")
         .env("HTTPS_PROXY", url)
-        .env("SSL_CERT_FILE", &bundle)
+        .env("SSL_CERT_FILE", bundle)
         .status()
         .await
         .with_context(|| format!("cannot run {}", go.display()))?;
@@ -181,9 +174,9 @@ fn report(exchanges: &[Exchange], color: bool, started: Instant) {
         exchanges.iter().filter_map(|e| e.connection_id).collect();
     println!(
         "\n{}, {} downloaded, {}, {} failed, {:.1} s in all",
-        crate::commands::plural(exchanges.len(), "request", "requests"),
+        plural(exchanges.len(), "request", "requests"),
         human_bytes(bytes),
-        crate::commands::plural(
+        plural(
             connections.len(),
             "upstream connection",
             "upstream connections"
@@ -228,14 +221,6 @@ fn total_ms(ex: &Exchange) -> f64 {
         .into_iter()
         .flatten()
         .sum()
-}
-
-/// The first executable `name` on PATH.
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
 }
 
 /// go marks module cache files read-only; make them removable.
