@@ -17,9 +17,12 @@ use crate::testkit::client::{drain, get_request, Alpn, ProxiedClient, Sender};
 use crate::testkit::modules::{app_requiring, SyntheticModule};
 use crate::testkit::origin::{Origin, OriginOptions};
 
+mod wan;
+
 impl BenchArgs {
     fn wants(&self, m: Measure) -> bool {
-        self.only.is_empty() || self.only.contains(&m)
+        // The WAN workload takes minutes, longer than all the others together.
+        (self.only.is_empty() && m != Measure::Wan) || self.only.contains(&m)
     }
 }
 
@@ -555,6 +558,44 @@ fn go_download(
     timed(cmd, "go mod download")
 }
 
+/// `go mod download` seconds of `reps` rounds, each timing direct, through `proxies[0]`
+/// and through `proxies[1]` in turn, so drift in the machine's load hits all three alike.
+fn go_lanes(
+    go: &Path,
+    work: &Path,
+    modules: &[SyntheticModule],
+    origin: &Origin,
+    proxies: [&ProxyChild; 2],
+    reps: usize,
+) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let origin_ca = work.join("origin-ca.pem");
+    std::fs::write(&origin_ca, origin.ca_pem())?;
+    let direct_url = format!("https://127.0.0.1:{}", origin.addr.port());
+    let mut times: [Vec<f64>; 3] = Default::default();
+    for _ in 0..reps {
+        times[0].push(go_download(
+            go,
+            &work.join("go-d"),
+            modules,
+            &direct_url,
+            None,
+            &origin_ca,
+        )?);
+        for (i, proxy) in proxies.iter().enumerate() {
+            times[i + 1].push(go_download(
+                go,
+                &work.join(format!("go-{i}")),
+                modules,
+                "https://proxy.golang.org",
+                Some(&proxy.url),
+                &proxy.ca_pem,
+            )?);
+        }
+    }
+    let [d, m, r] = times;
+    Ok((d, m, r))
+}
+
 pub async fn bench(args: BenchArgs) -> Result<i32> {
     let mut plan = Plan::new(args.quick);
     if let Some(reps) = args.reps {
@@ -628,40 +669,10 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
     }
     if let Some(go) = which("go").filter(|_| !args.no_go && args.wants(Measure::Go)) {
         eprintln!("bench: go mod download of {} modules ...", plan.go_modules);
-        let origin_ca = work.join("origin-ca.pem");
-        std::fs::write(&origin_ca, origin.ca_pem())?;
-        let direct_url = format!("https://127.0.0.1:{}", origin.addr.port());
-        let mut dt = Vec::new();
-        let mut mt = Vec::new();
-        let mut rt = Vec::new();
         // One go run lasts a fraction of a second, so scheduling noise is large: take the
         // median of at least seven.
-        for _ in 0..plan.reps.max(if args.quick { 1 } else { 7 }) {
-            dt.push(go_download(
-                &go,
-                &work.join("go-d"),
-                &modules,
-                &direct_url,
-                None,
-                &origin_ca,
-            )?);
-            mt.push(go_download(
-                &go,
-                &work.join("go-m"),
-                &modules,
-                "https://proxy.golang.org",
-                Some(&plain.url),
-                &plain.ca_pem,
-            )?);
-            rt.push(go_download(
-                &go,
-                &work.join("go-r"),
-                &modules,
-                "https://proxy.golang.org",
-                Some(&recording.url),
-                &recording.ca_pem,
-            )?);
-        }
+        let reps = plan.reps.max(if args.quick { 1 } else { 7 });
+        let (dt, mt, rt) = go_lanes(&go, work, &modules, &origin, [&plain, &recording], reps)?;
         let (dm, mm, rm) = (median(dt), median(mt), median(rt));
         rows.push(Row {
             name: format!("go mod download, {} modules", plan.go_modules),
@@ -689,6 +700,9 @@ async fn run_all(plan: &Plan, work: &Path, args: &BenchArgs) -> Result<Vec<Row>>
     if let Some(go) = which("go").filter(|_| !args.no_go && args.wants(Measure::Otlp)) {
         eprintln!("bench: modscope run with a dead OTLP collector ...");
         rows.extend(otlp_rows(&go, work, &modules, &origin, plan, args.quick)?);
+    }
+    if let Some(go) = which("go").filter(|_| !args.no_go && args.wants(Measure::Wan)) {
+        rows.extend(wan::wan_rows(&go, &work.join("wan"), plan, args.quick).await?);
     }
     Ok(rows)
 }

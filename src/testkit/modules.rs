@@ -52,6 +52,21 @@ impl SyntheticModule {
         }
     }
 
+    /// A module whose `data.txt` holds `data_bytes` of pseudo-random bytes from `seed`:
+    /// incompressible, so its zip is as large on the wire as a deflated real one of that
+    /// size (the bench's WAN workload sizes modules by their zip).
+    pub fn incompressible(path: &str, version: &str, data_bytes: usize, seed: u64) -> Self {
+        let mut m = Self::simple(path, version, 0);
+        let mut rng = SplitMix64(seed);
+        let mut data = Vec::with_capacity(data_bytes + 8);
+        while data.len() < data_bytes {
+            data.extend_from_slice(&rng.next_u64().to_le_bytes());
+        }
+        data.truncate(data_bytes);
+        m.files.push(("data.bin".to_string(), data));
+        m
+    }
+
     pub fn go_mod(&self) -> &[u8] {
         self.files
             .iter()
@@ -111,6 +126,26 @@ impl SyntheticModule {
             z = self.zip_hash(),
             m = self.go_mod_hash()
         )
+    }
+}
+
+/// splitmix64: a deterministic, fast generator for test data and synthetic workloads,
+/// so they need no RNG crate and repeat exactly from a seed.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1]: never 0, so `ln` of it is finite.
+    pub fn next_unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
     }
 }
 

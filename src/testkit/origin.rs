@@ -49,6 +49,11 @@ pub struct OriginOptions {
     pub basic_auth: Option<String>,
     /// Serve module zips deflated, as proxy.golang.org does (default: stored).
     pub deflate_zips: bool,
+    /// A round trip to emulate a distant origin on loopback (the bench's WAN workload):
+    /// a new connection waits one RTT before its handshake (TCP) and one more before TLS
+    /// completes, and every response head waits one RTT (the request's way out and back).
+    /// Bandwidth and slow start are not emulated.
+    pub latency: Option<std::time::Duration>,
 }
 
 impl Default for OriginOptions {
@@ -67,6 +72,7 @@ impl Default for OriginOptions {
             sumdb_via_proxy: true,
             basic_auth: None,
             deflate_zips: false,
+            latency: None,
         }
     }
 }
@@ -113,7 +119,14 @@ impl Origin {
         let tree = Arc::new(ModuleTree::new(modules, &opts));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (stop, stop_rx) = watch::channel(false);
-        tokio::spawn(serve(listener, acceptor, tree, requests.clone(), stop_rx));
+        tokio::spawn(serve(
+            listener,
+            acceptor,
+            tree,
+            requests.clone(),
+            stop_rx,
+            opts.latency,
+        ));
         Ok(Origin {
             addr,
             ca,
@@ -149,6 +162,7 @@ async fn serve(
     tree: Arc<ModuleTree>,
     requests: Arc<Mutex<Vec<String>>>,
     mut stop: watch::Receiver<bool>,
+    latency: Option<std::time::Duration>,
 ) {
     loop {
         let (tcp, _) = tokio::select! {
@@ -164,8 +178,18 @@ async fn serve(
             let service = service_fn(move |req| {
                 let tree = tree.clone();
                 let requests = requests.clone();
-                async move { Ok::<_, Infallible>(route(req, &tree, &requests).await) }
+                async move {
+                    if let Some(rtt) = latency {
+                        tokio::time::sleep(rtt).await;
+                    }
+                    Ok::<_, Infallible>(route(req, &tree, &requests).await)
+                }
             });
+            if let Some(rtt) = latency {
+                // TCP's handshake, then TLS 1.3's one round trip.
+                let trips = if acceptor.is_some() { 2 } else { 1 };
+                tokio::time::sleep(rtt * trips).await;
+            }
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let mut stop = stop;
             match acceptor {
