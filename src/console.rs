@@ -6,14 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::exchange::Exchange;
 use crate::proxy::Observer;
 
-/// `1 entry`, `2 entries`: the count with the right form of the noun.
-pub fn plural<N: std::fmt::Display + PartialEq + From<u8>>(n: N, one: &str, many: &str) -> String {
-    if n == N::from(1) {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
-}
+pub use crate::net::plural;
 
 /// The lines of an error report: the error, then each cause that adds something. A cause
 /// whose text the line before already contains (an error that prints its source) is

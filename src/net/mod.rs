@@ -1,6 +1,6 @@
 //! Network text helpers shared by every module that reads a URL, an authority or a
 //! host name: one [`Authority`] parser, one host glob, canonical reason phrases, and one
-//! human byte count and duration. Pure: strings in, values out.
+//! human byte count, duration and plural. Pure: strings in, values out.
 
 mod authority;
 mod glob;
@@ -15,6 +15,17 @@ pub fn reason_phrase(status: u16) -> &'static str {
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("")
+}
+
+/// `1 entry`, `2 entries`: the count with the right form of the noun. Here, not in
+/// `console`, so the trace reader can count without importing the console (that made
+/// config -> trace -> console -> proxy -> config a circle).
+pub fn plural<N: std::fmt::Display + PartialEq + From<u8>>(n: N, one: &str, many: &str) -> String {
+    if n == N::from(1) {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
 }
 
 /// A byte count for people: `512 B`, `1.5 KiB`, `3.0 MiB`.

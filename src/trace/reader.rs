@@ -21,7 +21,7 @@ use super::journal::{Unrecorded, UNRECORDED_KEY};
 use super::spill::{SpillStore, Spiller};
 use super::urlparts;
 use super::{BODIES_DIR, HAR_FILE, JOURNAL_FILE};
-use crate::console::plural;
+use crate::net::plural;
 
 /// A trace in memory. Every entry has an absolute URL (entries with unusable URLs are
 /// reported in `problems` and left out).
