@@ -467,6 +467,13 @@ impl Writer {
             self.opts.embed_bodies,
         ) {
             Ok(c) => c,
+            // A small encoded body whose file could not be written (a full disk): no
+            // bytes are kept anywhere, so the entry names none and the body counts as
+            // unrecorded, like a body whose streaming to disk failed.
+            Err(TraceError::Io { source, .. }) if stored.file.is_none() => {
+                self.body_failed(id, kind, &source);
+                return (BodyContent::default(), None);
+            }
             Err(e) => {
                 tracing::warn!("body of exchange {id} not embedded: {e}");
                 BodyContent {
@@ -706,6 +713,41 @@ mod tests {
         );
         assert!(!text.contains("Findings: none"), "{text}");
         assert_eq!(worst, Some(crate::diagnose::Severity::Warning));
+    }
+
+    #[test]
+    fn a_small_encoded_body_whose_file_cannot_be_written_is_counted_not_named() {
+        let dir = TestDir::new("recorder-encoded-lost");
+        let rec = Recorder::start(options(dir.path())).expect("start");
+        // `bodies/` turns into a plain file: every file under it fails, even for root.
+        std::fs::remove_dir_all(dir.path().join(BODIES_DIR)).expect("rm bodies");
+        std::fs::write(dir.path().join(BODIES_DIR), b"not a directory").expect("file");
+        let mut ex = sample_exchange();
+        ex.id = 1;
+        if let Some(r) = ex.response.as_mut() {
+            // gzip: the entry's text is the decoded body, so the wire bytes need a file.
+            r.headers = vec![("content-encoding".into(), "gzip".into())];
+            r.body.size = 3;
+        }
+        let mut capture = rec.capture(1, BodyKind::Response).expect("capture");
+        capture.chunk(&Bytes::from_static(b"\x1f\x8b\x08"));
+        capture.end(true);
+        rec.on_exchange(&ex);
+        let report = rec.finish().expect("finish");
+        assert_eq!(report.entries, 1);
+        assert_eq!(
+            (report.unrecorded.bodies, report.unrecorded.exchanges),
+            (1, 0)
+        );
+        let journal = std::fs::read_to_string(dir.path().join(JOURNAL_FILE)).expect("journal");
+        let entry: serde_json::Value =
+            serde_json::from_str(journal.lines().next().expect("a line")).expect("json");
+        let content = &entry["response"]["content"];
+        assert_eq!(
+            (&content["_sha256"], &content["_file"]),
+            (&serde_json::Value::Null, &serde_json::Value::Null),
+            "no entry may name bytes that were never written: {content}"
+        );
     }
 
     /// A tmpfs of a few hundred KiB mounted for one test, unmounted on drop.
