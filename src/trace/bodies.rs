@@ -115,12 +115,9 @@ impl BodyStore {
         }
         let dest = bodies.join(&body.sha256);
         if !stored_whole(&dest, body.size) {
-            let tmp = tempfiles::temp_path(bodies, "");
-            let written = File::options()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .and_then(|mut f| f.write_all(&body.head))
+            let (tmp, mut file) = create_temp(bodies)?;
+            let written = file
+                .write_all(&body.head)
                 .and_then(|()| fs::rename(&tmp, &dest));
             if let Err(e) = written {
                 let _ = fs::remove_file(&tmp);
@@ -150,6 +147,17 @@ fn write_all_vectored<B: AsRef<[u8]>>(out: &mut File, chunks: &[B]) -> io::Resul
         }
     }
     Ok(())
+}
+
+/// A new temp file in `bodies/`, named so a later run can tell a killed writer's.
+fn create_temp(bodies: &Path) -> io::Result<(PathBuf, File)> {
+    let tmp = tempfiles::temp_path(bodies, "");
+    let file = File::options()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| with_path(e, &tmp))?;
+    Ok((tmp, file))
 }
 
 /// Same name means same content, unless an older file was damaged: its size tells.
@@ -191,12 +199,7 @@ impl BodySink {
         let size = self.size.saturating_add(len as u64);
         if self.out.is_none() && size > EMBED_LIMIT as u64 {
             // Outgrew memory: everything so far is `head`; it goes first.
-            let tmp = tempfiles::temp_path(&self.bodies, "");
-            let mut file = File::options()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .map_err(|e| with_path(e, &tmp))?;
+            let (tmp, mut file) = create_temp(&self.bodies)?;
             self.tmp = Some(tmp);
             file.write_all(&self.head).map_err(|e| self.with_tmp(e))?;
             self.out = Some(file);
