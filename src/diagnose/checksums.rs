@@ -403,12 +403,19 @@ fn rejected(o: &Observation, why: &str) -> Finding {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::gomod::classify;
     use crate::gomod::gosum::parse_go_sum;
 
-    fn served(index: usize, url: &str, h1: Option<&str>, rejected: Option<&str>) -> Observation {
+    /// A complete 200 answer for `url` with go's `h1:` (or a rejection); forensics'
+    /// tests use it too.
+    pub(in crate::diagnose) fn served(
+        index: usize,
+        url: &str,
+        h1: Option<&str>,
+        rejected: Option<&str>,
+    ) -> Observation {
         let mut go = classify("GET", url, &[]);
         go.h1 = h1.map(str::to_string);
         go.zip_rejected = rejected.map(str::to_string);

@@ -114,17 +114,7 @@ mod tests {
     use crate::gomod::gosum::parse_go_sum;
 
     fn served(index: usize, url: &str, h1: &str) -> Observation {
-        let mut go = classify("GET", url, &[]);
-        go.h1 = Some(h1.to_string());
-        Observation {
-            index,
-            url: url.to_string(),
-            host: url.split('/').nth(2).unwrap_or("").to_string(),
-            status: 200,
-            body_complete: true,
-            go,
-            ..Observation::default()
-        }
+        crate::diagnose::checksums::tests::served(index, url, Some(h1), None)
     }
 
     const A: &str = "https://proxy.golang.org/example.com/m/@v/v1.0.0.zip";
