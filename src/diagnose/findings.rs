@@ -820,6 +820,14 @@ impl Group<'_, '_> {
         self.issues.iter().find_map(|i| i.obs.go.module.as_deref())
     }
 
+    /// " on m@v" / " on a@v, b@v +2 more" (`modules_brief` in a sentence's middle).
+    fn modules_on(&self) -> String {
+        match self.modules_brief().strip_prefix(": ") {
+            Some(list) => format!(" on {list}"),
+            None => String::new(),
+        }
+    }
+
     fn modules_brief(&self) -> String {
         match self.modules {
             [] => String::new(),
@@ -1153,9 +1161,12 @@ impl Group<'_, '_> {
                     .collect::<Vec<_>>()
                     .join(", ");
                 (
+                    // The modules matter most here: go's own words for a fault are
+                    // often nameless ("zip: checksum error").
                     format!(
-                        "{host}: {} injected by modscope: {list}{}",
+                        "{host}: {} injected by modscope: {list}{}{}",
                         plural(n, "fault"),
+                        self.modules_on(),
                         self.fallback_clause()
                     ),
                     "intended chaos, not a network problem: drop the --fault/--faults rule to stop it".to_string(),

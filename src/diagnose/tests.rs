@@ -267,7 +267,8 @@ fn injected_faults_show_the_real_diagnosis_tagged_with_the_rule() {
     // A fault with no visible failure keeps its own cause.
     assert_eq!(f[3].entries, vec![3]);
     assert!(
-        f[3].title.contains("slow (latency 50ms) x1"),
+        f[3].title
+            .contains("slow (latency 50ms) x1 on example.com/p@v1.0.0"),
         "{}",
         f[3].title
     );
