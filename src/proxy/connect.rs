@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use http::{Method, Request, Response, StatusCode};
@@ -19,7 +19,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use super::forward::{self, ConnCtx, ConnMode};
 use super::head_timeout::CountReads;
 use super::heads::{reject_oversized_head, text_response, MAX_HEAD_BYTES};
-use super::io::{drive, Activity, ActivityClock, ConnectionFate, Rewind};
+use super::io::{drive, linger_close, Activity, ActivityClock, ConnectionFate, Rewind};
 use super::pending::{fault_facts, publish_connection_event};
 use super::upstream::{
     ConnTimings, Predial, Target, UpstreamError, UpstreamSlot, CLIENT_HANDSHAKE_MARGIN,
@@ -43,6 +43,9 @@ enum Tunnel {
     Close(hyper::upgrade::OnUpgrade),
 }
 
+/// How long a closed client connection waits for the client to close its side too.
+const LINGER: Duration = Duration::from_secs(5);
+
 pub async fn serve_client(
     shared: Arc<Shared>,
     tcp: TcpStream,
@@ -53,12 +56,21 @@ pub async fn serve_client(
     let clock = ActivityClock::new();
     // Injected resets on this connection's HTTP/1.1 requests end the socket with an RST.
     let fate = ConnectionFate::default();
-    let io = Activity::new(tcp, clock.clone(), fate.clone());
+    let (io, mut returned) = Activity::new(tcp, clock.clone(), fate.clone());
     let idle = shared.config.idle_timeout;
     let lifecycle = client_lifecycle(shared, io, peer, fate, stop);
-    tokio::select! {
-        _ = lifecycle => {}
-        _ = clock.idle(idle) => tracing::debug!("{peer}: closing after {idle:?} without traffic"),
+    let ended = tokio::select! {
+        _ = lifecycle => true,
+        _ = clock.idle(idle) => {
+            tracing::debug!("{peer}: closing after {idle:?} without traffic");
+            false
+        }
+    };
+    // The socket is back unless something outlived the connection (then it closes
+    // there). Holding the permit while lingering keeps a shutdown's drain waiting for it, so the
+    // process does not exit (closing the socket with an RST) under a client still reading.
+    if let (true, Ok(tcp)) = (ended, returned.try_recv()) {
+        linger_close(tcp, LINGER).await;
     }
     drop(permit);
 }

@@ -156,28 +156,79 @@ pub fn reset_client(fate: Option<&ConnectionFate>) {
 }
 
 /// The client socket: stamps an `ActivityClock` on every successful read or write, and
-/// closes with an RST when its `ConnectionFate` says so.
+/// closes with an RST when its `ConnectionFate` says so. Otherwise, when hyper drops it,
+/// the socket goes back to the connection's owner for a [`linger_close`].
 pub struct Activity {
-    inner: tokio::net::TcpStream,
+    /// `None` only once `Drop` has handed the socket back.
+    inner: Option<tokio::net::TcpStream>,
     clock: ActivityClock,
     fate: ConnectionFate,
+    back: Option<tokio::sync::oneshot::Sender<tokio::net::TcpStream>>,
 }
 
 impl Activity {
-    pub fn new(inner: tokio::net::TcpStream, clock: ActivityClock, fate: ConnectionFate) -> Self {
-        Activity { inner, clock, fate }
+    /// The wrapped socket, and where it comes back when the wrapper is dropped.
+    pub fn new(
+        inner: tokio::net::TcpStream,
+        clock: ActivityClock,
+        fate: ConnectionFate,
+    ) -> (Self, tokio::sync::oneshot::Receiver<tokio::net::TcpStream>) {
+        let (back, returned) = tokio::sync::oneshot::channel();
+        let io = Activity {
+            inner: Some(inner),
+            clock,
+            fate,
+            back: Some(back),
+        };
+        (io, returned)
+    }
+
+    fn stream(&mut self) -> std::io::Result<Pin<&mut tokio::net::TcpStream>> {
+        self.inner
+            .as_mut()
+            .map(Pin::new)
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))
     }
 }
 
 impl Drop for Activity {
     fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
         if self.fate.resets() {
             // tokio deprecates SO_LINGER because a positive linger blocks the dropping
             // thread; a zero linger never waits, it just makes close() send an RST.
             #[allow(deprecated)]
-            let _ = self.inner.set_linger(Some(std::time::Duration::ZERO));
+            let _ = inner.set_linger(Some(std::time::Duration::ZERO));
+            return;
+        }
+        if let Some(back) = self.back.take() {
+            // No one waiting (an idle timeout): the socket just closes.
+            let _ = back.send(inner);
         }
     }
+}
+
+/// Ends a client socket as nginx's lingering close does: our FIN first, then read and
+/// discard what the client still sends until it closes too (at most `limit`). Closing a
+/// socket with unread input sends an RST, and an RST makes the client's kernel drop
+/// what the client had not read yet: the last ~100 KB of an HTTP/2 download, whose
+/// reader keeps sending WINDOW_UPDATEs while it consumes them, vanished that way.
+pub async fn linger_close(mut tcp: tokio::net::TcpStream, limit: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if tcp.shutdown().await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(limit, async {
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = tcp.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 impl AsyncRead for Activity {
@@ -186,7 +237,10 @@ impl AsyncRead for Activity {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let res = match self.stream() {
+            Ok(s) => s.poll_read(cx, buf),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         if matches!(res, Poll::Ready(Ok(()))) {
             self.clock.touch();
         }
@@ -200,7 +254,10 @@ impl AsyncWrite for Activity {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let res = match self.stream() {
+            Ok(s) => s.poll_write(cx, buf),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         if matches!(res, Poll::Ready(Ok(_))) {
             self.clock.touch();
         }
@@ -212,7 +269,10 @@ impl AsyncWrite for Activity {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        let res = match self.stream() {
+            Ok(s) => s.poll_write_vectored(cx, bufs),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         if matches!(res, Poll::Ready(Ok(_))) {
             self.clock.touch();
         }
@@ -220,15 +280,21 @@ impl AsyncWrite for Activity {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.as_ref().is_some_and(|s| s.is_write_vectored())
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        match self.stream() {
+            Ok(s) => s.poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        match self.stream() {
+            Ok(s) => s.poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 }
 
