@@ -10,6 +10,8 @@ use base64::Engine;
 use common::gorun::{fresh_cache, go_mod_verify, GoRun};
 use common::{go_binaries, write_app, TempDir};
 use modscope::ca::CertAuthority;
+use modscope::cmd::session::Collector;
+use modscope::fault::parse_spec;
 use modscope::proxy::ReplaySource;
 use modscope::replay::{OnMiss, ReplayTiming};
 use modscope::testkit::client::{Alpn, ProxiedClient};
@@ -160,6 +162,21 @@ async fn replay_proxy(
     ProxiedClient,
     Arc<ReplaySource>,
 ) {
+    let (running, client, source, _) = replay_proxy_with(trace_path, dir, &[]).await;
+    (running, client, source)
+}
+
+/// `replay_proxy` with fault rules (inline specs), and what it observed.
+async fn replay_proxy_with(
+    trace_path: &Path,
+    dir: &Path,
+    faults: &[&str],
+) -> (
+    modscope::proxy::RunningProxy,
+    ProxiedClient,
+    Arc<ReplaySource>,
+    Arc<Collector>,
+) {
     let trace = load_trace(trace_path).unwrap();
     let source = Arc::new(ReplaySource::new(
         trace,
@@ -170,17 +187,66 @@ async fn replay_proxy(
     let ca = Arc::new(CertAuthority::load_or_create(&dir.join("ca")).unwrap());
     let other = CertAuthority::generate("unused").unwrap();
     let trust = UpstreamTrust::only(&[other.cert_der().clone()]).unwrap();
+    let mut config = common::test_config(dir.join("ca"));
+    config.fault_rules = faults.iter().map(|f| parse_spec(f).unwrap()).collect();
+    let collector = Arc::new(Collector::default());
     let running = modscope::proxy::start_with_replay(
-        common::test_config(dir.join("ca")),
+        config,
         ca.clone(),
         trust,
-        Vec::new(),
+        vec![collector.clone() as Arc<dyn modscope::proxy::Observer>],
         Some(source.clone()),
     )
     .await
     .unwrap();
     let client = ProxiedClient::new(running.addr, &[ca.cert_der().clone()]).unwrap();
-    (running, client, source)
+    (running, client, source, collector)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_exchange_names_every_fault_that_shaped_it() {
+    let dir = TempDir::new("replay-faults");
+    let body = b"0123456789".to_vec();
+    let har = serde_json::json!({"log": {"version": "1.2", "creator": {"name": "t", "version": "1"}, "entries": [
+        har_entry("https://proxy.golang.org/example.com/m/@v/v1.0.0.zip", 200,
+            serde_json::json!({"size": body.len(), "mimeType": "application/zip", "text": "0123456789"})),
+    ]}});
+    let path = dir.path().join("t.har");
+    std::fs::write(&path, serde_json::to_vec(&har).unwrap()).unwrap();
+    // A request-phase rule (latency) and a response-phase one (it matches the status).
+    let (_running, client, _source, seen) = replay_proxy_with(
+        &path,
+        dir.path(),
+        &[
+            "name=slow,kind=zip:latency=5ms",
+            "name=flip,status=200:corrupt@2",
+        ],
+    )
+    .await;
+    for alpn in [Alpn::H1, Alpn::H2] {
+        let got = client
+            .get("https://proxy.golang.org/example.com/m/@v/v1.0.0.zip", alpn)
+            .await
+            .unwrap();
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body[2], b'2' ^ 0xff, "the response-phase rule acted");
+    }
+    for _ in 0..200 {
+        if seen.0.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let exchanges = seen.0.lock().unwrap().clone();
+    assert_eq!(exchanges.len(), 2);
+    for ex in exchanges {
+        let fault = ex.fault.expect("a faulted exchange says so");
+        assert_eq!(fault.rule, "slow+flip", "{fault:?}");
+        assert!(
+            fault.action.contains("latency 5ms") && fault.action.contains("corrupt 1 B"),
+            "{fault:?}"
+        );
+    }
 }
 
 fn har_entry(url: &str, status: u16, content: serde_json::Value) -> serde_json::Value {

@@ -124,7 +124,12 @@ pub async fn handle(
         }
         Route::Fail(fault) => fail_before_head(pending, fault, ctx.fate.as_ref()).await,
         Route::Replay(source, entry) => {
-            serve_replayed(pending, source, entry, plan, facts, ctx.fate.clone()).await
+            let faults = Faults {
+                plan,
+                decisions,
+                facts,
+            };
+            serve_replayed(pending, source, entry, faults, ctx.fate.clone()).await
         }
         Route::Miss(source, on_miss) => Ok(answer_miss(pending, source, on_miss)),
         Route::Upstream => {
@@ -268,8 +273,7 @@ async fn serve_replayed(
     pending: Pending,
     replay: &ReplaySource,
     entry: &Entry,
-    mut plan: FaultPlan,
-    mut facts: RequestFacts,
+    mut faults: Faults,
     fate: Option<ConnectionFate>,
 ) -> Result<Response<ProxyBody>, BoxError> {
     if entry.response.status == 0 {
@@ -307,17 +311,9 @@ async fn serve_replayed(
     if replayed.drop_content_encoding {
         head.headers.remove(http::header::CONTENT_ENCODING);
     }
-    facts.status = Some(head.status.as_u16());
-    facts.content_length = Some(len);
-    let shared = pending.shared.clone();
-    let late = shared.decide(Phase::Response, &facts);
-    if !late.is_empty() {
-        plan.add(&late);
-    }
     let mut pending = pending;
-    if let Some(f) = fault_facts(&late) {
-        pending.fault = Some(f);
-    }
+    faults.decide_response(&mut pending, head.status.as_u16(), Some(len));
+    let plan = &mut faults.plan;
     if let Some((status, headers, text)) = plan.respond.take() {
         return Ok(pending.answer_injected(status, &headers, &text));
     }
@@ -354,7 +350,7 @@ async fn serve_replayed(
         sent_at: now,
         head_at: now,
     };
-    let capture = shared.capture(pending.id, BodyKind::Response);
+    let capture = pending.shared.capture(pending.id, BodyKind::Response);
     let body = TapBody::new(
         body,
         Box::new(move |outcome| pending.finish(response_facts, outcome, None, false, timing, None)),
@@ -377,6 +373,22 @@ struct Faults {
     plan: FaultPlan,
     decisions: Vec<Decision>,
     facts: RequestFacts,
+}
+
+impl Faults {
+    /// Adds the response-phase decisions for a response head (from the origin or the
+    /// trace). The exchange's `_fault` then names every rule that shaped it, request-
+    /// and response-phase alike (replay once kept only the response-phase ones).
+    fn decide_response(&mut self, pending: &mut Pending, status: u16, content_length: Option<u64>) {
+        self.facts.status = Some(status);
+        self.facts.content_length = content_length;
+        let late = pending.shared.decide(Phase::Response, &self.facts);
+        if !late.is_empty() {
+            self.plan.add(&late);
+            self.decisions.extend(late);
+            pending.fault = fault_facts(&self.decisions);
+        }
+    }
 }
 
 /// Forwards to the origin through the connection's upstream slot and streams the answer
@@ -512,28 +524,20 @@ fn relay_response(
     ctx: &ConnCtx,
     mut pending: Pending,
     sent: Sent,
-    faults: Faults,
+    mut faults: Faults,
     sent_at: Instant,
     head_at: Instant,
 ) -> Response<ProxyBody> {
-    let Faults {
-        mut plan,
-        mut decisions,
-        mut facts,
-    } = faults;
     let (mut head, body) = sent.response.into_parts();
-    facts.status = Some(head.status.as_u16());
-    facts.content_length = head
+    let content_length = head
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let late = ctx.shared.decide(Phase::Response, &facts);
-    if !late.is_empty() {
-        plan.add(&late);
-        decisions.extend(late);
-        pending.fault = fault_facts(&decisions);
-    }
+    faults.decide_response(&mut pending, head.status.as_u16(), content_length);
+    let Faults {
+        mut plan, facts, ..
+    } = faults;
     if let Some((status, headers, text)) = plan.respond.take() {
         // The origin's answer is discarded in favour of the injected one.
         return pending.answer_injected(status, &headers, &text);
