@@ -615,7 +615,8 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::trace::testutil::{sample_exchange, FullDisk, TestDir};
+    use crate::testkit::TempDir;
+    use crate::trace::testutil::{sample_exchange, FullDisk};
     use crate::trace::{load_trace, read_verified, BODIES_DIR, JOURNAL_FILE};
 
     fn options(dir: &Path) -> RecordOptions {
@@ -663,7 +664,7 @@ mod tests {
 
     #[test]
     fn exchanges_a_full_journal_refuses_are_counted_and_reported() {
-        let dir = TestDir::new("recorder-full");
+        let dir = TempDir::new("recorder-full");
         let room = Arc::new(AtomicU64::new(u64::MAX));
         let journal = JournalWriter::open_with(dir.path(), |file| {
             Box::new(FullDisk {
@@ -717,7 +718,7 @@ mod tests {
 
     #[test]
     fn a_small_encoded_body_whose_file_cannot_be_written_is_counted_not_named() {
-        let dir = TestDir::new("recorder-encoded-lost");
+        let dir = TempDir::new("recorder-encoded-lost");
         let rec = Recorder::start(options(dir.path())).expect("start");
         // `bodies/` turns into a plain file: every file under it fails, even for root.
         std::fs::remove_dir_all(dir.path().join(BODIES_DIR)).expect("rm bodies");
@@ -751,11 +752,11 @@ mod tests {
     }
 
     /// A tmpfs of a few hundred KiB mounted for one test, unmounted on drop.
-    struct Tmpfs(TestDir);
+    struct Tmpfs(TempDir);
 
     impl Tmpfs {
         fn mount(size: &str) -> Result<Tmpfs, String> {
-            let dir = TestDir::new("recorder-tmpfs");
+            let dir = TempDir::new("recorder-tmpfs");
             let out = std::process::Command::new("mount")
                 .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
                 .arg(dir.path())

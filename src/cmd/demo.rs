@@ -16,6 +16,7 @@ use crate::exchange::Exchange;
 use crate::procenv::which;
 use crate::proxy;
 use crate::testkit::client::{drain, get_request, Alpn, ProxiedClient};
+use crate::testkit::make_writable;
 use crate::testkit::modules::{app_requiring, default_modules, SyntheticModule};
 use crate::testkit::origin::{Origin, OriginOptions};
 use crate::tls::UpstreamTrust;
@@ -223,25 +224,6 @@ fn total_ms(ex: &Exchange) -> f64 {
         .into_iter()
         .flatten()
         .sum()
-}
-
-/// go marks module cache files read-only; make them removable.
-fn make_writable(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if let Ok(meta) = entry.metadata() {
-            let mut perm = meta.permissions();
-            perm.set_mode(perm.mode() | 0o700);
-            let _ = std::fs::set_permissions(&path, perm);
-            if meta.is_dir() {
-                make_writable(&path);
-            }
-        }
-    }
 }
 
 /// Why the demo uses its built-in client.

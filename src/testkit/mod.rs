@@ -9,4 +9,4 @@ pub mod origin;
 pub mod sumdb;
 mod tempdir;
 
-pub use tempdir::TempDir;
+pub use tempdir::{make_writable, TempDir};

@@ -31,8 +31,9 @@ impl TempDir {
     }
 }
 
-/// Adds the owner's write bit throughout, so a read-only tree can be removed.
-fn make_writable(path: &Path) {
+/// Adds the owner's write bit throughout, so a read-only tree (go's module cache)
+/// can be removed.
+pub fn make_writable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return;

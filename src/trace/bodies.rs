@@ -617,7 +617,7 @@ fn with_path(e: io::Error, path: &Path) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::testutil::TestDir;
+    use crate::testkit::TempDir;
 
     /// Deterministic bytes covering every value, so binary handling is exercised.
     fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
@@ -643,7 +643,7 @@ mod tests {
 
     #[test]
     fn binary_body_round_trips_and_dedups() {
-        let dir = TestDir::new("bodies-bin");
+        let dir = TempDir::new("bodies-bin");
         let store = BodyStore::new(dir.path()).expect("store");
         let data = pseudo_random(200_000, 7);
         let mut sink = store.begin().expect("begin");
@@ -678,7 +678,7 @@ mod tests {
 
     #[test]
     fn ten_mib_body_keeps_head_bounded() {
-        let dir = TestDir::new("bodies-10m");
+        let dir = TempDir::new("bodies-10m");
         let store = BodyStore::new(dir.path()).expect("store");
         let mut sink = store.begin().expect("begin");
         let mut expect = Sha256::new();
@@ -711,7 +711,7 @@ mod tests {
 
     #[test]
     fn small_bodies_stay_in_memory_until_kept() {
-        let dir = TestDir::new("bodies-small");
+        let dir = TempDir::new("bodies-small");
         let store = BodyStore::new(dir.path()).expect("store");
         let files = || {
             fs::read_dir(dir.path().join(BODIES_DIR))
@@ -786,7 +786,7 @@ mod tests {
 
     #[test]
     fn chunk_batches_store_the_same_bytes_as_single_writes() {
-        let dir = TestDir::new("bodies-chunks");
+        let dir = TempDir::new("bodies-chunks");
         let store = BodyStore::new(dir.path()).expect("store");
         let data = pseudo_random(3 * EMBED_LIMIT + 17, 9);
         // Batches that cross the in-memory limit inside a batch, with empty chunks.
@@ -817,7 +817,7 @@ mod tests {
 
     #[test]
     fn abort_and_drop_remove_temp_files() {
-        let dir = TestDir::new("bodies-abort");
+        let dir = TempDir::new("bodies-abort");
         let store = BodyStore::new(dir.path()).expect("store");
         let mut a = store.begin().expect("begin");
         a.write(b"partial").expect("write");
@@ -841,7 +841,7 @@ mod tests {
 
     #[test]
     fn damaged_existing_file_is_replaced() {
-        let dir = TestDir::new("bodies-damaged");
+        let dir = TempDir::new("bodies-damaged");
         let store = BodyStore::new(dir.path()).expect("store");
         let sha = hex::encode(Sha256::digest(b"hello"));
         fs::write(dir.path().join(BODIES_DIR).join(&sha), b"hel").expect("damage");
@@ -853,7 +853,7 @@ mod tests {
 
     #[test]
     fn missing_corrupt_and_bad_refs_are_clear_errors() {
-        let dir = TestDir::new("bodies-errors");
+        let dir = TempDir::new("bodies-errors");
         BodyStore::new(dir.path()).expect("store");
         let sha = hex::encode(Sha256::digest(b"body"));
         let err = read_verified(dir.path(), &sha).expect_err("missing");
@@ -888,7 +888,7 @@ mod tests {
         use crate::trace::build::{build_entry, BuildOptions, EntryBodies};
         use crate::trace::testutil::sample_exchange;
         use crate::trace::{entry_body, load_trace, JournalWriter};
-        let dir = TestDir::new("bodies-stale");
+        let dir = TempDir::new("bodies-stale");
         let journal = JournalWriter::open(dir.path()).expect("journal");
         let store = BodyStore::new(dir.path()).expect("store");
         let mut sink = store.begin().expect("begin");
@@ -971,7 +971,7 @@ mod tests {
 
     #[test]
     fn stored_body_content_embeds_text_or_base64() {
-        let dir = TestDir::new("bodies-content");
+        let dir = TempDir::new("bodies-content");
         let store = BodyStore::new(dir.path()).expect("store");
         let mut s = store.begin().expect("begin");
         s.write(b"v1.0.0\n").expect("write");
@@ -1022,7 +1022,7 @@ mod tests {
         // From Python's brotli.compress(b"hello brotli\n" * 4).
         let br = hex::decode("1b3300f81da9539fbb702d568626a71540d8e8245bda5b18150d1c99e517")
             .expect("hex");
-        let dir = TestDir::new("encoded");
+        let dir = TempDir::new("encoded");
         let store = BodyStore::new(dir.path()).expect("store");
         let want_text = String::from_utf8(plain.clone()).expect("utf8");
         for (coding, wire) in [

@@ -529,8 +529,9 @@ fn write_and_rename(tmp: &Path, dest: &Path, har: &HarOut<'_>) -> Result<(), Tra
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::TempDir;
     use crate::trace::build::{build_entry, BuildOptions, EntryBodies};
-    use crate::trace::testutil::{sample_exchange, TestDir};
+    use crate::trace::testutil::sample_exchange;
     use crate::trace::validate::validate_har_1_2;
 
     fn entry(id: u64, started_micros: u64) -> Entry {
@@ -570,7 +571,7 @@ mod tests {
 
     #[test]
     fn finish_from_its_own_index_writes_what_a_journal_scan_writes() {
-        let dir = TestDir::new("journal-index");
+        let dir = TempDir::new("journal-index");
         let (own, scanned) = (dir.path().join("own"), dir.path().join("scanned"));
         let gap = Unrecorded {
             exchanges: 2,
@@ -609,7 +610,7 @@ mod tests {
 
     #[test]
     fn append_writes_one_line_per_entry_immediately() {
-        let dir = TestDir::new("journal-append");
+        let dir = TempDir::new("journal-append");
         let trace = dir.path().join("rec");
         let j = JournalWriter::open(&trace).expect("open");
         assert!(trace.join(BODIES_DIR).is_dir());
@@ -646,7 +647,7 @@ mod tests {
 
     #[test]
     fn reopening_after_a_torn_line_starts_a_fresh_line() {
-        let dir = TestDir::new("journal-torn");
+        let dir = TempDir::new("journal-torn");
         let j = JournalWriter::open(dir.path()).expect("open");
         j.append(&entry(1, 1_000_000)).expect("append");
         drop(j);
@@ -665,7 +666,7 @@ mod tests {
 
     #[test]
     fn har_is_replaced_atomically() {
-        let dir = TestDir::new("journal-har");
+        let dir = TempDir::new("journal-har");
         let p = write_har_atomic(dir.path(), &[entry(1, 1)], "1").expect("write");
         let p2 = write_har_atomic(dir.path(), &[entry(1, 1), entry(2, 2)], "1").expect("write");
         assert_eq!(p, p2);
@@ -678,7 +679,7 @@ mod tests {
     #[test]
     fn a_full_disk_never_leaves_a_partial_line() {
         use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-        let dir = TestDir::new("journal-full");
+        let dir = TempDir::new("journal-full");
         let one = serde_json::to_vec(&entry(1, 1_000_000))
             .expect("json")
             .len() as u64
@@ -771,7 +772,7 @@ mod tests {
                 Ok(())
             }
         }
-        let dir = TestDir::new("journal-stubborn");
+        let dir = TempDir::new("journal-stubborn");
         let j = JournalWriter::open_with(dir.path(), |file| {
             Box::new(Stubborn {
                 file,
@@ -795,7 +796,7 @@ mod tests {
 
     #[test]
     fn stale_har_copies_are_removed_on_open() {
-        let dir = TestDir::new("journal-stale");
+        let dir = TempDir::new("journal-stale");
         let stale = dir.path().join(".trace.har.tmp-4194304999-0");
         fs::write(&stale, b"{\"log\"").expect("write");
         let mine = temp_har_path(dir.path());
@@ -811,7 +812,7 @@ mod tests {
 
     #[test]
     fn open_names_the_path_on_failure() {
-        let dir = TestDir::new("journal-fail");
+        let dir = TempDir::new("journal-fail");
         let blocker = dir.path().join("file");
         fs::write(&blocker, b"x").expect("write");
         let err = JournalWriter::open(blocker.join("sub")).expect_err("not a dir");

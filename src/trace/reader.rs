@@ -556,10 +556,11 @@ fn materialise(trace: &LoadedTrace, r: &BodyRef<'_>, plan: &Plan) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::TempDir;
     use crate::trace::bodies::BodyStore;
     use crate::trace::build::{build_entry, BodyContent, BuildOptions, EntryBodies};
     use crate::trace::journal::{write_har_atomic, JournalWriter};
-    use crate::trace::testutil::{sample_exchange, TestDir};
+    use crate::trace::testutil::sample_exchange;
     use base64::Engine as _;
     use serde_json::{json, Value};
     use std::io::Write;
@@ -598,7 +599,7 @@ mod tests {
 
     #[test]
     fn hand_written_har_with_text_and_base64_bodies() {
-        let dir = TestDir::new("reader-hand");
+        let dir = TempDir::new("reader-hand");
         let bin: Vec<u8> = (0..=255u8).rev().collect();
         let b64 = base64::engine::general_purpose::STANDARD.encode(&bin);
         // Wrapped like MIME base64, as some tools write it.
@@ -641,7 +642,7 @@ mod tests {
 
     #[test]
     fn binary_body_round_trips_through_store_and_embedding() {
-        let dir = TestDir::new("reader-roundtrip");
+        let dir = TempDir::new("reader-roundtrip");
         let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7919 % 251) as u8).collect();
         let journal = JournalWriter::open(dir.path()).expect("journal");
         let store = BodyStore::new(dir.path()).expect("store");
@@ -700,7 +701,7 @@ mod tests {
 
     #[test]
     fn request_bodies_resolve_too() {
-        let dir = TestDir::new("reader-post");
+        let dir = TempDir::new("reader-post");
         let store = BodyStore::new(dir.path()).expect("store");
         let mut sink = store.begin().expect("begin");
         sink.write(b"0032want abc\n").expect("write");
@@ -734,7 +735,7 @@ mod tests {
 
     #[test]
     fn truncated_journal_line_is_a_problem_with_file_and_line() {
-        let dir = TestDir::new("reader-torn");
+        let dir = TempDir::new("reader-torn");
         let path = dir.path().join(JOURNAL_FILE);
         let mut text = String::new();
         for id in 1..=3 {
@@ -774,7 +775,7 @@ mod tests {
 
     #[test]
     fn stale_or_short_har_is_rebuilt_from_journal() {
-        let dir = TestDir::new("reader-stale");
+        let dir = TempDir::new("reader-stale");
         let j = JournalWriter::open(dir.path()).expect("open");
         j.append(&sample_entry(1)).expect("append");
         j.append(&sample_entry(2)).expect("append");
@@ -818,7 +819,7 @@ mod tests {
 
     #[test]
     fn non_har_json_is_an_error_naming_the_file() {
-        let dir = TestDir::new("reader-nothar");
+        let dir = TempDir::new("reader-nothar");
         let path = dir.path().join("package.json");
         write(&path, &json!({"name": "x", "version": "1"}));
         let err = load_trace(&path).expect_err("not har");
@@ -845,7 +846,7 @@ mod tests {
         );
         assert!(err.to_string().contains("package.json:3"), "{err}");
 
-        let empty = TestDir::new("reader-emptydir");
+        let empty = TempDir::new("reader-emptydir");
         let msg = load_trace(empty.path()).expect_err("empty dir").to_string();
         assert!(msg.contains("trace.har or journal.jsonl"), "{msg}");
 
@@ -857,7 +858,7 @@ mod tests {
 
     #[test]
     fn other_versions_and_bad_entries_are_problems_not_errors() {
-        let dir = TestDir::new("reader-version");
+        let dir = TempDir::new("reader-version");
         let path = dir.path().join("x.har");
         let mut broken = entry_json("https://ok.example/", json!({"size": 0, "mimeType": ""}));
         broken["request"]
@@ -888,7 +889,7 @@ mod tests {
 
     #[test]
     fn foreign_fields_survive_load_and_rewrite() {
-        let dir = TestDir::new("reader-foreign");
+        let dir = TempDir::new("reader-foreign");
         let mut e = entry_json(
             "https://ok.example/a",
             json!({"size": 0, "mimeType": "", "_decoded": 1}),
@@ -903,7 +904,7 @@ mod tests {
         let t = load_trace(&path).expect("load");
         assert!(t.problems.is_empty(), "{:?}", t.problems);
         assert_eq!(t.entries[0].time, 1.0);
-        let out = TestDir::new("reader-foreign-out");
+        let out = TempDir::new("reader-foreign-out");
         let har = write_har_atomic(out.path(), &t.entries, "t").expect("write");
         let v: Value = serde_json::from_slice(&fs::read(har).expect("read")).expect("json");
         let e = &v["log"]["entries"][0];
@@ -916,7 +917,7 @@ mod tests {
 
     #[test]
     fn journal_with_har_extension_is_sniffed() {
-        let dir = TestDir::new("reader-sniff");
+        let dir = TempDir::new("reader-sniff");
         let path = dir.path().join("rec.json");
         let mut f = File::create(&path).expect("create");
         for id in [1, 2] {
@@ -944,7 +945,7 @@ mod tests {
 
     #[test]
     fn large_embedded_bodies_are_spilled_and_still_served() {
-        let dir = TestDir::new("reader-spill");
+        let dir = TempDir::new("reader-spill");
         let zip: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 253) as u8).collect();
         let b64 = base64::engine::general_purpose::STANDARD.encode(&zip);
         let list = "v1.0.0\n".repeat(20_000);
@@ -1041,7 +1042,7 @@ mod tests {
 
     #[test]
     fn streaming_reader_reads_every_key_order_and_the_gap_record() {
-        let dir = TestDir::new("reader-order");
+        let dir = TempDir::new("reader-order");
         let path = dir.path().join("o.har");
         // `entries` before `version`, unknown keys around, the gap record.
         let text = format!(
@@ -1076,7 +1077,7 @@ mod tests {
 
     #[test]
     fn missing_corrupt_and_unsafe_body_files_are_clear_errors() {
-        let dir = TestDir::new("reader-bodies");
+        let dir = TempDir::new("reader-bodies");
         let good = b"module example.com/m\n";
         let h = sha(good);
         let har = har_json(

@@ -97,7 +97,7 @@ fn process_is_gone(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::testutil::TestDir;
+    use crate::testkit::TempDir;
 
     #[test]
     fn owner_is_read_from_the_name() {
@@ -115,7 +115,7 @@ mod tests {
         for &(prefix, name, want) in cases {
             assert_eq!(temp_owner(name, prefix), want, "{prefix:?} {name:?}");
         }
-        let dir = TestDir::new("tempfiles-name");
+        let dir = TempDir::new("tempfiles-name");
         let p = temp_path(dir.path(), ".x");
         let name = p.file_name().and_then(|n| n.to_str()).expect("name");
         assert_eq!(temp_owner(name, ".x"), Some(std::process::id()));
@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn only_files_of_dead_writers_are_removed() {
-        let dir = TestDir::new("tempfiles-stale");
+        let dir = TempDir::new("tempfiles-stale");
         let me = std::process::id();
         for (name, len) in [
             (".tmp-4000001-0", 10usize),

@@ -1,4 +1,4 @@
-//! Test helpers shared by the trace tests: the crate's temp dir and a sample exchange.
+//! Test helpers shared by the trace tests: a sample exchange and a disk that fills up.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, UNIX_EPOCH};
@@ -7,8 +7,6 @@ use crate::exchange::{
     BodyFacts, ClientTls, Exchange, ExchangeRequest, PhaseTimes, ResponseFacts, TlsFacts,
     UpstreamTls,
 };
-
-pub(crate) use crate::testkit::TempDir as TestDir;
 
 pub(crate) fn sample_exchange() -> Exchange {
     Exchange {
