@@ -1,5 +1,5 @@
 //! Outcome parity: for origins that are slow but work (slow DNS, a slow TCP connect,
-//! 5 s and 9 s TLS handshakes, an 8 s first byte) go through `modscope run` succeeds
+//! 5 s and 8 s TLS handshakes, an 8 s first byte) go through `modscope run` succeeds
 //! exactly when go alone does; and an origin too slow for go alone (an 11 s handshake)
 //! fails both ways. Both go versions; the rows run concurrently (about half a minute).
 
@@ -40,10 +40,12 @@ fn rows() -> Vec<(&'static str, &'static str, Misbehave, bool)> {
             Misbehave::HandshakeDelay(Duration::from_secs(5)),
             true,
         ),
+        // 8 s, not 9: go's budget is 10 s and this test runs 24 go commands at once on
+        // whatever cores CI has; the 11 s row shows the other side of the limit.
         (
-            "9 s TLS handshake",
-            "tls9.parity.example",
-            Misbehave::HandshakeDelay(Duration::from_secs(9)),
+            "8 s TLS handshake",
+            "tls8.parity.example",
+            Misbehave::HandshakeDelay(Duration::from_secs(8)),
             true,
         ),
         (

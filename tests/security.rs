@@ -196,7 +196,8 @@ async fn an_upstream_proxy_pointing_at_itself_is_answered_at_once() {
         text.contains("leads back to this modscope"),
         "the answer says why: {text}"
     );
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    // Well under the 5 s bound around it: a loop would only end at that bound.
+    assert!(took < Duration::from_secs(3), "took {took:?}");
     // One refused CONNECT from itself plus the client's exchange, not a cascade.
     let exchanges = fx.wait_exchanges(1).await;
     assert!(exchanges.len() <= 2, "{exchanges:?}");
