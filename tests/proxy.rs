@@ -117,6 +117,39 @@ async fn connection_is_reused_and_later_requests_have_no_connect_phases() {
     .unwrap();
 }
 
+/// `RunningProxy::settled` (what `run --retry-transient` waits on before judging an
+/// attempt): an exchange whose body is still streaming is in flight; once the client
+/// goes away it is published, and only then is the proxy settled.
+#[tokio::test]
+async fn settled_waits_for_exchanges_still_streaming() {
+    tokio::time::timeout(LIMIT, async {
+        let fx = Fixture::start().await;
+        assert!(fx.proxy.settled(Duration::from_millis(50)).await, "idle");
+        for alpn in [Alpn::H1, Alpn::H2] {
+            let before = fx.exchanges().len();
+            let mut sender = fx.client.connect(GOPROXY_HOST, 443, alpn).await.unwrap();
+            let uri: http::Uri = url("/bytes/20000000").parse().unwrap();
+            let resp = sender.send(get_request(&uri)).await.unwrap();
+            // The head is here, the 20 MB body is not read: the exchange is in flight.
+            assert!(
+                !fx.proxy.settled(Duration::from_millis(100)).await,
+                "{alpn:?}: a streaming exchange counts as in flight"
+            );
+            assert_eq!(fx.exchanges().len(), before);
+            drop(resp);
+            drop(sender);
+            assert!(
+                fx.proxy.settled(Duration::from_secs(5)).await,
+                "{alpn:?}: the abandoned exchange ends"
+            );
+            // Settled means published: no waiting for the observer.
+            assert_eq!(fx.exchanges().len(), before + 1, "{alpn:?}");
+        }
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn chunked_bodies_trailers_and_uploads_stream_through() {
     tokio::time::timeout(LIMIT, async {

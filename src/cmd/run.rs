@@ -92,8 +92,11 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         if status.success() || interrupted || args.retry_transient == 0 {
             break status;
         }
-        // Exchanges are published as their bodies end; give the last ones a moment.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // Exchanges are published as their bodies end: judge the attempt once the
+        // last ones are in (a fixed 200 ms was too short on a loaded machine).
+        if !running.settled(std::time::Duration::from_secs(5)).await {
+            tracing::debug!("exchanges still in flight 5 s after the command exited");
+        }
         let attempt: Vec<_> = collector
             .0
             .lock()

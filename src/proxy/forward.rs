@@ -21,7 +21,7 @@ use super::heads::{
     header_pairs, reject_oversized_head, strip_hop_by_hop, text_response, version_name,
 };
 use super::io::{reset_client, ConnectionFate};
-use super::pending::{fault_facts, Pending, Timing};
+use super::pending::{fault_facts, InFlight, Pending, Timing};
 use super::replay::{body as replay_body, miss_text, pacing, response_head, ReplaySource};
 use super::route::{route, HeadFault, Route};
 use super::upstream::{send_via_slot, SendError, Sent, Target, UpstreamSlot};
@@ -112,6 +112,7 @@ pub async fn handle(
         request_outcome: Default::default(),
         fault: fault_facts(&decisions),
         client_connection: ctx.client_connection,
+        in_flight: InFlight::start(&ctx.shared),
     };
     if !plan.latency.is_zero() {
         tokio::time::sleep(plan.latency).await;

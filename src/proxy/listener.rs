@@ -61,6 +61,28 @@ pub struct RunningProxy {
 }
 
 impl RunningProxy {
+    /// Waits until no exchange is in flight (every one that had a request head is
+    /// published), at most `within`; false when that bound was reached. After the
+    /// client exited, its last exchanges end as its connections close.
+    pub async fn settled(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if self
+                .shared
+                .stats
+                .in_flight
+                .load(std::sync::atomic::Ordering::Acquire)
+                == 0
+            {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// How often each fault rule matched and fired so far (what the control API reports).
     pub fn fault_stats(&self) -> crate::fault::FaultStats {
         let engine = self.shared.faults.lock();

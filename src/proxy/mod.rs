@@ -88,6 +88,9 @@ pub(crate) struct TrafficStats {
     pub failed: AtomicU64,
     pub bytes_down: AtomicU64,
     pub bytes_up: AtomicU64,
+    /// Exchanges between their request head and their publication (`pending::InFlight`);
+    /// not reset with the others.
+    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl TrafficStats {

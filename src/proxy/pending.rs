@@ -2,6 +2,7 @@
 //! response body ends and turns each way an exchange can end (answered, injected,
 //! failed locally, failed to connect or send, finished streaming) into one `Exchange`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,6 +28,37 @@ pub(super) struct Timing {
     pub head_at: Instant,
 }
 
+/// Counts an exchange in flight from its request head until it is published, or
+/// dropped unpublished (the client went away before a response head).
+pub(super) struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    pub(super) fn start(shared: &Shared) -> Self {
+        shared.stats.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(shared.stats.in_flight.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Where a finished exchange goes: publishing it, then (as the publisher drops) no
+/// longer counting it in flight, in that order, so whoever sees nothing in flight
+/// finds every exchange with the observers.
+pub(super) struct Publisher {
+    shared: Arc<Shared>,
+    _in_flight: InFlight,
+}
+
+impl Publisher {
+    fn publish(self, ex: Exchange) {
+        self.shared.publish(ex);
+    }
+}
+
 /// Everything known about an exchange before its response body ends.
 pub(super) struct Pending {
     pub shared: Arc<Shared>,
@@ -39,6 +71,7 @@ pub(super) struct Pending {
     pub request_outcome: Arc<Mutex<Option<BodyOutcome>>>,
     pub fault: Option<FaultFacts>,
     pub client_connection: u64,
+    pub in_flight: InFlight,
 }
 
 impl Pending {
@@ -57,7 +90,7 @@ impl Pending {
         }
     }
 
-    fn base(self, info: Option<&ConnInfo>, fresh: bool) -> (Exchange, Arc<Shared>) {
+    fn base(self, info: Option<&ConnInfo>, fresh: bool) -> (Exchange, Publisher) {
         let (body, _) = self.request_body();
         let mut request = self.request;
         request.body = body;
@@ -92,7 +125,11 @@ impl Pending {
             fault: self.fault,
             client_connection: Some(self.client_connection),
         };
-        (ex, self.shared)
+        let publisher = Publisher {
+            shared: self.shared,
+            _in_flight: self.in_flight,
+        };
+        (ex, publisher)
     }
 
     /// Answers with an injected response instead of forwarding, and records it.
