@@ -65,22 +65,7 @@ impl RunningProxy {
     /// published), at most `within`; false when that bound was reached. After the
     /// client exited, its last exchanges end as its connections close.
     pub async fn settled(&self, within: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if self
-                .shared
-                .stats
-                .in_flight
-                .load(std::sync::atomic::Ordering::Acquire)
-                == 0
-            {
-                return true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        settled(&self.shared, within).await
     }
 
     /// How often each fault rule matched and fired so far (what the control API reports).
@@ -219,8 +204,31 @@ async fn accept_loop(
         );
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
-        // HTTP/2 streams run in tasks of their own; they end once their connection is gone.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // HTTP/2 streams run in tasks of their own and end (publishing their exchanges) once
+    // their connection is gone: wait for them, so the trace is finished with every one.
+    // A handler still waiting on its upstream for a client that left is not waited for.
+    if !settled(&shared, Duration::from_secs(1)).await {
+        tracing::debug!("exchanges still unpublished 1 s after the last connection closed");
     }
     ShutdownReport { abandoned }
+}
+
+/// True once no exchange is in flight (see `pending::InFlight`), false after `within`.
+async fn settled(shared: &Shared, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if shared
+            .stats
+            .in_flight
+            .load(std::sync::atomic::Ordering::Acquire)
+            == 0
+        {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
