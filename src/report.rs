@@ -342,8 +342,32 @@ pub fn exit_verdict(
     let named = diagnose::diagnose(&obs, env)
         .iter()
         .any(|f| f.severity >= diagnose::Severity::Warning);
-    if named || totals.failures > 0 || totals.injected > 0 {
+    if named || totals.failures > 0 {
         return None;
+    }
+    if totals.injected > 0 {
+        // Chaos that worked: the summary's verdict is "ok" (the network is fine), which
+        // reads like success next to a failed command unless this says why.
+        let mut hit: Vec<String> = Vec::new();
+        for o in &obs {
+            let Some(f) = &o.fault else { continue };
+            let what = match o.go.module_version() {
+                Some(mv) => format!("{} on {mv}", f.rule),
+                None => format!("{} on {}", f.rule, o.host),
+            };
+            if !hit.contains(&what) {
+                hit.push(what);
+            }
+        }
+        let shown = match hit.len() {
+            0..=3 => hit.join(", "),
+            n => format!("{} +{} more", hit[..3].join(", "), n - 3),
+        };
+        return Some(format!(
+            "the command exited with status {exit_code} after modscope injected {} ({shown}): \
+             the failure is the chaos the fault rules asked for, not the network.",
+            crate::net::plural(totals.injected, "fault", "faults")
+        ));
     }
     let seen = match totals.requests {
         0 => "it made no request through modscope".to_string(),
@@ -434,6 +458,23 @@ mod tests {
         assert_eq!(with(Some("Bearer abc.def")).as_deref(), Some("Bearer"));
         assert_eq!(with(Some("[redacted]")).as_deref(), Some(""));
         assert_eq!(with(Some("rawtoken")).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn a_failure_after_injected_faults_says_they_are_the_cause() {
+        let mut corrupted = entry("https://proxy.golang.org/example.com/a/@v/v1.0.0.zip", 200);
+        corrupted.fault = Some(crate::exchange::FaultFacts {
+            rule: "rule-1".to_string(),
+            action: "corrupt 1 B at offset 10".to_string(),
+        });
+        let fine = entry("https://proxy.golang.org/example.com/b/@v/v1.0.0.zip", 200);
+        let said = exit_verdict(&[corrupted, fine.clone()], None, 1, true).unwrap();
+        assert!(
+            said.contains("injected 1 fault (rule-1 on example.com/a@v1.0.0)")
+                && said.contains("not the network"),
+            "{said}"
+        );
+        assert_eq!(exit_verdict(&[fine], None, 0, true), None);
     }
 
     #[test]

@@ -251,13 +251,27 @@ async fn go_rejects_a_corrupted_zip() {
             "{}",
             ran.stderr
         );
-        // ... so the summary's fault finding says which download it hit.
+        // ... so the summary's fault finding says which download it hit, and the closing
+        // line says the failure is the chaos asked for (the verdict "ok" alone reads
+        // like success next to a failed go).
         assert!(
             ran.stderr
                 .lines()
                 .any(|l| l.contains("injected by modscope")
                     && l.contains("corrupt 1 B")
                     && l.contains(" on example.com/bigdata@v1.0.0")),
+            "{}",
+            ran.stderr
+        );
+        assert!(
+            ran.stderr.lines().any(|l| l.starts_with(
+                "modscope: the command exited with status 1 after modscope injected 1 fault (rule-1 on example.com/bigdata@v1.0.0)"
+            )),
+            "{}",
+            ran.stderr
+        );
+        assert!(
+            !ran.stderr.contains("rerun with --record"),
             "{}",
             ran.stderr
         );

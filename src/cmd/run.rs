@@ -229,8 +229,9 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         .filter(|_| !named)
         {
             eprintln!("modscope: {verdict}");
-            // A go.sum hint only makes sense for go.
-            if session.recorder.is_none() && child_is_go(&args.command) {
+            // A go.sum hint only makes sense for go, and not when a fault explains it.
+            let injected = entries.iter().any(|e| e.fault.is_some());
+            if session.recorder.is_none() && child_is_go(&args.command) && !injected {
                 eprintln!("modscope: rerun with --record DIR to have modscope hash every .zip/.mod and name the one that differs from go.sum");
             }
         }
