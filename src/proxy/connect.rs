@@ -67,8 +67,9 @@ pub async fn serve_client(
         }
     };
     // The socket is back unless something outlived the connection (then it closes
-    // there). Holding the permit while lingering keeps a shutdown's drain waiting for it, so the
-    // process does not exit (closing the socket with an RST) under a client still reading.
+    // there). Holding the permit while lingering keeps a shutdown's drain waiting for
+    // it, so the process does not exit (closing the socket with an RST) under a client
+    // still reading.
     if let (true, Ok(tcp)) = (ended, returned.try_recv()) {
         linger_close(tcp, LINGER).await;
     }
